@@ -1,0 +1,111 @@
+package config
+
+import (
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+)
+
+// Defaults of the config file, as DESIGN.md gives them.
+const (
+	DefaultListen              = "127.0.0.1:8080"
+	DefaultStateDir            = "/var/lib/ancm"
+	DefaultSocketName          = "ancm.sock"
+	DefaultLogLevel            = "info"
+	DefaultLogFormat           = "text"
+	DefaultPathPrefix          = "/"
+	DefaultProcesses           = 1
+	DefaultStartupTimeout      = 120 * time.Second
+	DefaultShutdownTimeout     = 10 * time.Second
+	DefaultRequestTimeout      = 2 * time.Minute
+	DefaultRapidFailsPerMinute = 10
+	DefaultStopSignal          = "SIGTERM"
+	DefaultQueueSize           = 100
+	DefaultOfflineFile         = "app_offline.htm"
+	DefaultHealthInterval      = 10 * time.Second
+	DefaultLogMaxSize          = 10 << 20
+	DefaultLogMaxFiles         = 5
+
+	MaxProcesses           = 100
+	MaxRapidFailsPerMinute = 100
+)
+
+// StartMode says when an app's instances are started.
+type StartMode string
+
+const (
+	StartOnDemand StartMode = "on_demand"
+	StartEager    StartMode = "eager"
+)
+
+// File is a parsed and validated config file with every default filled in.
+type File struct {
+	// Path is the file the config was read from; relative paths in it are
+	// resolved against its directory.
+	Path string
+
+	Listen    string
+	Control   string // "unix:///path" or "tcp://host:port"
+	StateDir  string // absolute
+	LogLevel  string // trace|debug|info|warn|error
+	LogFormat string // text|json
+	// AccessLog turns on one log line per proxied request.
+	AccessLog bool
+
+	// ControlTLS is required for a tcp control address unless Insecure.
+	ControlTLS *TLS
+	// Insecure allows a tcp control address without TLS.
+	Insecure bool
+
+	Apps []App
+}
+
+// TLS names the files of the control API's TLS setup.
+type TLS struct {
+	CertFile     string
+	KeyFile      string
+	ClientCAFile string
+}
+
+// App is one app block with defaults filled in.
+type App struct {
+	Name       string
+	Command    string
+	Args       []string
+	Dir        string // absolute
+	Env        map[string]string
+	Hosts      []string // lower case, no port; "*.example.com" allowed
+	PathPrefix string   // starts with "/", no trailing "/" unless it is "/"
+
+	Start               StartMode
+	Processes           int
+	StartupTimeout      time.Duration
+	ShutdownTimeout     time.Duration
+	RequestTimeout      time.Duration
+	RapidFailsPerMinute int
+	StopSignal          string // canonical name, "SIGTERM"
+	QueueSize           int
+	OfflineFile         string // relative to Dir; "" disables
+	ErrorDetail         bool
+	Compat              string // "" or "aspnetcore"
+
+	Health    Health
+	StdoutLog StdoutLog
+
+	// DeclRange is where the app block stands in its file, for errors that
+	// involve more than one app; zero for apps that came through the API.
+	DeclRange hcl.Range
+}
+
+// Health configures HTTP health checks.
+type Health struct {
+	Path     string // "" means readiness is the port accepting TCP
+	Interval time.Duration
+}
+
+// StdoutLog configures output capture.
+type StdoutLog struct {
+	Enabled  bool
+	MaxSize  int64
+	MaxFiles int
+}
