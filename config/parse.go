@@ -1,0 +1,640 @@
+package config
+
+import (
+	"fmt"
+	"math"
+	"math/big"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// Load reads and parses the config file at path. A file that cannot be
+// read is an error wrapping the os error; a file with problems is an
+// *Error listing every one of them.
+func Load(path string) (*File, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(src, path)
+}
+
+// Parse parses a config file read from filename. Relative paths in it are
+// resolved against the directory of filename, or against the working
+// directory when filename has none.
+func Parse(src []byte, filename string) (*File, error) {
+	p, err := newParser(filename)
+	if err != nil {
+		return nil, err
+	}
+	body := p.parse(src)
+	if body == nil {
+		return nil, p.d.err()
+	}
+	f := p.file(body, false)
+	if err := p.d.err(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// ParseApps parses the app blocks of a file given to `ancmctl apply -f`.
+// The schema and the checks are those of Parse; top-level settings are
+// allowed, checked for unknown keys only, and ignored. At least one app
+// block is required.
+func ParseApps(src []byte, filename string) ([]App, error) {
+	p, err := newParser(filename)
+	if err != nil {
+		return nil, err
+	}
+	body := p.parse(src)
+	if body == nil {
+		return nil, p.d.err()
+	}
+	f := p.file(body, true)
+	if len(f.Apps) == 0 && !p.sawApp {
+		p.d.add(hcl.Range{Filename: filename, Start: hcl.InitialPos}, "", "", `no app block: apply needs at least one app "NAME" { ... }`)
+	}
+	if err := p.d.err(); err != nil {
+		return nil, err
+	}
+	return f.Apps, nil
+}
+
+type parser struct {
+	d      diags
+	base   string // absolute directory relative paths are resolved against
+	sawApp bool
+}
+
+func newParser(filename string) (*parser, error) {
+	base, err := filepath.Abs(filepath.Dir(filename))
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", filename, err)
+	}
+	return &parser{d: diags{file: filename}, base: base}, nil
+}
+
+// parse parses src with HCL's native syntax. It returns nil after a syntax
+// error: what follows one is too unreliable to check.
+func (p *parser) parse(src []byte) *hclsyntax.Body {
+	f, hd := hclsyntax.ParseConfig(src, p.d.file, hcl.InitialPos)
+	if hd.HasErrors() {
+		p.d.addHCL(hd, "", "")
+		return nil
+	}
+	body, ok := f.Body.(*hclsyntax.Body)
+	if !ok {
+		p.d.add(hcl.Range{Start: hcl.InitialPos}, "", "", "not an HCL native syntax body")
+		return nil
+	}
+	return body
+}
+
+// resolve makes a path absolute against the config file's directory.
+func (p *parser) resolve(path string) string {
+	if filepath.IsAbs(path) {
+		return filepath.Clean(path)
+	}
+	return filepath.Join(p.base, path)
+}
+
+// schema names the keys a body may hold.
+type schema struct {
+	attrs  []string
+	blocks []string
+}
+
+var (
+	fileSchema = schema{
+		attrs:  []string{"listen", "control", "state_dir", "log_level", "log_format", "access_log", "insecure"},
+		blocks: []string{"control_tls", "app"},
+	}
+	tlsSchema = schema{attrs: []string{"cert_file", "key_file", "client_ca_file"}}
+	appSchema = schema{
+		attrs: []string{"command", "args", "dir", "env", "hosts", "path_prefix", "start", "processes",
+			"startup_timeout", "shutdown_timeout", "request_timeout", "rapid_fails_per_minute",
+			"stop_signal", "queue_size", "offline_file", "error_detail", "compat"},
+		blocks: []string{"health", "stdout_log"},
+	}
+	healthSchema    = schema{attrs: []string{"path", "interval"}}
+	stdoutLogSchema = schema{attrs: []string{"enabled", "max_size", "max_files"}}
+)
+
+// scope decodes the keys of one body: the file, an app, or a block nested
+// in an app.
+type scope struct {
+	p      *parser
+	app    string // for diagnostics; "" at the top level
+	prefix string // "health." in a nested block
+	body   *hclsyntax.Body
+	// pos is where each key's value stands, for checks made after
+	// decoding; failed holds keys that could not be decoded, so that a
+	// later check does not report them again. Both are shared with the
+	// scopes of nested blocks.
+	pos    map[string]hcl.Range
+	failed map[string]bool
+}
+
+func (p *parser) scope(body *hclsyntax.Body, app string) *scope {
+	return &scope{p: p, app: app, body: body, pos: map[string]hcl.Range{}, failed: map[string]bool{}}
+}
+
+func (s *scope) nested(body *hclsyntax.Body, name string) *scope {
+	return &scope{p: s.p, app: s.app, prefix: s.prefix + name + ".", body: body, pos: s.pos, failed: s.failed}
+}
+
+func (s *scope) errf(rng hcl.Range, key, format string, args ...any) {
+	s.failed[key] = true
+	s.p.d.addf(rng, s.app, key, format, args...)
+}
+
+// checkKeys reports every attribute and block the schema does not know,
+// and attributes written as blocks or blocks as attributes.
+func (s *scope) checkKeys(sc schema) {
+	for name, attr := range s.body.Attributes {
+		switch {
+		case slices.Contains(sc.attrs, name):
+		case slices.Contains(sc.blocks, name):
+			s.errf(attr.NameRange, s.prefix+name, "must be a block: %s { ... }", name)
+		default:
+			s.errf(attr.NameRange, s.prefix+name, "unknown key%s", suggest(name, sc.attrs, sc.blocks))
+		}
+	}
+	for _, b := range s.body.Blocks {
+		switch {
+		case slices.Contains(sc.blocks, b.Type):
+		case slices.Contains(sc.attrs, b.Type):
+			s.errf(b.TypeRange, s.prefix+b.Type, "must be an argument: %s = ...", b.Type)
+		default:
+			s.errf(b.TypeRange, s.prefix+b.Type, "unknown block%s", suggest(b.Type, sc.blocks, sc.attrs))
+		}
+	}
+}
+
+// block returns the only block of a type with no labels, or nil.
+func (s *scope) block(typ string) *hclsyntax.Block {
+	var found *hclsyntax.Block
+	for _, b := range s.body.Blocks {
+		if b.Type != typ {
+			continue
+		}
+		key := s.prefix + typ
+		if len(b.Labels) > 0 {
+			s.errf(b.LabelRanges[0], key, "a %s block takes no label", typ)
+		}
+		if found != nil {
+			s.errf(b.TypeRange, key, "block given twice (first at line %d)", found.TypeRange.Start.Line)
+			continue
+		}
+		found = b
+	}
+	return found
+}
+
+// value evaluates an attribute. ok is false when it is absent, null, or
+// could not be evaluated; the last is reported.
+func (s *scope) value(name string) (v cty.Value, attr *hclsyntax.Attribute, ok bool) {
+	attr = s.body.Attributes[name]
+	if attr == nil {
+		return cty.NilVal, nil, false
+	}
+	key := s.prefix + name
+	s.pos[key] = attr.Expr.Range()
+	v, hd := attr.Expr.Value(nil)
+	if hd.HasErrors() {
+		s.failed[key] = true
+		s.p.d.addHCL(hd, s.app, key)
+		return cty.NilVal, attr, false
+	}
+	if !v.IsWhollyKnown() {
+		s.errf(attr.Expr.Range(), key, "must be a constant")
+		return cty.NilVal, attr, false
+	}
+	if v.IsNull() {
+		return cty.NilVal, attr, false
+	}
+	return v, attr, true
+}
+
+func (s *scope) typeErr(attr *hclsyntax.Attribute, want string, v cty.Value) {
+	s.errf(attr.Expr.Range(), s.prefix+attr.Name, "must be %s, not %s", want, v.Type().FriendlyName())
+}
+
+func (s *scope) str(name string, dst *string) bool {
+	v, attr, ok := s.value(name)
+	if !ok {
+		return false
+	}
+	if v.Type() != cty.String {
+		s.typeErr(attr, "a string", v)
+		return false
+	}
+	*dst = v.AsString()
+	return true
+}
+
+func (s *scope) boolean(name string, dst *bool) {
+	v, attr, ok := s.value(name)
+	if !ok {
+		return
+	}
+	if v.Type() != cty.Bool {
+		s.typeErr(attr, "true or false", v)
+		return
+	}
+	*dst = v.True()
+}
+
+func (s *scope) integer(name string, dst *int) {
+	v, attr, ok := s.value(name)
+	if !ok {
+		return
+	}
+	if v.Type() != cty.Number {
+		s.typeErr(attr, "a whole number", v)
+		return
+	}
+	if n, ok := wholeNumber(v); !ok {
+		s.errf(attr.Expr.Range(), s.prefix+name, "must be a whole number, not %s", v.AsBigFloat().Text('g', -1))
+	} else {
+		*dst = n
+	}
+}
+
+// wholeNumber returns the int a cty number holds, if it holds one.
+func wholeNumber(v cty.Value) (int, bool) {
+	bf := v.AsBigFloat()
+	if !bf.IsInt() {
+		return 0, false
+	}
+	n, acc := bf.Int64()
+	if acc != big.Exact || n > math.MaxInt32 || n < math.MinInt32 {
+		return 0, false
+	}
+	return int(n), true
+}
+
+func (s *scope) duration(name string, dst *time.Duration) {
+	var str string
+	if !s.str(name, &str) {
+		return
+	}
+	d, err := time.ParseDuration(str)
+	if err != nil {
+		s.errf(s.pos[s.prefix+name], s.prefix+name, "%q is not a duration: use a number with a unit, as \"10s\", \"2m\" or \"1h30m\"", str)
+		return
+	}
+	*dst = d
+}
+
+func (s *scope) size(name string, dst *int64) {
+	v, attr, ok := s.value(name)
+	if !ok {
+		return
+	}
+	key := s.prefix + name
+	switch v.Type() {
+	case cty.String:
+		n, err := ParseSize(v.AsString())
+		if err != nil {
+			s.errf(attr.Expr.Range(), key, "%v", err)
+			return
+		}
+		*dst = n
+	case cty.Number:
+		bf := v.AsBigFloat()
+		n, acc := bf.Int64()
+		if !bf.IsInt() || acc != big.Exact || n < 0 {
+			s.errf(attr.Expr.Range(), key, "must be a whole number of bytes or a size such as \"10MB\"")
+			return
+		}
+		*dst = n
+	default:
+		s.typeErr(attr, "a size such as \"10MB\"", v)
+	}
+}
+
+// strings decodes a list of strings, noting where each element stands as
+// "KEY[i]".
+func (s *scope) strings(name string, dst *[]string) {
+	v, attr, ok := s.value(name)
+	if !ok {
+		return
+	}
+	key := s.prefix + name
+	t := v.Type()
+	if !t.IsTupleType() && !t.IsListType() && !t.IsSetType() {
+		s.typeErr(attr, "a list of strings", v)
+		return
+	}
+	elems, _ := hcl.ExprList(attr.Expr)
+	out := make([]string, 0, v.LengthInt())
+	bad := false
+	for i, it := 0, v.ElementIterator(); it.Next(); i++ {
+		_, ev := it.Element()
+		rng := attr.Expr.Range()
+		if len(elems) == v.LengthInt() {
+			rng = elems[i].Range()
+		}
+		s.pos[fmt.Sprintf("%s[%d]", key, i)] = rng
+		if ev.IsNull() || ev.Type() != cty.String {
+			s.errf(rng, key, "element %d must be a string, not %s", i, ev.Type().FriendlyName())
+			bad = true
+			continue
+		}
+		out = append(out, ev.AsString())
+	}
+	if !bad {
+		*dst = out
+	}
+}
+
+// stringMap decodes a map of strings, noting where each key stands as
+// "KEY[NAME]".
+func (s *scope) stringMap(name string, dst *map[string]string) {
+	v, attr, ok := s.value(name)
+	if !ok {
+		return
+	}
+	key := s.prefix + name
+	t := v.Type()
+	if !t.IsObjectType() && !t.IsMapType() {
+		s.typeErr(attr, "a map of strings, as { NAME = \"value\" }", v)
+		return
+	}
+	bad := false
+	pairs, _ := hcl.ExprMap(attr.Expr)
+	seen := map[string]hcl.Range{}
+	for _, kv := range pairs {
+		kval, hd := kv.Key.Value(nil)
+		if hd.HasErrors() || kval.IsNull() || !kval.IsKnown() || kval.Type() != cty.String {
+			continue
+		}
+		k := kval.AsString()
+		if first, dup := seen[k]; dup {
+			s.errf(kv.Key.Range(), key, "%s is given twice (first at line %d)", k, first.Start.Line)
+			bad = true
+		}
+		seen[k] = kv.Key.Range()
+		s.pos[key+"["+k+"]"] = kv.Key.Range()
+	}
+	out := make(map[string]string, v.LengthInt())
+	for it := v.ElementIterator(); it.Next(); {
+		kv, ev := it.Element()
+		k := kv.AsString()
+		if ev.IsNull() || ev.Type() != cty.String {
+			rng, ok := seen[k]
+			if !ok {
+				rng = attr.Expr.Range()
+			}
+			s.errf(rng, key, "value of %s must be a string, not %s", k, ev.Type().FriendlyName())
+			bad = true
+			continue
+		}
+		out[k] = ev.AsString()
+	}
+	if !bad {
+		*dst = out
+	}
+}
+
+// file decodes the top-level body. With appsOnly, top-level settings are
+// not decoded.
+func (p *parser) file(body *hclsyntax.Body, appsOnly bool) *File {
+	s := p.scope(body, "")
+	s.checkKeys(fileSchema)
+	f := &File{Path: p.d.file}
+	if !appsOnly {
+		p.settings(s, f)
+	}
+
+	names := map[string]hcl.Range{}
+	var routed []routedApp
+	for _, b := range body.Blocks {
+		if b.Type != "app" {
+			continue
+		}
+		p.sawApp = true
+		a, scope, ok := p.app(b)
+		if !ok {
+			continue
+		}
+		if first, dup := names[a.Name]; dup {
+			p.d.addf(b.LabelRanges[0], a.Name, "name", "another app with this name is at line %d", first.Start.Line)
+			continue
+		}
+		names[a.Name] = b.LabelRanges[0]
+		f.Apps = append(f.Apps, a)
+		if !scope.failed["hosts"] && !scope.failed["path_prefix"] {
+			routed = append(routed, routedApp{app: a, pos: scope.pos})
+		}
+	}
+	for _, c := range routeConflicts(routed) {
+		later := routed[c.j]
+		rng, ok := later.pos["path_prefix"]
+		if !ok {
+			rng = later.app.DeclRange
+		}
+		p.d.add(rng, later.app.Name, "path_prefix", c.message(routed[c.i].app))
+	}
+	return f
+}
+
+// settings decodes the top-level settings into f and checks them.
+func (p *parser) settings(s *scope, f *File) {
+	f.Listen = DefaultListen
+	f.LogLevel = DefaultLogLevel
+	f.LogFormat = DefaultLogFormat
+
+	if s.str("listen", &f.Listen) {
+		if err := checkListen(f.Listen); err != nil {
+			s.errf(s.pos["listen"], "listen", "%v", err)
+		}
+	}
+	stateDir := ""
+	if s.str("state_dir", &stateDir) && stateDir == "" {
+		s.errf(s.pos["state_dir"], "state_dir", "must not be empty")
+	}
+	if stateDir == "" {
+		stateDir = defaultStateDir()
+	}
+	f.StateDir = p.resolve(stateDir)
+
+	if s.str("log_level", &f.LogLevel) && !slices.Contains(logLevels, f.LogLevel) {
+		s.errf(s.pos["log_level"], "log_level", "must be one of %s, not %q", strings.Join(logLevels, "|"), f.LogLevel)
+	}
+	if s.str("log_format", &f.LogFormat) && !slices.Contains(logFormats, f.LogFormat) {
+		s.errf(s.pos["log_format"], "log_format", "must be one of %s, not %q", strings.Join(logFormats, "|"), f.LogFormat)
+	}
+	s.boolean("access_log", &f.AccessLog)
+	s.boolean("insecure", &f.Insecure)
+
+	if b := s.block("control_tls"); b != nil {
+		t := s.nested(b.Body, "control_tls")
+		t.checkKeys(tlsSchema)
+		f.ControlTLS = &TLS{}
+		for _, k := range []struct {
+			name string
+			dst  *string
+		}{
+			{"cert_file", &f.ControlTLS.CertFile},
+			{"key_file", &f.ControlTLS.KeyFile},
+			{"client_ca_file", &f.ControlTLS.ClientCAFile},
+		} {
+			t.str(k.name, k.dst)
+			switch {
+			case *k.dst != "":
+				*k.dst = p.resolve(*k.dst)
+			case !t.failed["control_tls."+k.name]:
+				t.errf(b.DefRange(), "control_tls."+k.name, "required: control_tls needs cert_file, key_file and client_ca_file")
+			}
+		}
+	}
+
+	f.Control = "unix://" + filepath.Join(f.StateDir, DefaultSocketName)
+	control := ""
+	if s.str("control", &control) {
+		addr, err := p.controlAddress(control)
+		if err != nil {
+			s.errf(s.pos["control"], "control", "%v", err)
+			return
+		}
+		f.Control = addr
+		if strings.HasPrefix(addr, "tcp://") && f.ControlTLS == nil && !f.Insecure {
+			s.errf(s.pos["control"], "control", "a tcp address needs a control_tls block (cert_file, key_file, client_ca_file), or insecure = true to serve the API without TLS")
+		}
+	}
+}
+
+// routedApp is an app whose hosts and path_prefix are valid, with the
+// positions of its keys.
+type routedApp struct {
+	app App
+	pos map[string]hcl.Range
+}
+
+// app decodes and checks one app block. ok is false when the block has no
+// usable name; its body is still checked.
+func (p *parser) app(b *hclsyntax.Block) (a App, s *scope, ok bool) {
+	name := ""
+	if len(b.Labels) > 0 {
+		name = b.Labels[0]
+	}
+	s = p.scope(b.Body, name)
+	a = defaultApp(name)
+	a.Dir = p.base
+	a.DeclRange = b.DefRange()
+	ok = true
+	switch len(b.Labels) {
+	case 1:
+		s.pos["name"] = b.LabelRanges[0]
+	case 0:
+		p.d.add(b.TypeRange, "", "app", `an app block needs a name: app "NAME" { ... }`)
+		ok = false
+	default:
+		p.d.add(b.LabelRanges[1], name, "app", `an app block has one label, its name: app "NAME" { ... }`)
+		ok = false
+	}
+
+	s.checkKeys(appSchema)
+	s.str("command", &a.Command)
+	s.strings("args", &a.Args)
+	if s.str("dir", &a.Dir) {
+		if a.Dir == "" {
+			s.errf(s.pos["dir"], "dir", "must not be empty (leave it out for the config file's directory)")
+		}
+		a.Dir = p.resolve(a.Dir)
+	}
+	s.stringMap("env", &a.Env)
+	s.strings("hosts", &a.Hosts)
+	s.str("path_prefix", &a.PathPrefix)
+	var start string
+	if s.str("start", &start) {
+		a.Start = StartMode(start)
+	}
+	s.integer("processes", &a.Processes)
+	s.duration("startup_timeout", &a.StartupTimeout)
+	s.duration("shutdown_timeout", &a.ShutdownTimeout)
+	s.duration("request_timeout", &a.RequestTimeout)
+	s.integer("rapid_fails_per_minute", &a.RapidFailsPerMinute)
+	s.str("stop_signal", &a.StopSignal)
+	s.integer("queue_size", &a.QueueSize)
+	s.str("offline_file", &a.OfflineFile)
+	s.boolean("error_detail", &a.ErrorDetail)
+	s.str("compat", &a.Compat)
+
+	if hb := s.block("health"); hb != nil {
+		h := s.nested(hb.Body, "health")
+		h.checkKeys(healthSchema)
+		h.str("path", &a.Health.Path)
+		h.duration("interval", &a.Health.Interval)
+	}
+	if lb := s.block("stdout_log"); lb != nil {
+		l := s.nested(lb.Body, "stdout_log")
+		l.checkKeys(stdoutLogSchema)
+		l.boolean("enabled", &a.StdoutLog.Enabled)
+		l.size("max_size", &a.StdoutLog.MaxSize)
+		l.integer("max_files", &a.StdoutLog.MaxFiles)
+	}
+
+	for _, pr := range checkApp(&a) {
+		if s.failed[pr.key] || pr.key == "name" && !ok {
+			continue
+		}
+		rng, found := s.pos[pr.at]
+		if !found {
+			rng, found = s.pos[pr.key]
+		}
+		if !found {
+			rng = b.DefRange()
+		}
+		p.d.add(rng, name, pr.key, pr.msg)
+	}
+	return a, s, ok
+}
+
+// suggest returns `; did you mean "x"?` for the known key closest to name,
+// or "".
+func suggest(name string, lists ...[]string) string {
+	best, bestDist := "", 3
+	for _, list := range lists {
+		for _, k := range list {
+			if d := editDistance(name, k); d < bestDist {
+				best, bestDist = k, d
+			}
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf("; did you mean %q?", best)
+}
+
+// editDistance is the Levenshtein distance of two short ASCII keys.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
