@@ -1,0 +1,533 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	ancmv1 "github.com/ancm-dev/ancm/api/gen/ancm/v1"
+)
+
+// jsonOptions are the options of every JSON output: stable field names as in
+// the .proto files, and no zero values.
+var jsonOptions = protojson.MarshalOptions{Multiline: true, Indent: "  ", UseProtoNames: true, EmitUnpopulated: false}
+
+// printer writes the output of every command, as a table for humans or as
+// JSON for scripts. now and loc make times and ages reproducible in tests.
+type printer struct {
+	w    io.Writer
+	json bool
+	now  func() time.Time
+	loc  *time.Location
+}
+
+// JSON writes m as indented JSON.
+func (p *printer) JSON(m proto.Message) error {
+	b, err := jsonOptions.Marshal(m)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(p.w, "%s\n", b)
+	return err
+}
+
+// JSONLine writes m as JSON on one line, for streams. protojson's own
+// single-line form varies its spacing on purpose; compacting the multi-line
+// form gives the same bytes every time.
+func (p *printer) JSONLine(m proto.Message) error {
+	b, err := jsonOptions.Marshal(m)
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, b); err != nil {
+		return err
+	}
+	buf.WriteByte('\n')
+	_, err = p.w.Write(buf.Bytes())
+	return err
+}
+
+func (p *printer) table() *tabwriter.Writer { return tabwriter.NewWriter(p.w, 0, 8, 3, ' ', 0) }
+
+// Apps writes the apps table: one row per app.
+func (p *printer) Apps(apps []*ancmv1.App) error {
+	tw := p.table()
+	fmt.Fprintln(tw, "APP\tSTATE\tREADY\tPIDS\tPORTS\tRESTARTS\tUPTIME\tLAST EXIT")
+	for _, a := range apps {
+		var pids, ports []string
+		ready := 0
+		for _, in := range a.GetInstances() {
+			if in.GetState() == ancmv1.InstanceState_INSTANCE_STATE_READY {
+				ready++
+			}
+			if in.GetPid() > 0 && live(in.GetState()) {
+				pids = append(pids, strconv.Itoa(int(in.GetPid())))
+			}
+			if in.GetPort() > 0 && live(in.GetState()) {
+				ports = append(ports, strconv.Itoa(int(in.GetPort())))
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\t%s\t%d\t%s\t%s\n",
+			a.GetSpec().GetName(), appState(a.GetState()), ready, wanted(a.GetSpec()),
+			list(pids), list(ports), a.GetRestarts(), p.uptime(a), exitText(lastExit(a)))
+	}
+	return tw.Flush()
+}
+
+// App writes everything about one app: status, config and instances.
+func (p *printer) App(a *ancmv1.App) error {
+	s := a.GetSpec()
+	tw := p.table()
+	fmt.Fprintf(tw, "Name:\t%s\n", s.GetName())
+	fmt.Fprintf(tw, "State:\t%s\n", appState(a.GetState()))
+	if a.GetStateSince() != nil {
+		fmt.Fprintf(tw, "Since:\t%s\n", p.timeAgo(a.GetStateSince()))
+	}
+	if a.GetStateReason() != "" {
+		fmt.Fprintf(tw, "Reason:\t%s\n", a.GetStateReason())
+	}
+	fmt.Fprintf(tw, "Source:\t%s\n", orDash(a.GetSource()))
+	fmt.Fprintf(tw, "Restarts:\t%d\n", a.GetRestarts())
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+
+	fmt.Fprintln(p.w, "\nConfig:")
+	tw = p.table()
+	row := func(k, v string) { fmt.Fprintf(tw, "  %s\t%s\n", k, v) }
+	row("command", s.GetCommand())
+	row("args", quotedList(s.GetArgs()))
+	row("dir", orDefault(s.GetDir()))
+	env := make([]string, 0, len(s.GetEnv()))
+	for k, v := range s.GetEnv() {
+		env = append(env, k+"="+v)
+	}
+	sort.Strings(env)
+	if len(env) == 0 {
+		row("env", "-")
+	}
+	for i, kv := range env {
+		if i == 0 {
+			row("env", kv)
+		} else {
+			row("", kv)
+		}
+	}
+	if len(s.GetHosts()) == 0 {
+		row("hosts", "(any)")
+	} else {
+		row("hosts", strings.Join(s.GetHosts(), ", "))
+	}
+	row("path_prefix", orDefault(s.GetPathPrefix()))
+	row("start", startMode(s.GetStart()))
+	row("processes", orDefault(uintText(s.GetProcesses())))
+	row("startup_timeout", duration(s.GetStartupTimeout()))
+	row("shutdown_timeout", duration(s.GetShutdownTimeout()))
+	row("request_timeout", duration(s.GetRequestTimeout()))
+	if s.RapidFailsPerMinute == nil {
+		row("rapid_fails_per_minute", "(default)")
+	} else {
+		row("rapid_fails_per_minute", strconv.Itoa(int(s.GetRapidFailsPerMinute())))
+	}
+	row("stop_signal", orDefault(s.GetStopSignal()))
+	if s.QueueSize == nil {
+		row("queue_size", "(default)")
+	} else {
+		row("queue_size", strconv.Itoa(int(s.GetQueueSize())))
+	}
+	switch {
+	case s.OfflineFile == nil:
+		row("offline_file", "(default)")
+	case s.GetOfflineFile() == "":
+		row("offline_file", `"" (disabled)`)
+	default:
+		row("offline_file", s.GetOfflineFile())
+	}
+	row("error_detail", strconv.FormatBool(s.GetErrorDetail()))
+	row("compat", orDash(s.GetCompat()))
+	row("health.path", orDash(s.GetHealth().GetPath()))
+	row("health.interval", duration(s.GetHealth().GetInterval()))
+	if s.GetStdoutLog().Enabled == nil {
+		row("stdout_log.enabled", "(default)")
+	} else {
+		row("stdout_log.enabled", strconv.FormatBool(s.GetStdoutLog().GetEnabled()))
+	}
+	row("stdout_log.max_size", orDefault(size(s.GetStdoutLog().GetMaxSize())))
+	row("stdout_log.max_files", orDefault(uintText(s.GetStdoutLog().GetMaxFiles())))
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+
+	fmt.Fprintln(p.w, "\nInstances:")
+	if len(a.GetInstances()) == 0 {
+		fmt.Fprintln(p.w, "  none")
+	} else {
+		tw = p.table()
+		fmt.Fprintln(tw, "  INDEX\tSTATE\tPID\tPORT\tREADY SINCE\tRESTARTS\tLAST EXIT\tLOG")
+		for _, in := range a.GetInstances() {
+			fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n",
+				in.GetIndex(), instanceState(in.GetState()), orDash(intText(in.GetPid())),
+				orDash(uintText(in.GetPort())), p.timeAgo(in.GetReadySince()), in.GetRestarts(),
+				exitText(in.GetLastExit()), orDash(in.GetLogPath()))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+
+	if len(a.GetLogTail()) > 0 {
+		fmt.Fprintln(p.w, "\nLast failure output:")
+		for _, l := range a.GetLogTail() {
+			fmt.Fprintf(p.w, "  %s\n", l)
+		}
+	}
+	return nil
+}
+
+// Applied writes the outcome of applying one app.
+func (p *printer) Applied(resp *ancmv1.ApplyAppResponse, dryRun bool) error {
+	if p.json {
+		return p.JSON(resp)
+	}
+	suffix := ""
+	if dryRun {
+		suffix = " (dry run)"
+	}
+	_, err := fmt.Fprintf(p.w, "%s: %s%s\n", resp.GetApp().GetSpec().GetName(), applyChange(resp.GetChange()), suffix)
+	return err
+}
+
+// LogLines writes captured output as "[instance] text".
+func (p *printer) LogLines(resp *ancmv1.TailLogsResponse) error {
+	if p.json {
+		return p.JSONLine(resp)
+	}
+	var b strings.Builder
+	for _, l := range resp.GetLines() {
+		fmt.Fprintf(&b, "[%d] %s\n", l.GetInstance(), strings.TrimRight(l.GetText(), "\n"))
+	}
+	_, err := io.WriteString(p.w, b.String())
+	return err
+}
+
+// eventFormat lays out an event on one line with fixed widths, since a
+// followed stream cannot be aligned after the fact.
+const eventFormat = "%-24s  %-15s  %-4s  %-12s  %-9s  %7s  %-20s  %s\n"
+
+// EventHeader writes the header of the events table.
+func (p *printer) EventHeader() error {
+	if p.json {
+		return nil
+	}
+	_, err := fmt.Fprintf(p.w, eventFormat, "TIME", "APP", "INST", "TYPE", "STATE", "PID", "EXIT", "MESSAGE")
+	return err
+}
+
+// Event writes one lifecycle event.
+func (p *printer) Event(resp *ancmv1.WatchEventsResponse) error {
+	if p.json {
+		return p.JSONLine(resp)
+	}
+	e := resp.GetEvent()
+	inst, state := "-", appState(e.GetAppState())
+	if e.Instance != nil {
+		inst = strconv.Itoa(int(e.GetInstance()))
+		if e.GetInstanceState() != ancmv1.InstanceState_INSTANCE_STATE_UNSPECIFIED {
+			state = instanceState(e.GetInstanceState())
+		}
+	}
+	t := "-"
+	if e.GetTime() != nil {
+		t = e.GetTime().AsTime().In(p.loc).Format("2006-01-02T15:04:05.000Z07:00")
+	}
+	_, err := fmt.Fprintf(p.w, eventFormat, t, e.GetApp(), inst, eventType(e.GetType()), state,
+		orDash(intText(e.GetPid())), exitText(e.GetExit()), e.GetMessage())
+	return err
+}
+
+// Endpoints writes the endpoint table: a row per app with its first
+// endpoint, then a row for each further endpoint.
+func (p *printer) Endpoints(routes []*ancmv1.AppRoute) error {
+	tw := p.table()
+	fmt.Fprintln(tw, "APP\tSTATE\tHOSTS\tPREFIX\tINSTANCE\tADDRESS\tREADY\tDRAINING")
+	for _, r := range routes {
+		hosts := "*"
+		if len(r.GetHosts()) > 0 {
+			hosts = strings.Join(r.GetHosts(), ",")
+		}
+		head := fmt.Sprintf("%s\t%s\t%s\t%s", r.GetApp(), appState(r.GetState()), hosts, orDash(r.GetPathPrefix()))
+		if len(r.GetEndpoints()) == 0 {
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\n", head)
+		}
+		for i, ep := range r.GetEndpoints() {
+			if i > 0 {
+				head = "\t\t\t"
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", head, ep.GetInstance(), orDash(ep.GetAddress()),
+				yesNo(ep.GetReady()), yesNo(ep.GetDraining()))
+		}
+	}
+	return tw.Flush()
+}
+
+// Version writes the client's version and, when the daemon answered, the
+// daemon's.
+func (p *printer) Version(clientVersion, addr string, info *ancmv1.GetInfoResponse) error {
+	if p.json {
+		out := struct {
+			Client struct {
+				Version string `json:"version"`
+			} `json:"client"`
+			Server json.RawMessage `json:"server,omitempty"`
+		}{}
+		out.Client.Version = clientVersion
+		if info != nil {
+			b, err := jsonOptions.Marshal(info)
+			if err != nil {
+				return err
+			}
+			out.Server = b
+		}
+		b, err := json.MarshalIndent(out, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(p.w, "%s\n", b)
+		return err
+	}
+	tw := p.table()
+	fmt.Fprintf(tw, "Client:\n  Version:\t%s\n", clientVersion)
+	if info != nil {
+		fmt.Fprintf(tw, "Server:\n  Version:\t%s\n", orDash(info.GetVersion()))
+		if info.GetCommit() != "" {
+			fmt.Fprintf(tw, "  Commit:\t%s\n", info.GetCommit())
+		}
+		fmt.Fprintf(tw, "  Address:\t%s\n", addr)
+		fmt.Fprintf(tw, "  Epoch:\t%s\n", orDash(info.GetEpoch()))
+		fmt.Fprintf(tw, "  Started:\t%s\n", p.timeAgo(info.GetStartedAt()))
+		fmt.Fprintf(tw, "  PID:\t%s\n", orDash(intText(info.GetPid())))
+		fmt.Fprintf(tw, "  State dir:\t%s\n", orDash(info.GetStateDir()))
+		fmt.Fprintf(tw, "  Listen:\t%s\n", orDash(info.GetListen()))
+	}
+	return tw.Flush()
+}
+
+// uptime is how long the app's oldest running instance has run.
+func (p *printer) uptime(a *ancmv1.App) string {
+	var oldest time.Time
+	for _, in := range a.GetInstances() {
+		if !live(in.GetState()) || in.GetStartedAt() == nil {
+			continue
+		}
+		if t := in.GetStartedAt().AsTime(); oldest.IsZero() || t.Before(oldest) {
+			oldest = t
+		}
+	}
+	if oldest.IsZero() {
+		return "-"
+	}
+	return age(p.now().Sub(oldest))
+}
+
+// timeAgo writes a time with its age: "2026-01-02T03:04:05Z (5m ago)".
+func (p *printer) timeAgo(ts *timestamppb.Timestamp) string {
+	if ts == nil {
+		return "-"
+	}
+	t := ts.AsTime()
+	return fmt.Sprintf("%s (%s ago)", t.In(p.loc).Format(time.RFC3339), age(p.now().Sub(t)))
+}
+
+// live reports whether an instance in state s has a running process.
+func live(s ancmv1.InstanceState) bool {
+	switch s {
+	case ancmv1.InstanceState_INSTANCE_STATE_STARTING, ancmv1.InstanceState_INSTANCE_STATE_READY,
+		ancmv1.InstanceState_INSTANCE_STATE_DRAINING, ancmv1.InstanceState_INSTANCE_STATE_STOPPING:
+		return true
+	}
+	return false
+}
+
+// wanted is the number of instances the app is configured to run.
+func wanted(s *ancmv1.AppSpec) uint32 {
+	if s.GetProcesses() == 0 {
+		return 1
+	}
+	return s.GetProcesses()
+}
+
+// lastExit is the most recent exit of any of the app's instances.
+func lastExit(a *ancmv1.App) *ancmv1.ExitStatus {
+	var last *ancmv1.ExitStatus
+	for _, in := range a.GetInstances() {
+		e := in.GetLastExit()
+		if e == nil {
+			continue
+		}
+		if last == nil || e.GetTime().AsTime().After(last.GetTime().AsTime()) {
+			last = e
+		}
+	}
+	return last
+}
+
+// exitText describes an exit: "code 1 (crashed)", "SIGKILL (stopped)".
+func exitText(e *ancmv1.ExitStatus) string {
+	if e == nil {
+		return "-"
+	}
+	s := "code " + strconv.Itoa(int(e.GetCode()))
+	if e.GetSignal() != "" {
+		s = e.GetSignal()
+	}
+	if e.GetReason() != "" {
+		s += " (" + e.GetReason() + ")"
+	}
+	return s
+}
+
+// age is a short duration for humans: 45s, 5m10s, 3h12m, 2d4h.
+func age(d time.Duration) string {
+	if d < 0 {
+		d = 0
+	}
+	s := int64(d.Round(time.Second) / time.Second)
+	two := func(a int64, ua string, b int64, ub string) string {
+		if b == 0 {
+			return fmt.Sprintf("%d%s", a, ua)
+		}
+		return fmt.Sprintf("%d%s%d%s", a, ua, b, ub)
+	}
+	switch {
+	case s < 60:
+		return fmt.Sprintf("%ds", s)
+	case s < 3600:
+		return two(s/60, "m", s%60, "s")
+	case s < 86400:
+		return two(s/3600, "h", s%3600/60, "m")
+	default:
+		return two(s/86400, "d", s%86400/3600, "h")
+	}
+}
+
+// duration writes a config duration as the config file would: 2m, 1m30s.
+func duration(d *durationpb.Duration) string {
+	if d == nil {
+		return "(default)"
+	}
+	s := d.AsDuration().String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// size writes a byte count as the config file would: 10MB, 512KB, 1000.
+func size(n uint64) string {
+	switch {
+	case n == 0:
+		return ""
+	case n%(1<<30) == 0:
+		return fmt.Sprintf("%dGB", n>>30)
+	case n%(1<<20) == 0:
+		return fmt.Sprintf("%dMB", n>>20)
+	case n%(1<<10) == 0:
+		return fmt.Sprintf("%dKB", n>>10)
+	}
+	return strconv.FormatUint(n, 10)
+}
+
+func appState(s ancmv1.AppState) string {
+	if s == ancmv1.AppState_APP_STATE_UNSPECIFIED {
+		return "-"
+	}
+	return strings.TrimPrefix(s.String(), "APP_STATE_")
+}
+
+func instanceState(s ancmv1.InstanceState) string {
+	if s == ancmv1.InstanceState_INSTANCE_STATE_UNSPECIFIED {
+		return "-"
+	}
+	return strings.TrimPrefix(s.String(), "INSTANCE_STATE_")
+}
+
+func eventType(t ancmv1.EventType) string {
+	return strings.ToLower(strings.TrimPrefix(t.String(), "EVENT_TYPE_"))
+}
+
+func startMode(m ancmv1.StartMode) string {
+	if m == ancmv1.StartMode_START_MODE_UNSPECIFIED {
+		return "(default)"
+	}
+	return strings.ToLower(strings.TrimPrefix(m.String(), "START_MODE_"))
+}
+
+func applyChange(c ancmv1.ApplyChange) string {
+	return strings.ToLower(strings.TrimPrefix(c.String(), "APPLY_CHANGE_"))
+}
+
+// quotedList writes a list as in HCL: ["--port", "$PORT"].
+func quotedList(l []string) string {
+	q := make([]string, len(l))
+	for i, s := range l {
+		q[i] = strconv.Quote(s)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
+}
+
+func list(l []string) string {
+	if len(l) == 0 {
+		return "-"
+	}
+	return strings.Join(l, ",")
+}
+
+func intText(n int32) string {
+	if n == 0 {
+		return ""
+	}
+	return strconv.Itoa(int(n))
+}
+
+func uintText(n uint32) string {
+	if n == 0 {
+		return ""
+	}
+	return strconv.FormatUint(uint64(n), 10)
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func orDefault(s string) string {
+	if s == "" {
+		return "(default)"
+	}
+	return s
+}

@@ -1,0 +1,30 @@
+package main
+
+import (
+	"context"
+
+	"github.com/spf13/cobra"
+
+	ancmv1 "github.com/ancm-dev/ancm/api/gen/ancm/v1"
+)
+
+func (c *cli) restartCommand() *cobra.Command {
+	var wait bool
+	cmd := &cobra.Command{
+		Use:   "restart APP",
+		Short: "Stop and start every instance of an app",
+		Long: `Restart every instance of an app. With --wait (the default) ancmctl returns
+once the app has a ready instance again, and exits 5 if it failed to start.`,
+		Example: `  ancmctl restart hello
+  ancmctl restart --wait=false hello`,
+		Args:              exactArgs("APP"),
+		ValidArgsFunction: c.completeApps,
+		RunE: c.runE(func(cmd *cobra.Command, args []string) error {
+			return c.lifecycle(cmd.Context(), wait, func(ctx context.Context, apps ancmv1.AppServiceClient) (appResponse, error) {
+				return apps.RestartApp(ctx, &ancmv1.RestartAppRequest{Name: args[0], Wait: wait})
+			})
+		}),
+	}
+	cmd.Flags().BoolVar(&wait, "wait", true, "wait until the app has a ready instance or has failed")
+	return cmd
+}
