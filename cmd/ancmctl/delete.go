@@ -1,8 +1,6 @@
 package main
 
 import (
-	"fmt"
-
 	"github.com/spf13/cobra"
 
 	ancmv1 "github.com/ancm-dev/ancm/api/gen/ancm/v1"
@@ -31,16 +29,7 @@ re-reads it; remove it from the file as well.`,
 			if err != nil {
 				return err
 			}
-			p := c.printer()
-			if p.json {
-				return p.JSON(resp)
-			}
-			suffix := ""
-			if dryRun {
-				suffix = " (dry run)"
-			}
-			_, err = fmt.Fprintf(p.w, "%s: deleted%s\n", args[0], suffix)
-			return err
+			return c.printer().Deleted(args[0], resp, dryRun)
 		}),
 	}
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "check that the app exists without deleting it")

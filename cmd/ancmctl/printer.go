@@ -34,32 +34,73 @@ type printer struct {
 
 // JSON writes m as indented JSON.
 func (p *printer) JSON(m proto.Message) error {
-	b, err := jsonOptions.Marshal(m)
+	b, err := marshalJSON(m, "  ")
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(p.w, "%s\n", b)
+	_, err = p.w.Write(b)
 	return err
 }
 
-// JSONLine writes m as JSON on one line, for streams. protojson's own
-// single-line form varies its spacing on purpose; compacting the multi-line
-// form gives the same bytes every time.
+// JSONLine writes m as JSON on one line, for streams.
 func (p *printer) JSONLine(m proto.Message) error {
-	b, err := jsonOptions.Marshal(m)
+	b, err := marshalJSON(m, "")
 	if err != nil {
 		return err
+	}
+	_, err = p.w.Write(b)
+	return err
+}
+
+// marshalJSON formats m with jsonOptions, then re-indents it with
+// encoding/json (compact when indent is empty): protojson varies its
+// whitespace from build to build on purpose, and scripts and golden files
+// want the same bytes every time.
+func marshalJSON(m proto.Message, indent string) ([]byte, error) {
+	b, err := jsonOptions.Marshal(m)
+	if err != nil {
+		return nil, err
 	}
 	var buf bytes.Buffer
-	if err := json.Compact(&buf, b); err != nil {
-		return err
+	if indent == "" {
+		err = json.Compact(&buf, b)
+	} else {
+		err = json.Indent(&buf, b, "", indent)
+	}
+	if err != nil {
+		return nil, err
 	}
 	buf.WriteByte('\n')
-	_, err = p.w.Write(buf.Bytes())
-	return err
+	return buf.Bytes(), nil
 }
 
-func (p *printer) table() *tabwriter.Writer { return tabwriter.NewWriter(p.w, 0, 8, 3, ' ', 0) }
+// table is an aligned table that ends no line with spaces.
+type table struct {
+	*tabwriter.Writer
+	buf bytes.Buffer
+	out io.Writer
+}
+
+func (p *printer) table() *table {
+	t := &table{out: p.w}
+	t.Writer = tabwriter.NewWriter(&t.buf, 0, 8, 3, ' ', 0)
+	return t
+}
+
+// Flush writes the table's rows so far.
+func (t *table) Flush() error {
+	if err := t.Writer.Flush(); err != nil {
+		return err
+	}
+	var out bytes.Buffer
+	for line := range strings.Lines(t.buf.String()) {
+		out.WriteString(strings.TrimRight(line, " \n"))
+		out.WriteByte('\n')
+	}
+	t.buf.Reset()
+	_, err := t.out.Write(out.Bytes())
+	return err
+}
 
 // Apps writes the apps table: one row per app.
 func (p *printer) Apps(apps []*ancmv1.App) error {
@@ -89,6 +130,9 @@ func (p *printer) Apps(apps []*ancmv1.App) error {
 // App writes everything about one app: status, config and instances.
 func (p *printer) App(a *ancmv1.App) error {
 	s := a.GetSpec()
+	if s == nil {
+		s = &ancmv1.AppSpec{}
+	}
 	tw := p.table()
 	fmt.Fprintf(tw, "Name:\t%s\n", s.GetName())
 	fmt.Fprintf(tw, "State:\t%s\n", appState(a.GetState()))
@@ -159,7 +203,7 @@ func (p *printer) App(a *ancmv1.App) error {
 	row("compat", orDash(s.GetCompat()))
 	row("health.path", orDash(s.GetHealth().GetPath()))
 	row("health.interval", duration(s.GetHealth().GetInterval()))
-	if s.GetStdoutLog().Enabled == nil {
+	if s.GetStdoutLog() == nil || s.GetStdoutLog().Enabled == nil {
 		row("stdout_log.enabled", "(default)")
 	} else {
 		row("stdout_log.enabled", strconv.FormatBool(s.GetStdoutLog().GetEnabled()))
@@ -209,6 +253,19 @@ func (p *printer) Applied(resp *ancmv1.ApplyAppResponse, dryRun bool) error {
 	return err
 }
 
+// Deleted writes the outcome of deleting an app.
+func (p *printer) Deleted(name string, resp *ancmv1.DeleteAppResponse, dryRun bool) error {
+	if p.json {
+		return p.JSON(resp)
+	}
+	suffix := ""
+	if dryRun {
+		suffix = " (dry run)"
+	}
+	_, err := fmt.Fprintf(p.w, "%s: deleted%s\n", name, suffix)
+	return err
+}
+
 // LogLines writes captured output as "[instance] text".
 func (p *printer) LogLines(resp *ancmv1.TailLogsResponse) error {
 	if p.json {
@@ -224,14 +281,14 @@ func (p *printer) LogLines(resp *ancmv1.TailLogsResponse) error {
 
 // eventFormat lays out an event on one line with fixed widths, since a
 // followed stream cannot be aligned after the fact.
-const eventFormat = "%-24s  %-15s  %-4s  %-12s  %-9s  %7s  %-20s  %s\n"
+const eventFormat = "%-24s  %-15s  %-4s  %-12s  %-9s  %7s  %-26s  %s"
 
 // EventHeader writes the header of the events table.
 func (p *printer) EventHeader() error {
 	if p.json {
 		return nil
 	}
-	_, err := fmt.Fprintf(p.w, eventFormat, "TIME", "APP", "INST", "TYPE", "STATE", "PID", "EXIT", "MESSAGE")
+	_, err := fmt.Fprintln(p.w, fmt.Sprintf(eventFormat, "TIME", "APP", "INST", "TYPE", "STATE", "PID", "EXIT", "MESSAGE"))
 	return err
 }
 
@@ -252,8 +309,9 @@ func (p *printer) Event(resp *ancmv1.WatchEventsResponse) error {
 	if e.GetTime() != nil {
 		t = e.GetTime().AsTime().In(p.loc).Format("2006-01-02T15:04:05.000Z07:00")
 	}
-	_, err := fmt.Fprintf(p.w, eventFormat, t, e.GetApp(), inst, eventType(e.GetType()), state,
-		orDash(intText(e.GetPid())), exitText(e.GetExit()), e.GetMessage())
+	line := fmt.Sprintf(eventFormat, t, e.GetApp(), inst, eventType(e.GetType()), state,
+		orDash(intText(e.GetPid())), exitText(e.GetExit()), oneLine(e.GetMessage()))
+	_, err := fmt.Fprintln(p.w, strings.TrimRight(line, " "))
 	return err
 }
 
@@ -294,7 +352,7 @@ func (p *printer) Version(clientVersion, addr string, info *ancmv1.GetInfoRespon
 		}{}
 		out.Client.Version = clientVersion
 		if info != nil {
-			b, err := jsonOptions.Marshal(info)
+			b, err := marshalJSON(info, "")
 			if err != nil {
 				return err
 			}
@@ -308,9 +366,9 @@ func (p *printer) Version(clientVersion, addr string, info *ancmv1.GetInfoRespon
 		return err
 	}
 	tw := p.table()
-	fmt.Fprintf(tw, "Client:\n  Version:\t%s\n", clientVersion)
+	fmt.Fprintf(tw, "Client:\t\n  Version:\t%s\n", clientVersion)
 	if info != nil {
-		fmt.Fprintf(tw, "Server:\n  Version:\t%s\n", orDash(info.GetVersion()))
+		fmt.Fprintf(tw, "Server:\t\n  Version:\t%s\n", orDash(info.GetVersion()))
 		if info.GetCommit() != "" {
 			fmt.Fprintf(tw, "  Commit:\t%s\n", info.GetCommit())
 		}
