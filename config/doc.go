@@ -68,10 +68,9 @@
 //     list a host pattern in common, or both list no host (any host). An
 //     exact host and a wildcard that covers it do not conflict, nor does an
 //     app with hosts and one without: this assumes the data plane prefers
-//     an exact host,
-//     then a wildcard, then any host, and then the longest prefix. The
-//     control plane runs CheckRoutes over the apps it would run after an
-//     apply.
+//     an exact host, then a wildcard, then any host, and then the longest
+//     prefix. The control plane runs CheckRoutes over the apps it would run
+//     after an apply.
 //   - ParseApps takes the same file format; top-level settings are allowed
 //     (checked for unknown keys, not for values) and ignored.
 package config

@@ -87,7 +87,17 @@ func newParser(filename string) (*parser, error) {
 func (p *parser) parse(src []byte) *hclsyntax.Body {
 	f, hd := hclsyntax.ParseConfig(src, p.d.file, hcl.InitialPos)
 	if hd.HasErrors() {
-		p.d.addHCL(hd, "", "")
+		var partial *hclsyntax.Body
+		if f != nil {
+			partial, _ = f.Body.(*hclsyntax.Body)
+		}
+		for _, h := range hd {
+			app, key := "", ""
+			if h.Subject != nil && partial != nil {
+				app, key = locate(partial, src, *h.Subject)
+			}
+			p.d.addHCL(hcl.Diagnostics{h}, app, key)
+		}
 		return nil
 	}
 	body, ok := f.Body.(*hclsyntax.Body)
@@ -96,6 +106,52 @@ func (p *parser) parse(src []byte) *hclsyntax.Body {
 		return nil
 	}
 	return body
+}
+
+// locate finds the app and key a syntax error stands in, as far as the
+// partial body that HCL recovered tells.
+func locate(body *hclsyntax.Body, src []byte, subject hcl.Range) (app, key string) {
+	for _, b := range body.Blocks {
+		if !b.Range().ContainsPos(subject.Start) {
+			continue
+		}
+		if b.Type == "app" {
+			if len(b.Labels) > 0 {
+				app = b.Labels[0]
+			}
+			return app, locateKey(b.Body, src, subject, "")
+		}
+		if k := locateKey(b.Body, src, subject, b.Type+"."); k != "" {
+			return "", k
+		}
+		return "", b.Type
+	}
+	return "", locateKey(body, src, subject, "")
+}
+
+// locateKey names the attribute of body that subject lies in. When none
+// does, as for a second definition of a key, which HCL leaves out of the
+// body, the subject's own text is taken when it is a key.
+func locateKey(body *hclsyntax.Body, src []byte, subject hcl.Range, prefix string) string {
+	for name, attr := range body.Attributes {
+		if attr.SrcRange.ContainsPos(subject.Start) {
+			return prefix + name
+		}
+	}
+	for _, b := range body.Blocks {
+		if b.Range().ContainsPos(subject.Start) {
+			if k := locateKey(b.Body, src, subject, prefix+b.Type+"."); k != "" {
+				return k
+			}
+			return prefix + b.Type
+		}
+	}
+	if s, e := subject.Start.Byte, subject.End.Byte; 0 <= s && s < e && e <= len(src) {
+		if text := string(src[s:e]); hclsyntax.ValidIdentifier(text) {
+			return prefix + text
+		}
+	}
+	return ""
 }
 
 // resolve makes a path absolute against the config file's directory.
@@ -225,7 +281,32 @@ func (s *scope) value(name string) (v cty.Value, attr *hclsyntax.Attribute, ok b
 }
 
 func (s *scope) typeErr(attr *hclsyntax.Attribute, want string, v cty.Value) {
-	s.errf(attr.Expr.Range(), s.prefix+attr.Name, "must be %s, not %s", want, v.Type().FriendlyName())
+	s.errf(attr.Expr.Range(), s.prefix+attr.Name, "must be %s, not %s", want, typeName(v.Type()))
+}
+
+// describe names a value's type, or says it is null.
+func describe(v cty.Value) string {
+	if v.IsNull() {
+		return "null"
+	}
+	return typeName(v.Type())
+}
+
+// typeName names a value's type in the words of the config file.
+func typeName(t cty.Type) string {
+	switch {
+	case t == cty.String:
+		return "a string"
+	case t == cty.Number:
+		return "a number"
+	case t == cty.Bool:
+		return "a bool"
+	case t.IsTupleType() || t.IsListType() || t.IsSetType():
+		return "a list"
+	case t.IsObjectType() || t.IsMapType():
+		return "a map"
+	}
+	return t.FriendlyName()
 }
 
 func (s *scope) str(name string, dst *string) bool {
@@ -283,13 +364,17 @@ func wholeNumber(v cty.Value) (int, bool) {
 }
 
 func (s *scope) duration(name string, dst *time.Duration) {
-	var str string
-	if !s.str(name, &str) {
+	v, attr, ok := s.value(name)
+	if !ok {
 		return
 	}
-	d, err := time.ParseDuration(str)
+	if v.Type() != cty.String {
+		s.typeErr(attr, "a duration string such as \"10s\"", v)
+		return
+	}
+	d, err := time.ParseDuration(v.AsString())
 	if err != nil {
-		s.errf(s.pos[s.prefix+name], s.prefix+name, "%q is not a duration: use a number with a unit, as \"10s\", \"2m\" or \"1h30m\"", str)
+		s.errf(attr.Expr.Range(), s.prefix+name, "%q is not a duration: use a number with a unit, as \"10s\", \"2m\" or \"1h30m\"", v.AsString())
 		return
 	}
 	*dst = d
@@ -346,7 +431,7 @@ func (s *scope) strings(name string, dst *[]string) {
 		}
 		s.pos[fmt.Sprintf("%s[%d]", key, i)] = rng
 		if ev.IsNull() || ev.Type() != cty.String {
-			s.errf(rng, key, "element %d must be a string, not %s", i, ev.Type().FriendlyName())
+			s.errf(rng, key, "element %d must be a string, not %s", i, describe(ev))
 			bad = true
 			continue
 		}
@@ -395,7 +480,7 @@ func (s *scope) stringMap(name string, dst *map[string]string) {
 			if !ok {
 				rng = attr.Expr.Range()
 			}
-			s.errf(rng, key, "value of %s must be a string, not %s", k, ev.Type().FriendlyName())
+			s.errf(rng, key, "value of %s must be a string, not %s", k, describe(ev))
 			bad = true
 			continue
 		}

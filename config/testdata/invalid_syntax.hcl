@@ -1,0 +1,3 @@
+app "hello" {
+  command = "./hello
+}
