@@ -1,0 +1,34 @@
+// Package controlplane is the control plane of ancm: it owns the desired set
+// of apps (from the config file and from the API), supervises their
+// processes, keeps applied apps in an embedded store, captures their output,
+// records lifecycle events and publishes every app's endpoints as a table
+// with revisions for data planes to follow.
+//
+// The work is done by Supervisor and the types it owns; the gRPC services in
+// service_*.go only translate requests, responses and errors (containerd's
+// split of service.go and local.go). The package does not proxy HTTP: that is
+// the data plane's job, and the data plane learns everything it knows through
+// the public API.
+//
+// # Lifecycle
+//
+// Each instance of an app is owned by one goroutine that starts the process,
+// probes it until ready, watches it, and restarts or stops it. Every state
+// change of an instance or an app goes through one transition function that
+// refuses illegal moves. An instance that exits without being asked is
+// restarted at once, then with capped, jittered exponential backoff that
+// resets after a stable run; more than rapid_fails_per_minute failures in a
+// rolling minute put the app in FAILED (with rapid_fails_per_minute = 0 the
+// first failure does).
+//
+// # Decisions where DESIGN.md is silent
+//
+//   - An app defined in the config file cannot be changed or deleted through
+//     the API (FailedPrecondition): the file is its one source of truth, and
+//     SIGHUP re-reads it. Applied apps live in the store.
+//   - A stopped instance is first published as draining, so data planes send
+//     it nothing new, then signalled after a short grace period.
+//   - Captured output goes to state_dir/logs/APP/APP.INDEX.log, one line per
+//     line of output in the CRI log format (time, stream, text), rotated at
+//     max_size keeping max_files older files.
+package controlplane

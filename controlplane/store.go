@@ -1,0 +1,81 @@
+package controlplane
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
+
+	ancmv1 "github.com/ancm-dev/ancm/api/gen/ancm/v1"
+)
+
+// ErrStoreLocked: another ancmd holds the state store.
+var ErrStoreLocked = errors.New("state store is locked by another ancmd")
+
+var bucketApps = []byte("apps")
+
+// store keeps the apps applied through the API, as AppSpec messages keyed by
+// name, in state_dir/state.db.
+type store struct {
+	db *bolt.DB
+}
+
+func openStore(stateDir string) (*store, error) {
+	path := filepath.Join(stateDir, "state.db")
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("%s: %w", path, ErrStoreLocked)
+		}
+		return nil, fmt.Errorf("open state store %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(bucketApps)
+		return err
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("init state store: %w", err)
+	}
+	return &store{db: db}, nil
+}
+
+func (s *store) put(spec *ancmv1.AppSpec) error {
+	b, err := proto.Marshal(spec)
+	if err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketApps).Put([]byte(spec.GetName()), b)
+	})
+}
+
+func (s *store) delete(name string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketApps).Delete([]byte(name))
+	})
+}
+
+// list returns the stored specs; a record that does not decode is skipped
+// and reported, not fatal.
+func (s *store) list() ([]*ancmv1.AppSpec, []error) {
+	var specs []*ancmv1.AppSpec
+	var errs []error
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketApps).ForEach(func(k, v []byte) error {
+			spec := &ancmv1.AppSpec{}
+			if err := proto.Unmarshal(v, spec); err != nil {
+				errs = append(errs, fmt.Errorf("stored app %q: %w", k, err))
+				return nil
+			}
+			specs = append(specs, spec)
+			return nil
+		})
+	})
+	return specs, errs
+}
+
+func (s *store) close() error { return s.db.Close() }
