@@ -134,7 +134,9 @@ func testApps() []*ancmv1.App {
 }
 
 func testEvents() []*ancmv1.WatchEventsResponse {
-	at := func(d time.Duration) *timestamppb.Timestamp { return timestamppb.New(testNow.Add(-d).Add(123 * time.Millisecond)) }
+	at := func(d time.Duration) *timestamppb.Timestamp {
+		return timestamppb.New(testNow.Add(-d).Add(123 * time.Millisecond))
+	}
 	return []*ancmv1.WatchEventsResponse{
 		{Event: &ancmv1.Event{Seq: 1, Time: at(3 * time.Hour), Type: ancmv1.EventType_EVENT_TYPE_APPLIED, App: "hello",
 			AppState: ancmv1.AppState_APP_STATE_IDLE, Message: "added"}},
