@@ -162,6 +162,10 @@ func childEnv(cfg *config.App, index uint32, port int, token string) []string {
 			"ASPNETCORE_TOKEN="+token,
 			"ASPNETCORE_APPL_PATH="+cfg.PathPrefix,
 			"ASPNETCORE_IIS_PHYSICAL_PATH="+cfg.Dir,
+			// No Windows authentication: without this the IIS integration
+			// middleware would trust an MS-ASPNETCORE-WINAUTHTOKEN header.
+			"ASPNETCORE_IIS_HTTPAUTH=anonymous",
+			"ASPNETCORE_IIS_WEBSOCKETS_SUPPORTED=true",
 		)
 	}
 	return dedupeEnv(env)

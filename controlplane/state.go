@@ -36,13 +36,13 @@ const (
 var appMoves = map[appState][]appState{
 	// Unspecified is the state of an app that was just created.
 	ancmv1.AppState_APP_STATE_UNSPECIFIED: {appIdle, appStarting, appStopped, appOffline},
-	appIdle:     {appStarting, appStopped, appOffline, appFailed},
-	appStarting: {appRunning, appStopping, appStopped, appFailed, appOffline, appIdle},
-	appRunning:  {appStarting, appStopping, appFailed, appOffline, appIdle},
-	appStopping: {appStopped, appIdle, appStarting, appOffline, appFailed},
-	appStopped:  {appStarting, appIdle, appOffline, appStopping},
-	appFailed:   {appIdle, appStarting, appStopping, appStopped, appOffline},
-	appOffline:  {appIdle, appStarting, appStopping, appStopped},
+	appIdle:                               {appStarting, appStopped, appOffline, appFailed},
+	appStarting:                           {appRunning, appStopping, appStopped, appFailed, appOffline, appIdle},
+	appRunning:                            {appStarting, appStopping, appFailed, appOffline, appIdle},
+	appStopping:                           {appStopped, appIdle, appStarting, appOffline, appFailed},
+	appStopped:                            {appStarting, appIdle, appOffline, appStopping},
+	appFailed:                             {appIdle, appStarting, appStopping, appStopped, appOffline},
+	appOffline:                            {appIdle, appStarting, appStopping, appStopped},
 }
 
 // instanceMoves lists the legal moves of an instance.
