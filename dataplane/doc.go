@@ -1,0 +1,66 @@
+// Package dataplane is ancm's HTTP reverse proxy: the data plane. It
+// follows the control plane's endpoint table over the public gRPC API
+// (WatchEndpoints), routes each request to an app, asks the control plane
+// to Activate an app that has no ready instance, balances over the app's
+// instances and proxies to them on loopback.
+//
+// It is not a process supervisor and holds no configuration of its own:
+// everything it knows comes from the control plane, and it talks to the
+// control plane only through a grpc.ClientConnInterface, also when both run
+// in one process, so one control plane can feed several data planes.
+//
+// # Routing
+//
+// The Host header is normalized (port and trailing dot dropped, lower
+// case). Apps are then tried in host tiers, most specific first:
+//
+//  1. apps listing the exact host;
+//  2. apps listing a wildcard "*.example.com" that matches the host (any
+//     depth of subdomain, never example.com itself), longest suffix first;
+//  3. apps with no hosts, which match any host.
+//
+// Within a tier the longest matching path prefix wins; "/api" matches
+// "/api" and "/api/x" but not "/apix", "/" matches everything. A tier
+// with no matching prefix falls through to the next, so a host-specific
+// app at "/v2" and an any-host app at "/" split that host's paths between
+// them. No match is a 404 page. The path is forwarded unchanged; an app
+// learns its base from ANCM_PATH_BASE.
+//
+// # App states
+//
+// RUNNING with a ready, non-draining instance is proxied. IDLE, STARTING
+// and RUNNING without one wait for an activation: one Activate RPC per app
+// however many requests arrive, at most queue_size waiting requests (the
+// rest get 503 with Retry-After), each waiting up to startup_timeout or
+// until its client leaves. When Activate reports ready at revision R the
+// waiters are released once the table has R (or shows a ready instance).
+// A failed activation, and the FAILED state, answer 502; STOPPED and
+// STOPPING 503; OFFLINE 503 with the offline file as text/html.
+//
+// # Balancing and health
+//
+// New requests go to the ready, non-draining instance with the fewest
+// outstanding requests, ties broken round-robin. An instance that refuses
+// or resets a connection is ejected at once, until the control plane
+// publishes it ready at a newer revision (or 30s pass, so that a failure
+// the control plane never saw cannot bench an instance for good); when
+// every instance is ejected they are used anyway. A request that never
+// reached its instance is retried once on another one when it can be
+// replayed (no body, or a body not yet read).
+//
+// # Errors
+//
+// Every failure wraps one of the package's sentinel errors and statusFor
+// maps them to a status in one place: 404, 400, 502, 503 (with
+// Retry-After), 504 when no response headers arrive within
+// request_timeout. Causes are logged at debug with app and instance; the
+// optional access log is the only per-request info line.
+//
+// # Files
+//
+// proxy.go (Proxy, ServeHTTP), table.go (snapshot, updates), routing.go,
+// watch.go (WatchEndpoints loop), activate.go, balance.go, transport.go
+// (instance transport, retries, request_timeout), headers.go, errors.go,
+// streaming.go (upgrades, flushing), server.go and framing.go (the
+// client-facing http.Server), stats.go.
+package dataplane
