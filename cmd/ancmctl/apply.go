@@ -29,7 +29,8 @@ app and reports what it would do, and changes nothing.
 The whole file is checked before anything is applied: an error in it exits
 4 with every problem as FILE:LINE:COL, and no app is touched. Relative
 paths in the file are resolved against the file's directory. Applied apps
-are stored in the daemon's state_dir and survive its restart.`,
+are stored in the daemon's state_dir and survive its restart. With -o json
+each app's ApplyAppResponse is printed as one JSON object, in file order.`,
 		Example: `  ancmctl apply -f hello.hcl
   ancmctl apply --dry-run -f apps.hcl
   generate-apps | ancmctl apply -f -`,

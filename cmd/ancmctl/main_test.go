@@ -277,6 +277,8 @@ app "idle" {
 		{name: "version", args: []string{"version"}, stdout: []string{"Client:", "v9.9.9-fake", "fake-epoch", "4321"}},
 		{name: "completion bash", args: []string{"completion", "bash"}, stdout: []string{"ancmctl"}},
 		{name: "completion zsh", args: []string{"completion", "zsh"}, stdout: []string{"#compdef ancmctl"}},
+		{name: "complete app names", args: []string{"__complete", "get", ""}, stdout: []string{"hello\n", "worker\n"},
+			stderrHave: "ShellCompDirectiveNoFileComp"},
 		{name: "completion fish", args: []string{"completion", "fish"}, code: 2, stderrHave: "want bash or zsh"},
 	}
 	for _, tt := range tests {

@@ -80,7 +80,7 @@ as JSON (streams: one JSON object per line).
 	f.StringVar(&c.tls.CAFile, "cacert", "", "CA certificate (PEM) that signed the daemon's certificate, for tcp://")
 	f.StringVar(&c.tls.CertFile, "cert", "", "client certificate (PEM), for tcp://")
 	f.StringVar(&c.tls.KeyFile, "key", "", "client key (PEM), for tcp://")
-	f.DurationVar(&c.timeout, "timeout", defaultTimeout, "time limit of each request (streams have none)")
+	f.DurationVar(&c.timeout, "timeout", defaultTimeout, "time limit of each request; delete and a --wait allow 5m unless it is set; streams have none")
 	f.StringVarP(&c.output, "output", "o", "table", "output format: table or json")
 	_ = root.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"table", "json"}, cobra.ShellCompDirectiveNoFileComp))
 
