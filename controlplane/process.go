@@ -50,15 +50,10 @@ func (s *spawner) start(cmd *exec.Cmd) error {
 	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 	done := make(chan error, 1)
 	s.reqs <- spawnReq{cmd: cmd, done: done}
-	if err := <-done; err != nil {
-		return err
-	}
-	// The daemon may have died between fork and prctl; then the child is
-	// reparented already and Pdeathsig never fires. Rare, but cheap to check.
-	if os.Getppid() == 1 {
-		_ = signalGroup(cmd.Process.Pid, syscall.SIGKILL)
-	}
-	return nil
+	// The runtime's child side checks, after setting Pdeathsig, that its
+	// parent is still the daemon, so a daemon that dies during the fork
+	// leaves no child behind.
+	return <-done
 }
 
 // signalGroup sends sig to the process group led by pid. A group that is

@@ -164,3 +164,5 @@ func running(name, prefix string, hosts []string, eps ...*ancmv1.Endpoint) *ancm
 		StartupTimeout: durationpb.New(10 * time.Second), RequestTimeout: durationpb.New(10 * time.Second),
 	}
 }
+
+func ioCopy(w io.Writer, res *http.Response) (int64, error) { return io.Copy(w, res.Body) }
