@@ -142,6 +142,9 @@ func serve(log hclog.Logger, path string, f *config.File, withProxy bool) error 
 			defer wg.Done()
 			_ = dp.Run(ctx)
 		}()
+		// Connections wait in the listen backlog until the first table is
+		// in, so early requests are served, not refused.
+		waitSynced(log, dp)
 		go func() { proxyDone <- dp.Serve(ctx, proxyLn) }()
 		log.Info("proxy listening", "listen", proxyLn.Addr().String())
 	}
@@ -203,6 +206,18 @@ loop:
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// syncWait bounds how long a proxy holds its first requests for the first
+// endpoint table.
+const syncWait = 5 * time.Second
+
+func waitSynced(log hclog.Logger, dp *dataplane.Proxy) {
+	select {
+	case <-dp.Synced():
+	case <-time.After(syncWait):
+		log.Warn("no endpoint table from the control plane yet; serving 503 until it arrives", "waited", syncWait)
+	}
 }
 
 // maxShutdown is the longest shutdown_timeout of the config's apps.

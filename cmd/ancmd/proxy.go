@@ -54,6 +54,7 @@ func runProxy(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	go func() { _ = dp.Run(ctx) }()
+	waitSynced(log, dp)
 	log.Info("proxy listening", "listen", ln.Addr().String(), "control", addr)
 	if err := dp.Serve(ctx, ln); err != nil {
 		log.Error("proxy stopped", "error", err)

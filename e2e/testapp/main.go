@@ -59,7 +59,7 @@ func main() {
 			os.Exit(1)
 		}
 		fmt.Printf("child pid=%d\n", child.Process.Pid)
-		_ = os.WriteFile(os.Getenv("TESTAPP_CHILD_FILE"), []byte(strconv.Itoa(child.Process.Pid)), 0o644)
+		_ = os.WriteFile(os.Getenv("CHILD_PID_FILE"), []byte(strconv.Itoa(child.Process.Pid)), 0o644)
 	case "flood":
 		go func() {
 			line := []byte("flood flood flood flood flood flood flood flood flood flood\n")
