@@ -66,11 +66,15 @@ func listenUnix(path string) (net.Listener, error) {
 }
 
 // newGRPCServer builds the control API server: TLS with required client
-// certificates for TCP unless insecure, reflection and health on.
+// certificates for TCP unless insecure, a peer uid check (root or the
+// daemon's own) on a unix socket, reflection and health on.
 func newGRPCServer(log hclog.Logger, f *config.File, network string) (*grpc.Server, *health.Server, error) {
 	opts := []grpc.ServerOption{
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+	}
+	if network == "unix" {
+		opts = append(opts, grpc.Creds(newPeerCreds(log.Named("control"))))
 	}
 	if network == "tcp" {
 		switch {
