@@ -343,24 +343,18 @@ func (s *scope) integer(name string, dst *int) {
 		s.typeErr(attr, "a whole number", v)
 		return
 	}
-	if n, ok := wholeNumber(v); !ok {
-		s.errf(attr.Expr.Range(), s.prefix+name, "must be a whole number, not %s", v.AsBigFloat().Text('g', -1))
-	} else {
-		*dst = n
-	}
-}
-
-// wholeNumber returns the int a cty number holds, if it holds one.
-func wholeNumber(v cty.Value) (int, bool) {
 	bf := v.AsBigFloat()
 	if !bf.IsInt() {
-		return 0, false
+		s.errf(attr.Expr.Range(), s.prefix+name, "must be a whole number")
+		return
 	}
 	n, acc := bf.Int64()
 	if acc != big.Exact || n > math.MaxInt32 || n < math.MinInt32 {
-		return 0, false
+		// Not formatted: printing a number like 1e99999999 takes minutes.
+		s.errf(attr.Expr.Range(), s.prefix+name, "number out of range")
+		return
 	}
-	return int(n), true
+	*dst = int(n)
 }
 
 func (s *scope) duration(name string, dst *time.Duration) {
