@@ -179,7 +179,9 @@ func (c *framingConn) scanHead() {
 // endHead checks a complete head and decides how its body is framed.
 func (c *framingConn) endHead() {
 	head := c.head
-	c.head = c.head[:0:0] // the head is handed on; start a new buffer
+	// The buffer is reused for the next head: that is only scanned once
+	// pending (which aliases it) has been handed on.
+	c.head = c.head[:0]
 	f := checkHead(head)
 	switch {
 	case f.bad:

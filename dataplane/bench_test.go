@@ -1,0 +1,78 @@
+package dataplane
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+func BenchmarkRoute(b *testing.B) {
+	tb := routingTable(b)
+	cases := [][2]string{
+		{"unknown.test", "/api/v2/users/42"},
+		{"Example.com:8080", "/admin/x"},
+		{"a.b.eu.example.com", "/api/x"},
+		{"docs.example.org", "/docs/intro"},
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		c := cases[i%len(cases)]
+		if tb.route(normalizeHost(c[0]), c[1]) == nil {
+			b.Fatal("no route")
+		}
+	}
+}
+
+func BenchmarkRewriteHeaders(b *testing.B) {
+	in := &http.Request{
+		Host:       "example.com",
+		RemoteAddr: "192.0.2.10:51234",
+		Header: http.Header{
+			"Accept":          {"*/*"},
+			"User-Agent":      {"bench"},
+			"X-Forwarded-For": {"203.0.113.9"},
+			"Ancm-Token":      {"forged"},
+		},
+	}
+	out := make(http.Header, 8)
+	b.ReportAllocs()
+	for b.Loop() {
+		clear(out)
+		out["Accept"] = in.Header["Accept"]
+		out["User-Agent"] = in.Header["User-Agent"]
+		rewriteHeaders(out, in, "0123456789abcdef", false)
+	}
+}
+
+// BenchmarkProxyRoundTrip measures one keep-alive request through the
+// whole data plane (client -> proxy -> instance) on loopback.
+func BenchmarkProxyRoundTrip(b *testing.B) {
+	body := []byte("hello, world\n")
+	backendSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write(body)
+	}))
+	b.Cleanup(backendSrv.Close)
+	h := newHarness(b, Options{Logger: hclog.NewNullLogger()}, running("app", "/", nil, ready(0, backendSrv, "tok")))
+	req, _ := http.NewRequest("GET", h.url+"/bench", nil)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			res, err := h.client.Do(req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			_, _ = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if res.StatusCode != 200 {
+				b.Errorf("status %d", res.StatusCode)
+				return
+			}
+		}
+	})
+}
