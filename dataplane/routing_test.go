@@ -157,17 +157,17 @@ func TestTableApply(t *testing.T) {
 
 func TestStatusFor(t *testing.T) {
 	for err, want := range map[error]int{
-		newError(ErrNoRoute, nil, nil):      404,
-		newError(ErrBadFraming, nil, nil):   400,
-		newError(ErrQueueFull, nil, nil):    503,
-		newError(ErrStopped, nil, nil):      503,
-		newError(ErrOffline, nil, nil):      503,
-		newError(ErrNotSynced, nil, nil):    503,
-		newError(ErrUnavailable, nil, nil):  503,
-		newError(ErrFailed, nil, nil):       502,
-		newError(ErrStartFailed, nil, nil):  502,
-		newError(ErrBackend, nil, nil):      502,
-		newError(ErrTimeout, nil, nil):      504,
+		newError(ErrNoRoute, nil, nil):               404,
+		newError(ErrBadFraming, nil, nil):            400,
+		newError(ErrQueueFull, nil, nil):             503,
+		newError(ErrStopped, nil, nil):               503,
+		newError(ErrOffline, nil, nil):               503,
+		newError(ErrNotSynced, nil, nil):             503,
+		newError(ErrUnavailable, nil, nil):           503,
+		newError(ErrFailed, nil, nil):                502,
+		newError(ErrStartFailed, nil, nil):           502,
+		newError(ErrBackend, nil, nil):               502,
+		newError(ErrTimeout, nil, nil):               504,
 		newError(ErrBackend, nil, errors.New("EOF")): 502,
 	} {
 		if got := statusFor(err); got != want {
