@@ -71,6 +71,8 @@
 //     an exact host, then a wildcard, then any host, and then the longest
 //     prefix. The control plane runs CheckRoutes over the apps it would run
 //     after an apply.
+//   - log_level and log_format are lower case, as written in DESIGN.md.
 //   - ParseApps takes the same file format; top-level settings are allowed
-//     (checked for unknown keys, not for values) and ignored.
+//     and ignored: their names must be known, their values are not
+//     checked.
 package config
