@@ -31,8 +31,9 @@
 // RUNNING with a ready, non-draining instance is proxied. IDLE, STARTING
 // and RUNNING without one wait for an activation: one Activate RPC per app
 // however many requests arrive, at most queue_size waiting requests (the
-// rest get 503 with Retry-After), each waiting up to startup_timeout or
-// until its client leaves. When Activate reports ready at revision R the
+// rest get 503 with Retry-After, and still trigger the start, so
+// queue_size 0 means "start, but hold no request"), each waiting up to
+// startup_timeout (then 502) or until its client leaves. When Activate reports ready at revision R the
 // waiters are released once the table has R (or shows a ready instance).
 // A failed activation, and the FAILED state, answer 502; STOPPED and
 // STOPPING 503; OFFLINE 503 with the offline file as text/html.

@@ -135,7 +135,11 @@ func TestActivateOncePerApp(t *testing.T) {
 	const n = 50
 	h.cp.setActivate(func(ctx context.Context, app string) (*ancmv1.ActivateResponse, error) {
 		// Hold the start until every request waits, then publish.
-		waitFor(t, "all requests queued", func() bool { return h.p.Stats().Queued == n })
+		// Not waitFor: this runs on a gRPC goroutine, where t.Fatal is not allowed.
+		deadline := time.Now().Add(10 * time.Second)
+		for h.p.Stats().Queued != n && time.Now().Before(deadline) {
+			time.Sleep(2 * time.Millisecond)
+		}
 		rev := h.cp.set(running("lazy", "/", nil, ready(0, b, "tok")))
 		return &ancmv1.ActivateResponse{Ready: true, State: ancmv1.AppState_APP_STATE_RUNNING, Revision: rev}, nil
 	})
@@ -261,5 +265,90 @@ func TestStatesAnswerWithoutActivate(t *testing.T) {
 	}
 	if n := h.cp.activations.Load(); n != 0 {
 		t.Errorf("Activate called %d times", n)
+	}
+}
+
+func TestActivateWaitsForRevision(t *testing.T) {
+	b := echoBackend(t, "b")
+	h := newHarness(t, Options{}, idle("lazy", "/", 10))
+	h.cp.setActivate(func(ctx context.Context, app string) (*ancmv1.ActivateResponse, error) {
+		h.cp.mu.Lock()
+		next := h.cp.rev + 1
+		h.cp.mu.Unlock()
+		returned := make(chan struct{})
+		// Publish only after Activate has answered: the waiter must hold
+		// until the table catches up instead of failing on the old one.
+		go func() {
+			<-returned
+			h.cp.set(running("lazy", "/", nil, ready(0, b, "tok")))
+		}()
+		defer close(returned)
+		return &ancmv1.ActivateResponse{Ready: true, State: ancmv1.AppState_APP_STATE_RUNNING, Revision: next}, nil
+	})
+	res, body := h.get("", "/x")
+	if res.StatusCode != 200 || decodeEcho(t, body).Name != "b" {
+		t.Fatalf("status %d body %s", res.StatusCode, body)
+	}
+}
+
+func TestQueuedClientLeaves(t *testing.T) {
+	h := newHarness(t, Options{}, idle("lazy", "/", 10))
+	release := make(chan struct{})
+	h.cp.setActivate(func(ctx context.Context, app string) (*ancmv1.ActivateResponse, error) {
+		<-release
+		return &ancmv1.ActivateResponse{Ready: false, State: ancmv1.AppState_APP_STATE_IDLE, Reason: "test"}, nil
+	})
+	defer close(release)
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", h.url+"/", nil)
+	errc := make(chan error, 1)
+	go func() {
+		res, err := h.client.Do(req)
+		if err == nil {
+			res.Body.Close()
+		}
+		errc <- err
+	}()
+	waitFor(t, "request queued", func() bool { return h.p.Stats().Queued == 1 })
+	cancel()
+	if err := <-errc; err == nil {
+		t.Error("canceled request succeeded")
+	}
+	waitFor(t, "queue emptied", func() bool { return h.p.Stats().Queued == 0 })
+	waitFor(t, "client-closed count", func() bool { return h.p.Stats().ClientClosed == 1 })
+}
+
+func TestWaitTable(t *testing.T) {
+	cp := startCP(t, "127.0.0.1:0")
+	p, err := New(Options{Conn: dialCP(t, cp.addr)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish := func(m *ancmv1.WatchEndpointsResponse) {
+		nt, err := p.table.Load().apply(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.publish(nt, m)
+	}
+	publish(&ancmv1.WatchEndpointsResponse{Epoch: "e", Revision: 1, Full: true, Apps: []*ancmv1.AppRoute{idle("a", "/", 1)}})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if p.waitTable(ctx, "a", 3) {
+		t.Error("waitTable returned true for a revision the table does not have")
+	}
+
+	done := make(chan bool, 1)
+	go func() { done <- p.waitTable(context.Background(), "a", 3) }()
+	publish(&ancmv1.WatchEndpointsResponse{Epoch: "e", Revision: 2, Apps: []*ancmv1.AppRoute{idle("other", "/o", 1)}})
+	select {
+	case <-done:
+		t.Fatal("waitTable returned at revision 2")
+	default:
+	}
+	publish(&ancmv1.WatchEndpointsResponse{Epoch: "e", Revision: 3, Apps: []*ancmv1.AppRoute{idle("other", "/o2", 1)}})
+	if !<-done {
+		t.Error("waitTable did not see revision 3")
 	}
 }
