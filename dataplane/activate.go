@@ -69,7 +69,10 @@ func (p *Proxy) admit(ctx context.Context, a *app) (*app, error) {
 		p.mu.Unlock()
 	}()
 
-	timer := time.NewTimer(a.startupTimeout)
+	// The control plane bounds the start by startup_timeout and answers
+	// Activate with the reason; this timer is only the backstop for a
+	// control plane that does not answer.
+	timer := time.NewTimer(a.startupTimeout + activateGrace)
 	defer timer.Stop()
 	select {
 	case <-act.done:
