@@ -1,0 +1,99 @@
+package e2e
+
+import (
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// SIGHUP re-reads the config file and applies only what changed; a config
+// with errors changes nothing.
+func TestSIGHUPAppliesOnlyWhatChanged(t *testing.T) {
+	d := newDaemon(t, `
+app "kept" {
+  command = "TESTAPP"
+  args = ["serve"]
+  path_prefix = "/kept"
+  start = "eager"
+}
+app "changed" {
+  command = "TESTAPP"
+  args = ["serve"]
+  path_prefix = "/changed"
+  env = { GREETING = "old" }
+  start = "eager"
+}
+app "removed" {
+  command = "TESTAPP"
+  args = ["serve"]
+  path_prefix = "/removed"
+}
+`)
+	kept := d.waitState("kept", "APP_STATE_RUNNING", 20*time.Second).App.Instances[0].Pid
+	changed := d.waitState("changed", "APP_STATE_RUNNING", 20*time.Second).App.Instances[0].Pid
+
+	d.writeConfig(`
+app "kept" {
+  command = "TESTAPP"
+  args = ["serve"]
+  path_prefix = "/kept"
+  start = "eager"
+}
+app "changed" {
+  command = "TESTAPP"
+  args = ["serve"]
+  path_prefix = "/changed"
+  env = { GREETING = "new" }
+  start = "eager"
+}
+app "added" {
+  command = "TESTAPP"
+  args = ["serve"]
+  path_prefix = "/added"
+}
+`)
+	_ = d.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, 20*time.Second, "the reload", func() bool {
+		_, _, code := d.ctl("get", "removed")
+		_, _, addedCode := d.ctl("get", "added")
+		return code == 3 && addedCode == 0
+	})
+	code, body := get(t, d.url("/changed/x"))
+	if code != 200 || decodeReply(t, body).Greeting != "new" {
+		t.Errorf("changed app after reload: %d %s", code, body)
+	}
+	if pid := d.get("changed").App.Instances[0].Pid; pid == changed {
+		t.Errorf("changed app was not restarted (pid %d)", pid)
+	}
+	if pid := d.get("kept").App.Instances[0].Pid; pid != kept {
+		t.Errorf("unchanged app was restarted: pid %d -> %d", kept, pid)
+	}
+	if code, _ := get(t, d.url("/removed/x")); code != 404 {
+		t.Errorf("removed app still routed: %d", code)
+	}
+	if code, _ := get(t, d.url("/added/x")); code != 200 {
+		t.Errorf("added app: %d", code)
+	}
+
+	// A config with an error changes nothing.
+	d.writeConfig(`
+app "kept" {
+  command = "TESTAPP"
+  processes = 0
+}
+`)
+	_ = d.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, 10*time.Second, "the refused reload in the log", func() bool {
+		return strings.Contains(d.out.String(), "reload refused")
+	})
+	if !strings.Contains(d.out.String(), "processes") {
+		t.Errorf("refused reload does not name the key:\n%s", d.out.String())
+	}
+	if pid := d.get("kept").App.Instances[0].Pid; pid != kept {
+		t.Errorf("kept app restarted by a refused reload")
+	}
+	if _, _, code := d.ctl("get", "added"); code != 0 {
+		t.Errorf("a refused reload removed an app")
+	}
+}
