@@ -18,7 +18,7 @@ import (
 
 // bin holds the binaries built once for all tests.
 var bin struct {
-	dir, ancmd, ancmctl, testapp string
+	dir, ancmd, ancmctl, testapp, compatapp string
 }
 
 func TestMain(m *testing.M) {
@@ -31,7 +31,8 @@ func TestMain(m *testing.M) {
 	bin.ancmd = filepath.Join(dir, "ancmd")
 	bin.ancmctl = filepath.Join(dir, "ancmctl")
 	bin.testapp = filepath.Join(dir, "testapp")
-	build := exec.Command("go", "build", "-o", dir+"/", "../cmd/ancmd", "../cmd/ancmctl", "./testapp")
+	bin.compatapp = filepath.Join(dir, "compatapp")
+	build := exec.Command("go", "build", "-o", dir+"/", "../cmd/ancmd", "../cmd/ancmctl", "./testapp", "./compatapp")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build:", err)
