@@ -125,18 +125,38 @@ func errorMessage(err error, addr, cmdPath string) string {
 		for _, d := range s.Details() {
 			if br, ok := d.(*errdetails.BadRequest); ok {
 				for _, v := range br.GetFieldViolations() {
-					msg += fmt.Sprintf("; %s: %s", v.GetField(), v.GetDescription())
+					fv := v.GetField() + ": " + v.GetDescription()
+					if !strings.Contains(msg, fv) {
+						msg += "; " + fv
+					}
 				}
 			}
 		}
 		switch s.Code() {
 		case codes.Unavailable:
-			msg += fmt.Sprintf(" (is ancmd running? tried %s)", addr)
+			if tlsFailure(msg) {
+				msg += fmt.Sprintf(" (TLS handshake with %s failed: check --cacert, --cert and --key against the daemon's control_tls)", addr)
+			} else {
+				msg += fmt.Sprintf(" (is ancmd running? tried %s)", addr)
+			}
 		case codes.DeadlineExceeded:
 			msg += fmt.Sprintf(" (no answer from %s in time; see --timeout)", addr)
 		}
 	}
 	return oneLine(msg)
+}
+
+// tlsFailure reports whether a transport error comes from the TLS
+// handshake rather than from a daemon that is not there. A server that
+// drops a client without a certificate can also show as a broken pipe; that
+// case keeps the generic hint.
+func tlsFailure(msg string) bool {
+	for _, s := range []string{"tls:", "authentication handshake failed", "x509:", "certificate"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // oneLine folds a multi-line message into one line.
