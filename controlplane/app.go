@@ -589,11 +589,11 @@ func (a *app) emit(t ancmv1.EventType, inst *instance, msg string) {
 	a.s.events.publish(e)
 }
 
-func (a *app) emitExit(t ancmv1.EventType, inst *instance, es *ancmv1.ExitStatus) {
+func (a *app) emitExit(t ancmv1.EventType, inst *instance, pid int, es *ancmv1.ExitStatus) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	idx := inst.index
-	a.s.events.publish(&ancmv1.Event{Type: t, App: a.cfg.Name, Instance: &idx, AppState: a.state, InstanceState: inst.state, Exit: es, Message: es.GetReason()})
+	a.s.events.publish(&ancmv1.Event{Type: t, App: a.cfg.Name, Instance: &idx, AppState: a.state, InstanceState: inst.state, Pid: int32(pid), Exit: es, Message: es.GetReason()})
 }
 
 func (a *app) emitAppLocked(t ancmv1.EventType, msg string) {

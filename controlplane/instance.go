@@ -38,6 +38,8 @@ const (
 	drainGrace = 200 * time.Millisecond
 	// tailOnFailure is how many lines of output a failure carries.
 	tailOnFailure = 20
+	// captureDrain bounds the wait for an exited process's last output.
+	captureDrain = 200 * time.Millisecond
 )
 
 // instance is one process slot of an app. Its fields are guarded by the
@@ -278,8 +280,24 @@ func (a *app) runOnce(ctx context.Context, inst *instance) outcome {
 	}
 	pid := cmd.Process.Pid
 	a.setStarting(inst, pid, port, token)
-	go func() { logs.capture(inst.index, "stdout", outR); outR.Close() }()
-	go func() { logs.capture(inst.index, "stderr", errR); errR.Close() }()
+	captured := make(chan struct{}, 2)
+	go func() { logs.capture(inst.index, "stdout", outR); outR.Close(); captured <- struct{}{} }()
+	go func() { logs.capture(inst.index, "stderr", errR); errR.Close(); captured <- struct{}{} }()
+	// ended records the end of the process once its last output is in (or
+	// after a short wait, when a straggler in its group holds the pipes),
+	// so that the failure's log tail has the app's last words.
+	ended := func(st exitStatus, reason string, planned, startFailure bool) outcome {
+		t := time.NewTimer(captureDrain)
+		defer t.Stop()
+		for range 2 {
+			select {
+			case <-captured:
+			case <-t.C:
+				return a.exited(inst, st, reason, planned, startFailure)
+			}
+		}
+		return a.exited(inst, st, reason, planned, startFailure)
+	}
 	a.log.Info("instance started", "instance", inst.index, "pid", pid, "port", port)
 	a.emit(ancmv1.EventType_EVENT_TYPE_STARTED, inst, fmt.Sprintf("pid %d on port %d", pid, port))
 
@@ -300,15 +318,15 @@ func (a *app) runOnce(ctx context.Context, inst *instance) outcome {
 		// left in its group goes with it.
 		_ = signalGroup(pid, syscall.SIGKILL)
 		reason := "exited before it was ready: " + st.String()
-		return a.exited(inst, st, reason, false, true)
+		return ended(st, reason, false, true)
 	case ctx.Err() != nil:
 		st := a.stopProcess(inst, &cfg, pid, port, token, exitCh)
-		return a.exited(inst, st, "stopped", true, false)
+		return ended(st, "stopped", true, false)
 	case timedOut:
 		_ = signalGroup(pid, syscall.SIGKILL)
 		st := <-exitCh
 		reason := fmt.Sprintf("not ready within startup_timeout (%s)", cfg.StartupTimeout)
-		return a.exited(inst, st, reason, false, true)
+		return ended(st, reason, false, true)
 	}
 
 	a.setReady(inst)
@@ -327,12 +345,12 @@ func (a *app) runOnce(ctx context.Context, inst *instance) outcome {
 		select {
 		case st := <-exitCh:
 			_ = signalGroup(pid, syscall.SIGKILL)
-			o := a.exited(inst, st, "crashed: "+st.String(), false, false)
+			o := ended(st, "crashed: "+st.String(), false, false)
 			o.stable = time.Since(readyAt) >= stableRun
 			return o
 		case <-ctx.Done():
 			st := a.stopProcess(inst, &cfg, pid, port, token, exitCh)
-			return a.exited(inst, st, "stopped", true, false)
+			return ended(st, "stopped", true, false)
 		case <-tick:
 			hctx, hcancel := context.WithTimeout(ctx, min(cfg.Health.Interval, 5*time.Second))
 			err := p.check(hctx)
@@ -357,7 +375,7 @@ func (a *app) runOnce(ctx context.Context, inst *instance) outcome {
 				reason := fmt.Sprintf("%d health checks failed in a row: %v", fails, err)
 				a.emit(ancmv1.EventType_EVENT_TYPE_UNHEALTHY, inst, reason)
 				st := a.stopProcess(inst, &cfg, pid, port, token, exitCh)
-				o := a.exited(inst, st, reason, false, false)
+				o := ended(st, reason, false, false)
 				o.stable = time.Since(readyAt) >= stableRun
 				return o
 			}
@@ -445,6 +463,7 @@ func (a *app) exited(inst *instance, st exitStatus, reason string, planned, star
 	es := &ancmv1.ExitStatus{Code: st.code, Signal: st.signal, Reason: reason, Time: timestamppb.New(st.at), Planned: planned}
 	a.mu.Lock()
 	inst.lastExit = es
+	pid := inst.pid
 	inst.pid = 0
 	inst.healthy = false
 	if !planned {
@@ -466,6 +485,6 @@ func (a *app) exited(inst *instance, st exitStatus, reason string, planned, star
 	default:
 		a.log.Warn("instance exited", "instance", inst.index, "exit_code", st.code, "signal", st.signal, "reason", reason)
 	}
-	a.emitExit(evType, inst, es)
+	a.emitExit(evType, inst, pid, es)
 	return outcome{planned: planned, reason: reason}
 }
