@@ -23,6 +23,8 @@ const (
 	maxOfflineBody = 1 << 20
 	// failWindow is the rolling window of rapid_fails_per_minute.
 	failWindow = time.Minute
+	// eventTail is how many lines of output a failure event carries.
+	eventTail = 5
 )
 
 // Sources of an app.
@@ -593,7 +595,11 @@ func (a *app) emitExit(t ancmv1.EventType, inst *instance, pid int, es *ancmv1.E
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	idx := inst.index
-	a.s.events.publish(&ancmv1.Event{Type: t, App: a.cfg.Name, Instance: &idx, AppState: a.state, InstanceState: inst.state, Pid: int32(pid), Exit: es, Message: es.GetReason()})
+	e := &ancmv1.Event{Type: t, App: a.cfg.Name, Instance: &idx, AppState: a.state, InstanceState: inst.state, Pid: int32(pid), Exit: es, Message: es.GetReason()}
+	if !es.GetPlanned() {
+		e.LogTail = a.logs.tailText(inst.index, eventTail)
+	}
+	a.s.events.publish(e)
 }
 
 func (a *app) emitAppLocked(t ancmv1.EventType, msg string) {

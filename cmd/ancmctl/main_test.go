@@ -272,7 +272,7 @@ app "idle" {
 		{name: "logs", args: []string{"logs", "hello"}, stdout: []string{"[0] zero says hi\n[1] one says hi\n"}},
 		{name: "logs instance", args: []string{"logs", "--instance", "1", "hello"}, stdout: []string{"[1] one says hi\n"}},
 		{name: "logs not found", args: []string{"logs", "nope"}, code: 3, stderrHave: "not found"},
-		{name: "events", args: []string{"events", "--app", "worker"}, stdout: []string{"TIME ", "start_failed", "SIGKILL (startup timeout)"}},
+		{name: "events", args: []string{"events", "--app", "worker"}, stdout: []string{"TIME ", "start_failed", "    | migrations pending"}},
 		{name: "endpoints", args: []string{"endpoints"}, stdout: []string{"127.0.0.1:41002   no      yes"}},
 		{name: "version", args: []string{"version"}, stdout: []string{"Client:", "v9.9.9-fake", "fake-epoch", "4321"}},
 		{name: "completion bash", args: []string{"completion", "bash"}, stdout: []string{"ancmctl"}},

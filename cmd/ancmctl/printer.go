@@ -310,9 +310,17 @@ func (p *printer) Event(resp *ancmv1.WatchEventsResponse) error {
 		t = e.GetTime().AsTime().In(p.loc).Format("2006-01-02T15:04:05.000Z07:00")
 	}
 	line := fmt.Sprintf(eventFormat, t, e.GetApp(), inst, eventType(e.GetType()), state,
-		orDash(intText(e.GetPid())), exitText(e.GetExit()), oneLine(e.GetMessage()))
-	_, err := fmt.Fprintln(p.w, strings.TrimRight(line, " "))
-	return err
+		orDash(intText(e.GetPid())), exitCodeText(e.GetExit()), oneLine(e.GetMessage()))
+	if _, err := fmt.Fprintln(p.w, strings.TrimRight(line, " ")); err != nil {
+		return err
+	}
+	// A failure's last lines of output, indented under it.
+	for _, l := range e.GetLogTail() {
+		if _, err := fmt.Fprintln(p.w, "    | "+oneLine(l)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Endpoints writes the endpoint table: a row per app with its first
@@ -446,14 +454,22 @@ func exitText(e *ancmv1.ExitStatus) string {
 	if e == nil {
 		return "-"
 	}
-	s := "code " + strconv.Itoa(int(e.GetCode()))
-	if e.GetSignal() != "" {
-		s = e.GetSignal()
-	}
+	s := exitCodeText(e)
 	if e.GetReason() != "" {
 		s += " (" + e.GetReason() + ")"
 	}
 	return s
+}
+
+// exitCodeText is an exit's code, or its signal when one ended it.
+func exitCodeText(e *ancmv1.ExitStatus) string {
+	if e == nil {
+		return "-"
+	}
+	if e.GetSignal() != "" {
+		return e.GetSignal()
+	}
+	return "code " + strconv.Itoa(int(e.GetCode()))
 }
 
 // age is a short duration for humans: 45s, 5m10s, 3h12m, 2d4h.

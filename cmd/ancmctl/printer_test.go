@@ -144,7 +144,7 @@ func testEvents() []*ancmv1.WatchEventsResponse {
 			Instance: u32(0), AppState: ancmv1.AppState_APP_STATE_STARTING, InstanceState: ancmv1.InstanceState_INSTANCE_STATE_STARTING, Pid: 4242}},
 		{Event: &ancmv1.Event{Seq: 3, Time: at(time.Minute), Type: ancmv1.EventType_EVENT_TYPE_EXITED, App: "worker",
 			Instance: u32(0), AppState: ancmv1.AppState_APP_STATE_RUNNING, InstanceState: ancmv1.InstanceState_INSTANCE_STATE_EXITED, Pid: 5000,
-			Exit: &ancmv1.ExitStatus{Code: 137, Signal: "SIGKILL", Reason: "startup timeout"}, Message: "not ready within 2m"}},
+			Exit: &ancmv1.ExitStatus{Code: 137, Signal: "SIGKILL", Reason: "startup timeout"}, Message: "not ready within 2m", LogTail: []string{"listening on :5000", "migrations pending"}}},
 		{Event: &ancmv1.Event{Seq: 4, Time: at(40 * time.Second), Type: ancmv1.EventType_EVENT_TYPE_START_FAILED, App: "worker",
 			AppState: ancmv1.AppState_APP_STATE_FAILED, Message: "rapid-fail limit reached"}},
 	}

@@ -118,6 +118,9 @@ type Event struct {
 	Pid           int32         `protobuf:"varint,8,opt,name=pid,proto3" json:"pid,omitempty"`
 	Exit          *ExitStatus   `protobuf:"bytes,9,opt,name=exit,proto3" json:"exit,omitempty"`
 	Message       string        `protobuf:"bytes,10,opt,name=message,proto3" json:"message,omitempty"`
+	// The last lines of output of an instance that failed to start or
+	// exited unasked.
+	LogTail       []string `protobuf:"bytes,11,rep,name=log_tail,json=logTail,proto3" json:"log_tail,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -220,6 +223,13 @@ func (x *Event) GetMessage() string {
 		return x.Message
 	}
 	return ""
+}
+
+func (x *Event) GetLogTail() []string {
+	if x != nil {
+		return x.LogTail
+	}
+	return nil
 }
 
 type WatchEventsRequest struct {
@@ -332,7 +342,7 @@ var File_ancm_v1_events_proto protoreflect.FileDescriptor
 
 const file_ancm_v1_events_proto_rawDesc = "" +
 	"\n" +
-	"\x14ancm/v1/events.proto\x12\aancm.v1\x1a\x13ancm/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf5\x02\n" +
+	"\x14ancm/v1/events.proto\x12\aancm.v1\x1a\x13ancm/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x90\x03\n" +
 	"\x05Event\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12&\n" +
@@ -344,7 +354,8 @@ const file_ancm_v1_events_proto_rawDesc = "" +
 	"\x03pid\x18\b \x01(\x05R\x03pid\x12'\n" +
 	"\x04exit\x18\t \x01(\v2\x13.ancm.v1.ExitStatusR\x04exit\x12\x18\n" +
 	"\amessage\x18\n" +
-	" \x01(\tR\amessageB\v\n" +
+	" \x01(\tR\amessage\x12\x19\n" +
+	"\blog_tail\x18\v \x03(\tR\alogTailB\v\n" +
 	"\t_instance\"[\n" +
 	"\x12WatchEventsRequest\x12\x10\n" +
 	"\x03app\x18\x01 \x01(\tR\x03app\x12\x16\n" +
