@@ -377,35 +377,7 @@ func (s *Supervisor) remove(_ context.Context, name, source string) (*ancmv1.App
 // Start starts an app's instances, clearing an operator stop and past
 // failures. With wait it returns once an instance is ready or a start failed.
 func (s *Supervisor) Start(ctx context.Context, name string, wait bool) (*ancmv1.App, error) {
-	a, err := s.get(name)
-	if err != nil {
-		return nil, err
-	}
-	a.opMu.Lock()
-	a.mu.Lock()
-	if a.offline {
-		a.mu.Unlock()
-		a.opMu.Unlock()
-		return nil, fmt.Errorf("app %q is offline: remove %s first: %w", name, a.offlinePath(), ErrPrecondition)
-	}
-	a.stopped = false
-	a.clearFailuresLocked()
-	a.startRunLocked()
-	fails := a.startFailures
-	a.recomputeLocked("started by operator")
-	a.mu.Unlock()
-	a.opMu.Unlock()
-	a.log.Info("app started by operator")
-	a.emit(ancmv1.EventType_EVENT_TYPE_STARTED, nil, "started by operator")
-	if wait {
-		err := a.waitFor(ctx, func() bool {
-			return a.state == appRunning || a.state == appFailed || a.startFailures > fails || a.stopped || a.deleted
-		})
-		if err != nil {
-			return nil, err
-		}
-	}
-	return s.Get(name)
+	return s.operatorStart(ctx, name, wait, false)
 }
 
 // Stop stops an app's instances; it stays STOPPED until started.
@@ -439,30 +411,41 @@ func (s *Supervisor) Stop(ctx context.Context, name string, wait bool) (*ancmv1.
 
 // Restart stops every instance and starts them again.
 func (s *Supervisor) Restart(ctx context.Context, name string, wait bool) (*ancmv1.App, error) {
+	return s.operatorStart(ctx, name, wait, true)
+}
+
+// operatorStart is Start, and with restart first stops what runs.
+func (s *Supervisor) operatorStart(ctx context.Context, name string, wait, restart bool) (*ancmv1.App, error) {
 	a, err := s.get(name)
 	if err != nil {
 		return nil, err
 	}
 	a.opMu.Lock()
 	a.mu.Lock()
-	if a.offline {
-		a.mu.Unlock()
+	offline := a.offline
+	a.mu.Unlock()
+	if offline {
 		a.opMu.Unlock()
 		return nil, fmt.Errorf("app %q is offline: remove %s first: %w", name, a.offlinePath(), ErrPrecondition)
 	}
-	a.mu.Unlock()
-	a.stopRun()
+	verb, ev := "started", ancmv1.EventType_EVENT_TYPE_STARTED
+	if restart {
+		verb, ev = "restarted", ancmv1.EventType_EVENT_TYPE_RESTARTED
+		a.stopRun()
+	}
 	a.mu.Lock()
 	a.stopped = false
 	a.clearFailuresLocked()
-	a.resetRestartsLocked()
+	if restart {
+		a.resetRestartsLocked()
+	}
 	a.startRunLocked()
 	fails := a.startFailures
-	a.recomputeLocked("restarted by operator")
+	a.recomputeLocked(verb + " by operator")
 	a.mu.Unlock()
 	a.opMu.Unlock()
-	a.log.Info("app restarted by operator")
-	a.emit(ancmv1.EventType_EVENT_TYPE_RESTARTED, nil, "restarted by operator")
+	a.log.Info("app " + verb + " by operator")
+	a.emit(ev, nil, verb+" by operator")
 	if wait {
 		err := a.waitFor(ctx, func() bool {
 			return a.state == appRunning || a.state == appFailed || a.startFailures > fails || a.stopped || a.deleted

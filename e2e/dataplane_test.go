@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -240,26 +239,7 @@ app "hello" {
 }
 `)
 	d.start("control")
-	listen := freeAddr(t)
-	proxy := exec.Command(bin.ancmd, "proxy", "--control", d.control, "--listen", listen, "--log-level", "debug")
-	out := newSyncBuffer()
-	proxy.Stdout, proxy.Stderr = out, out
-	if err := proxy.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- proxy.Wait() }()
-	t.Cleanup(func() {
-		_ = proxy.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = proxy.Process.Kill()
-		}
-		if t.Failed() {
-			t.Logf("proxy output:\n%s", out.String())
-		}
-	})
+	listen := d.startProxy()
 	base := "http://" + listen
 	var pid1 int
 	waitFor(t, 20*time.Second, "the app through the proxy", func() bool {

@@ -173,27 +173,7 @@ func TestAppsJSONNamesApp(t *testing.T) {
 func TestSeparateProxyAndControl(t *testing.T) {
 	d := prepareDaemon(t, helloApp)
 	d.start("control")
-	listen := freeAddr(t)
-	proxy := exec.Command(bin.ancmd, "proxy", "--control", d.control, "--listen", listen)
-	out := newSyncBuffer()
-	proxy.Stdout, proxy.Stderr = out, out
-	if err := proxy.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- proxy.Wait() }()
-	t.Cleanup(func() {
-		_ = proxy.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = proxy.Process.Kill()
-			t.Errorf("proxy did not stop on SIGTERM")
-		}
-		if t.Failed() {
-			t.Logf("proxy output:\n%s", out.String())
-		}
-	})
+	listen := d.startProxy()
 	var code int
 	var body string
 	waitFor(t, 20*time.Second, "the separate proxy to serve", func() bool {

@@ -144,7 +144,11 @@ func (d *daemon) start(verb string) {
 			d.t.Fatalf("ancmd exited: %v\n%s", d.exitErr, d.out.String())
 		default:
 		}
-		c, err := net.Dial("unix", strings.TrimPrefix(d.control, "unix://"))
+		network, addr := "unix", strings.TrimPrefix(d.control, "unix://")
+		if a, ok := strings.CutPrefix(d.control, "tcp://"); ok {
+			network, addr = "tcp", a
+		}
+		c, err := net.Dial(network, addr)
 		if err != nil {
 			return false
 		}
@@ -179,6 +183,45 @@ func (d *daemon) stop() {
 		<-d.exited
 		d.t.Errorf("ancmd did not stop within 30s of SIGTERM")
 	}
+}
+
+// startProxy runs `ancmd proxy` against the daemon's control address and
+// returns the address it serves on once it answers HTTP.
+func (d *daemon) startProxy() string {
+	d.t.Helper()
+	listen := freeAddr(d.t)
+	proxy := exec.Command(bin.ancmd, "proxy", "--control", d.control, "--listen", listen, "--log-level", "debug")
+	out := newSyncBuffer()
+	proxy.Stdout, proxy.Stderr = out, out
+	if err := proxy.Start(); err != nil {
+		d.t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- proxy.Wait() }()
+	d.t.Cleanup(func() {
+		_ = proxy.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-done:
+			if err != nil {
+				d.t.Errorf("proxy exit after SIGTERM: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			_ = proxy.Process.Kill()
+			d.t.Errorf("proxy did not stop on SIGTERM")
+		}
+		if d.t.Failed() {
+			d.t.Logf("proxy output:\n%s", out.String())
+		}
+	})
+	waitFor(d.t, 20*time.Second, "the separate proxy to listen", func() bool {
+		c, err := net.Dial("tcp", listen)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	})
+	return listen
 }
 
 // url is the proxy's URL for a path.

@@ -116,41 +116,6 @@ func prepareTCPDaemon(t *testing.T, top string) *daemon {
 	return d
 }
 
-// startTCP starts ancmd serve on a TCP control address and waits until both
-// listeners accept (the harness's start waits for a unix socket).
-func (d *daemon) startTCP() {
-	d.t.Helper()
-	d.out = newSyncBuffer()
-	d.cmd = exec.Command(bin.ancmd, "serve", "-c", d.config)
-	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
-	d.exited = make(chan struct{})
-	if err := d.cmd.Start(); err != nil {
-		d.t.Fatal(err)
-	}
-	go func() { d.exitErr = d.cmd.Wait(); close(d.exited) }()
-	d.t.Cleanup(func() {
-		d.stop()
-		if d.t.Failed() {
-			d.t.Logf("ancmd output:\n%s", d.out.String())
-		}
-	})
-	waitFor(d.t, 20*time.Second, "ancmd to listen", func() bool {
-		select {
-		case <-d.exited:
-			d.t.Fatalf("ancmd exited: %v\n%s", d.exitErr, d.out.String())
-		default:
-		}
-		return strings.Contains(d.out.String(), "proxy listening")
-	})
-	for _, a := range []string{strings.TrimPrefix(d.control, "tcp://"), d.listen} {
-		c, err := net.Dial("tcp", a)
-		if err != nil {
-			d.t.Fatalf("ancmd logged it listens but %s: %v", a, err)
-		}
-		c.Close()
-	}
-}
-
 func TestTLSControlRequiresClientCert(t *testing.T) {
 	dir := t.TempDir()
 	ca := newTestCA(t, dir, "ca")
@@ -160,7 +125,7 @@ func TestTLSControlRequiresClientCert(t *testing.T) {
 	strangerCert, strangerKey := other.issue("stranger", false)
 
 	d := prepareTCPDaemon(t, fmt.Sprintf("control_tls {\n  cert_file = %q\n  key_file = %q\n  client_ca_file = %q\n}\n", srvCert, srvKey, ca.file))
-	d.startTCP()
+	d.start("serve")
 	if !strings.Contains(d.out.String(), "control="+d.control) {
 		t.Errorf("ancmd output does not name its control address %s", d.control)
 	}
@@ -236,7 +201,7 @@ func TestTLSPlainTCPNeedsInsecure(t *testing.T) {
 	}
 
 	d = prepareTCPDaemon(t, "insecure = true\n")
-	d.startTCP()
+	d.start("serve")
 	if s := d.out.String(); !strings.Contains(s, "[WARN]") || !strings.Contains(s, "without TLS") {
 		t.Errorf("ancmd with insecure = true logged no warning:\n%s", s)
 	}
