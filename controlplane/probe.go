@@ -30,7 +30,9 @@ type prober struct {
 // waitReady probes until the instance is ready, ctx ends, or the process
 // exits (then it returns the exit status and true).
 func (p *prober) waitReady(ctx context.Context, exitCh <-chan exitStatus) (exitStatus, bool) {
-	delay := 5 * time.Millisecond
+	// Probe often at first: most apps listen within milliseconds, and the
+	// first request is waiting.
+	delay := time.Millisecond
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
@@ -48,7 +50,7 @@ func (p *prober) waitReady(ctx context.Context, exitCh <-chan exitStatus) (exitS
 			return exitStatus{}, false
 		}
 		t.Reset(delay)
-		delay = min(delay*2, 200*time.Millisecond)
+		delay = min(delay*3/2, 200*time.Millisecond)
 	}
 }
 
