@@ -57,11 +57,25 @@
 // request_timeout. Causes are logged at debug with app and instance; the
 // optional access log is the only per-request info line.
 //
+// # Serving
+//
+// Serve is the only way in: the package has its own HTTP/1.1 server and
+// forwarder, no net/http server, ReverseProxy or Transport on the request
+// path. One goroutine per client connection reads a head, checks it
+// (framing.go: 400 for ambiguous framing, 431 beyond 64 KiB), routes it,
+// writes the rewritten head and the body to a pooled connection to the
+// instance, reads the answer and relays it, flushing whenever the
+// instance has nothing more buffered. Connections to instances have no
+// goroutines of their own; request_timeout and the check that the client
+// is still there are read deadlines on the instance's connection.
+//
 // # Files
 //
-// proxy.go (Proxy, ServeHTTP), table.go (snapshot, updates), routing.go,
-// watch.go (WatchEndpoints loop), activate.go, balance.go, transport.go
-// (instance transport, retries, request_timeout), headers.go, errors.go,
-// streaming.go (upgrades, flushing), server.go and framing.go (the
-// client-facing http.Server), stats.go.
+// proxy.go (Proxy, New, finish), table.go (snapshot, updates), routing.go,
+// watch.go (WatchEndpoints loop), activate.go, balance.go, server.go
+// (Serve, shutdown), conn.go (client connections), framing.go (request
+// heads and their framing rules), headers.go (the forwarded head, response
+// headers), forward.go (attempts, retries, request_timeout, relay),
+// pool.go (instance connections), streaming.go (bodies, upgrades),
+// errors.go, stats.go.
 package dataplane

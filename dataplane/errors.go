@@ -101,13 +101,14 @@ func statusFor(err error) int {
 	}
 }
 
-// writeError answers a failed request and returns the status it chose.
-func (p *Proxy) writeError(w http.ResponseWriter, r *http.Request, err error) int {
+// writeError answers a failed request and returns the status it chose;
+// keep tells whether the connection stays open after it.
+func (p *Proxy) writeError(c *clientConn, r *request, err error, keep bool) int {
 	status := statusFor(err)
 	var re *requestError
 	errors.As(err, &re)
 	if p.logger.IsDebug() {
-		args := []any{"method", r.Method, "host", r.Host, "path", r.URL.Path, "status", status, "error", err}
+		args := []any{"method", r.method, "host", r.host, "path", r.path, "status", status, "error", err}
 		if re != nil && re.app != nil {
 			args = append(args, "app", re.app.name)
 			if re.instance >= 0 {
@@ -119,23 +120,36 @@ func (p *Proxy) writeError(w http.ResponseWriter, r *http.Request, err error) in
 	if status == statusClientClosed {
 		return status
 	}
-	h := w.Header()
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	if status == http.StatusServiceUnavailable {
-		h.Set("Retry-After", retryAfter)
-	}
-	h.Set("Content-Type", "text/html; charset=utf-8")
+	body := errorPage(status, re)
 	if errors.Is(err, ErrOffline) && re != nil && re.app != nil && len(re.app.offlineBody) > 0 {
-		h.Set("Content-Length", strconv.Itoa(len(re.app.offlineBody)))
-		w.WriteHeader(status)
-		_, _ = w.Write(re.app.offlineBody)
-		return status
+		body = re.app.offlineBody
 	}
-	page := errorPage(status, re)
-	h.Set("Content-Length", strconv.Itoa(len(page)))
-	w.WriteHeader(status)
-	_, _ = w.Write(page)
+	w := c.bw
+	if r.http10 {
+		_, _ = w.WriteString("HTTP/1.0 ")
+	} else {
+		_, _ = w.WriteString("HTTP/1.1 ")
+	}
+	_, _ = w.WriteString(strconv.Itoa(status) + " " + http.StatusText(status) +
+		"\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n")
+	if status == http.StatusServiceUnavailable {
+		_, _ = w.WriteString("Retry-After: " + retryAfter + "\r\n")
+	}
+	_, _ = w.WriteString("Content-Type: text/html; charset=utf-8\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n")
+	switch {
+	case !keep:
+		_, _ = w.WriteString("Connection: close\r\n")
+	case r.http10:
+		_, _ = w.WriteString("Connection: keep-alive\r\n")
+	}
+	_, _ = w.WriteString("\r\n")
+	if r.method != "HEAD" {
+		_, _ = w.Write(body)
+	}
+	_ = w.Flush()
+	if !keep && r.hasBody() {
+		c.linger = true
+	}
 	return status
 }
 

@@ -1,262 +1,431 @@
 package dataplane
 
 import (
-	"bytes"
-	"crypto/tls"
 	"errors"
-	"io"
-	"net"
+	"net/url"
+	"strings"
 )
 
-// net/http resolves some ambiguous framings by itself instead of refusing
-// them: with both Content-Length and Transfer-Encoding it drops the length
-// and reads chunks (RFC 9112 allows this, but a proxy in front of other
-// parsers had better refuse), it answers 501 to unknown transfer codings,
-// and it ignores Transfer-Encoding on HTTP/1.0. By the time a handler runs
-// the evidence is gone, so the check happens on the connection: the bytes
-// of each request head are held until the head is complete and checked;
-// a bad head is replaced by a malformed request line, which net/http
-// answers with 400 and a closed connection, so nothing is forwarded.
-//
-// To find the next head the scanner follows the body framing itself
-// (Content-Length, chunked); after an upgrade or CONNECT, or any head it
-// cannot make sense of, it steps aside and lets net/http decide.
-// TLS connections are passed through unchecked: net/http must see the
-// *tls.Conn itself.
+// The client-facing server (server.go, conn.go) parses request heads
+// itself, so the framing rules are enforced where the head is parsed and
+// nothing ambiguous is ever forwarded: Content-Length together with
+// Transfer-Encoding, differing or malformed Content-Length values, any
+// Transfer-Encoding but a single "chunked", Transfer-Encoding on HTTP/1.0
+// and obsolete line folding are refused with 400 and a closed connection.
+// What is forwarded is written afresh (headers.go), so the instance sees
+// one framing only: the one the proxy checked.
 
-// framingListener wraps accepted connections in framingConns.
-type framingListener struct {
-	net.Listener
-	stats *counters
+// Parse errors of a request head.
+var (
+	errMalformed   = errors.New("malformed request head")
+	errBadVersion  = errors.New("unsupported HTTP version")
+	errBadExpect   = errors.New("unsupported Expect")
+	errMissingHost = errors.New("missing or repeated Host header")
+)
+
+// headFraming is what the head says about the body that follows it.
+type headFraming struct {
+	bad     bool // refuse with 400
+	unknown bool // not understood: refuse with 400
+	tunnel  bool // upgrade or CONNECT
+	chunked bool
+	length  int64
 }
 
-func (l *framingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	if _, ok := c.(*tls.Conn); ok {
-		return c, nil
-	}
-	return &framingConn{Conn: c, stats: l.stats}, nil
-}
-
-// Scanner states.
+// field kinds of request headers; see classify.
 const (
-	fsHead      = iota // collecting a request head
-	fsBody             // passing remaining bytes, then state after
-	fsChunkSize        // passing a chunk-size line
-	fsChunkEnd         // passing the CRLF after chunk data
-	fsTrailer          // passing trailer lines up to the empty one
-	fsPass             // not looking anymore
-	fsRejected         // bad head sent; nothing more is read
+	fkKeep   = iota // forwarded as sent
+	fkDrop          // hop-by-hop or replaced by the proxy
+	fkXFF           // X-Forwarded-For: the client's list, extended
+	fkHost          // Host: forwarded first, always
+	fkLength        // Content-Length: rewritten from the framing
 )
 
-// maxHeadScan is the most head bytes held back; beyond it net/http's own
-// limit (431) applies and the scanner steps aside.
-const maxHeadScan = maxHeaderBytes + 8<<10
-
-// badHead is what net/http gets instead of a refused head.
-var badHead = []byte("BAD-FRAMING\r\n\r\n")
-
-type framingConn struct {
-	net.Conn
-	stats *counters
-
-	state     int
-	after     int   // state after fsBody
-	remaining int64 // bytes left in fsBody
-	lineStart bool  // in fsHead: at the start of a line
-	head      []byte
-	line      []byte // current chunk-size or trailer line
-	buf       []byte
-	unread    []byte // read from the connection, not yet scanned
-	pending   []byte // scanned, not yet returned
+// field is one header line of a request head, as substrings of the head.
+type field struct {
+	name, value string
+	kind        uint8
 }
 
-func (c *framingConn) Read(p []byte) (int, error) {
-	for {
-		if len(c.pending) > 0 {
-			n := copy(p, c.pending)
-			c.pending = c.pending[n:]
-			return n, nil
-		}
-		switch c.state {
-		case fsPass:
-			if len(c.unread) > 0 {
-				c.pending, c.unread = c.unread, nil
-				continue
-			}
-			return c.Conn.Read(p)
-		case fsRejected:
-			return 0, io.EOF
-		case fsBody:
-			if len(c.unread) == 0 {
-				// Large bodies go straight into the caller's buffer.
-				if int64(len(p)) > c.remaining {
-					p = p[:c.remaining]
-				}
-				n, err := c.Conn.Read(p)
-				c.remaining -= int64(n)
-				if c.remaining == 0 {
-					c.state = c.after
-				}
-				return n, err
-			}
-		}
-		if len(c.unread) == 0 {
-			if c.buf == nil {
-				c.buf = make([]byte, 4096)
-			}
-			n, err := c.Conn.Read(c.buf)
-			if n == 0 {
-				var ne net.Error
-				if err != nil && len(c.head) > 0 && !(errors.As(err, &ne) && ne.Timeout()) {
-					// The client is gone mid-head: let net/http see the
-					// partial head and the error. (A timeout may be
-					// net/http interrupting its background read; the
-					// head stays held for the next Read.)
-					c.pending, c.head, c.state = c.head, nil, fsPass
-					continue
-				}
-				return 0, err
-			}
-			c.unread = c.buf[:n]
-		}
-		c.scan()
-	}
+// request is one parsed client request head. Its strings are substrings
+// of head, so a request costs one allocation for the head itself.
+type request struct {
+	head    string
+	method  string
+	target  string // as sent
+	uri     string // origin-form to forward: path and query, or "*"
+	path    string // decoded path, for routing
+	host    string // Host header, or the authority of an absolute-form target
+	http10  bool
+	fields  []field
+	framing headFraming
+	hosts   int // Host headers seen
+
+	hasLength   bool // a Content-Length header was sent
+	connClose   bool // Connection: close
+	connKeep    bool // Connection: keep-alive
+	connUpgrade bool // Connection: upgrade
+	connOther   bool // Connection names other headers: see hopByName
+	upgrade     string
+	expect100   bool
+	teTrailers  bool
 }
 
-// scan consumes some of c.unread and sets c.pending to what may be passed
-// on. It makes progress on every call.
-func (c *framingConn) scan() {
-	switch c.state {
-	case fsHead:
-		c.scanHead()
-	case fsBody:
-		n := int64(len(c.unread))
-		if n > c.remaining {
-			n = c.remaining
-		}
-		c.pending, c.unread = c.unread[:n], c.unread[n:]
-		c.remaining -= n
-		if c.remaining == 0 {
-			c.state = c.after
-		}
-	case fsChunkSize, fsChunkEnd, fsTrailer:
-		c.scanLine()
-	default:
-		c.pending, c.unread = c.unread, nil
+// hasBody reports whether a body follows the head.
+func (r *request) hasBody() bool { return r.framing.chunked || r.framing.length > 0 }
+
+// keepAlive reports whether the client wants the connection kept open.
+func (r *request) keepAlive() bool {
+	if r.http10 {
+		return r.connKeep && !r.connClose
 	}
+	return !r.connClose
 }
 
-func (c *framingConn) scanHead() {
-	if len(c.head) == 0 {
-		c.lineStart = false
-	}
-	for i, b := range c.unread {
-		switch b {
-		case '\n':
-			if c.lineStart {
-				c.head = append(c.head, c.unread[:i+1]...)
-				c.unread = c.unread[i+1:]
-				c.endHead()
-				return
-			}
-			c.lineStart = true
-		case '\r':
-		default:
-			c.lineStart = false
-		}
-	}
-	c.head = append(c.head, c.unread...)
-	c.unread = nil
-	if len(c.head) > maxHeadScan {
-		c.pending, c.head, c.state = c.head, nil, fsPass
-	}
-}
+// isUpgrade reports whether the request asks to switch protocols.
+func (r *request) isUpgrade() bool { return r.upgrade != "" && r.connUpgrade }
 
-// endHead checks a complete head and decides how its body is framed.
-func (c *framingConn) endHead() {
-	head := c.head
-	// The buffer is reused for the next head: that is only scanned once
-	// pending (which aliases it) has been handed on.
-	c.head = c.head[:0]
-	f := checkHead(head)
-	switch {
-	case f.bad:
-		c.stats.badFraming.Add(1)
-		c.stats.requests.Add(1)
-		c.stats.byClass[4].Add(1)
-		c.pending, c.unread, c.state = badHead, nil, fsRejected
-		return
-	case f.unknown:
-		c.pending, c.state = head, fsPass
-		return
-	}
-	c.pending = head
-	switch {
-	case f.tunnel:
-		c.state = fsPass
-	case f.chunked:
-		c.state = fsChunkSize
-		c.line = c.line[:0]
-	case f.length > 0:
-		c.state, c.remaining, c.after = fsBody, f.length, fsHead
-	default:
-		c.state = fsHead
-	}
-}
-
-// scanLine passes one line of chunked framing and interprets it.
-func (c *framingConn) scanLine() {
-	i := bytes.IndexByte(c.unread, '\n')
+// cutLine splits s after its first line; line has no CR LF or LF.
+func cutLine(s string) (line, rest string) {
+	i := strings.IndexByte(s, '\n')
 	if i < 0 {
-		c.line = append(c.line, c.unread...)
-		c.pending, c.unread = c.unread, nil
-		if len(c.line) > 4096 {
-			c.state = fsPass
-		}
-		return
+		return s, ""
 	}
-	c.line = append(c.line, c.unread[:i+1]...)
-	c.pending, c.unread = c.unread[:i+1], c.unread[i+1:]
-	line := bytes.TrimRight(c.line, "\r\n")
-	c.line = c.line[:0]
-	switch c.state {
-	case fsChunkEnd:
-		if len(line) != 0 {
-			c.state = fsPass // net/http will refuse it
-			return
+	line, rest = s[:i], s[i+1:]
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	return line, rest
+}
+
+// parseRequest parses a complete request head (up to and including the
+// empty line) into r, reusing r's field slice. It returns errBadFraming
+// for the shapes the proxy refuses, errMalformed for anything it cannot
+// parse; r.framing is filled as far as the head was read.
+func parseRequest(head string, r *request) error {
+	*r = request{head: head, fields: r.fields[:0]}
+	s := head
+	for len(s) > 0 && (s[0] == '\r' || s[0] == '\n') {
+		s = s[1:] // RFC 9112 2.2: empty lines before the request line
+	}
+	line, s := cutLine(s)
+	method, rest, ok1 := strings.Cut(line, " ")
+	target, proto, ok2 := strings.Cut(rest, " ")
+	if !ok1 || !ok2 || !validToken(method) || target == "" || !validTarget(target) {
+		return errMalformed
+	}
+	r.method, r.target = method, target
+	switch proto {
+	case "HTTP/1.1":
+	case "HTTP/1.0":
+		r.http10 = true
+	default:
+		if len(proto) == 8 && strings.HasPrefix(proto, "HTTP/") && proto[6] == '.' {
+			return errBadVersion
 		}
-		c.state = fsChunkSize
-	case fsTrailer:
-		if len(line) == 0 {
-			c.state = fsHead
+		return errMalformed
+	}
+	if method == "CONNECT" {
+		r.framing.tunnel = true
+	}
+	var teCount int
+	var teValue string
+	for {
+		line, s = cutLine(s)
+		if line == "" {
+			break
 		}
-	case fsChunkSize:
-		if j := bytes.IndexByte(line, ';'); j >= 0 {
-			line = line[:j]
+		if line[0] == ' ' || line[0] == '\t' {
+			r.framing.bad = true // obs-fold could hide a framing header
+			return ErrBadFraming
 		}
-		line = bytes.TrimSpace(line)
-		size, ok := parseHex(line)
+		colon := strings.IndexByte(line, ':')
+		if colon <= 0 {
+			return errMalformed
+		}
+		name, value := line[:colon], trimOWS(line[colon+1:])
+		if !validToken(name) || !validValue(value) {
+			return errMalformed
+		}
+		f := field{name: name, value: value, kind: fkKeep}
+		switch len(name) {
+		case 2:
+			if strings.EqualFold(name, "TE") {
+				f.kind = fkDrop
+				r.teTrailers = r.teTrailers || hasToken(value, "trailers")
+			}
+		case 4:
+			if strings.EqualFold(name, "Host") {
+				f.kind = fkHost
+				r.hosts++
+				r.host = value
+			}
+		case 5:
+			if strings.EqualFold(name, headerProxy) {
+				f.kind = fkDrop
+			}
+		case 6:
+			if strings.EqualFold(name, "Expect") {
+				f.kind = fkDrop
+				if !strings.EqualFold(value, "100-continue") {
+					return errBadExpect
+				}
+				r.expect100 = true
+			}
+		case 7:
+			switch {
+			case strings.EqualFold(name, "Upgrade"):
+				f.kind = fkDrop
+				r.upgrade = value
+			case strings.EqualFold(name, "Trailer"):
+				f.kind = fkDrop
+			}
+		case 9:
+			if strings.EqualFold(name, headerForwarded) {
+				f.kind = fkDrop
+			}
+		case 10:
+			switch {
+			case strings.EqualFold(name, "Connection"):
+				f.kind = fkDrop
+				r.parseConnection(value)
+			case strings.EqualFold(name, "Keep-Alive"), strings.EqualFold(name, headerToken):
+				f.kind = fkDrop
+			}
+		case 14:
+			if strings.EqualFold(name, "Content-Length") {
+				f.kind = fkLength
+				n, ok := parseDecimal(value)
+				if !ok || (r.hasLength && n != r.framing.length) {
+					r.framing.bad = true
+					return ErrBadFraming
+				}
+				r.hasLength, r.framing.length = true, n
+			}
+		case 15:
+			if strings.EqualFold(name, headerXFF) {
+				f.kind = fkXFF
+			}
+		case 16:
+			if strings.EqualFold(name, headerProxyConnect) || strings.EqualFold(name, headerXFHost) {
+				f.kind = fkDrop
+			}
+		case 17:
+			switch {
+			case strings.EqualFold(name, "Transfer-Encoding"):
+				f.kind = fkDrop
+				teCount++
+				teValue = value
+			case strings.EqualFold(name, headerXFProto):
+				f.kind = fkDrop
+			}
+		case 19:
+			if strings.EqualFold(name, "Proxy-Authorization") || strings.EqualFold(name, headerAspNetToken) {
+				f.kind = fkDrop
+			}
+		}
+		r.fields = append(r.fields, f)
+	}
+	if teCount > 0 {
+		if r.hasLength || r.http10 || teCount != 1 || !strings.EqualFold(teValue, "chunked") {
+			r.framing.bad = true
+			return ErrBadFraming
+		}
+		r.framing.chunked = true
+		r.framing.length = 0
+	}
+	if r.isUpgrade() {
+		r.framing.tunnel = true
+	}
+	return nil
+}
+
+// parseConnection reads the options of a Connection header.
+func (r *request) parseConnection(v string) {
+	for v != "" {
+		var tok string
+		tok, v, _ = strings.Cut(v, ",")
+		tok = trimOWS(tok)
 		switch {
-		case !ok:
-			c.state = fsPass
-		case size == 0:
-			c.state = fsTrailer
+		case tok == "":
+		case strings.EqualFold(tok, "close"):
+			r.connClose = true
+		case strings.EqualFold(tok, "keep-alive"):
+			r.connKeep = true
+		case strings.EqualFold(tok, "upgrade"):
+			r.connUpgrade = true
 		default:
-			c.state, c.remaining, c.after = fsBody, size, fsChunkEnd
+			r.connOther = true
 		}
 	}
 }
 
-func parseHex(b []byte) (int64, bool) {
-	if len(b) == 0 || len(b) > 15 {
+// hopByName reports whether the request's Connection header names the
+// header name, which makes it hop-by-hop.
+func (r *request) hopByName(name string) bool {
+	for _, f := range r.fields {
+		if len(f.name) == 10 && strings.EqualFold(f.name, "Connection") && hasToken(f.value, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// resolveTarget checks the request beyond its syntax as net/http's server
+// would (one Host header on HTTP/1.1, a target it can route) and sets
+// host, uri and path.
+func (r *request) resolveTarget() error {
+	if r.hosts > 1 || (r.hosts == 0 && !r.http10) || !validHost(r.host) {
+		return errMissingHost
+	}
+	t := r.target
+	switch {
+	case t == "*":
+		if r.method != "OPTIONS" {
+			return errMalformed
+		}
+		r.uri, r.path = "*", "*"
+		return nil
+	case t[0] == '/':
+	default:
+		// Absolute form: its authority replaces the Host header.
+		rest, ok := strings.CutPrefix(t, "http://")
+		if !ok {
+			if rest, ok = strings.CutPrefix(t, "https://"); !ok {
+				return errMalformed
+			}
+		}
+		i := strings.IndexAny(rest, "/?")
+		if i < 0 {
+			i = len(rest)
+		}
+		if i == 0 {
+			return errMalformed
+		}
+		r.host, t = rest[:i], rest[i:]
+		if t == "" || t[0] == '?' {
+			t = "/" + t // one allocation; rare
+		}
+		if !validHost(r.host) {
+			return errMalformed
+		}
+	}
+	r.uri = t
+	path := t
+	if i := strings.IndexByte(path, '?'); i >= 0 {
+		path = path[:i]
+	}
+	if strings.IndexByte(path, '%') >= 0 {
+		p, err := url.PathUnescape(path)
+		if err != nil {
+			return errMalformed
+		}
+		path = p
+	}
+	r.path = path
+	return nil
+}
+
+// checkHead applies the framing rules to one request head: bad for the
+// shapes that are refused, unknown for a head that does not parse.
+func checkHead(head []byte) headFraming {
+	var r request
+	switch err := parseRequest(string(head), &r); err {
+	case nil, ErrBadFraming:
+		return r.framing
+	default:
+		return headFraming{unknown: true}
+	}
+}
+
+func trimOWS(s string) string {
+	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// hasToken reports whether the comma-separated list v holds tok, case
+// insensitively.
+func hasToken(v, tok string) bool {
+	for v != "" {
+		var t string
+		t, v, _ = strings.Cut(v, ",")
+		if strings.EqualFold(trimOWS(t), tok) {
+			return true
+		}
+	}
+	return false
+}
+
+// tokenChars marks the characters of an RFC 9110 token.
+var tokenChars = func() (t [256]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()
+
+func validToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !tokenChars[s[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+// validValue refuses control characters but horizontal tab.
+func validValue(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < ' ' && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// validTarget refuses control characters and spaces in a request target.
+func validTarget(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// validHost accepts what may appear in a Host header: host, optional
+// port, IPv6 literal.
+func validHost(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte("\"#/<>?@\\^`{|}", c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func parseHex(s string) (int64, bool) {
+	if len(s) == 0 || len(s) > 15 {
 		return 0, false
 	}
 	var n int64
-	for _, c := range b {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
 		switch {
 		case '0' <= c && c <= '9':
 			n = n<<4 | int64(c-'0')
@@ -271,118 +440,17 @@ func parseHex(b []byte) (int64, bool) {
 	return n, true
 }
 
-// headFraming is what checkHead found out about a request head.
-type headFraming struct {
-	bad     bool // refuse with 400
-	unknown bool // not understood: let net/http judge
-	tunnel  bool // upgrade or CONNECT: stop scanning after the head
-	chunked bool
-	length  int64
-}
-
-// checkHead checks the framing headers of one request head: it refuses
-// Content-Length together with Transfer-Encoding, differing or malformed
-// Content-Length values, any Transfer-Encoding but a single "chunked",
-// Transfer-Encoding on HTTP/1.0, and obsolete line folding.
-func checkHead(head []byte) headFraming {
-	var f headFraming
-	// RFC 9112 2.2: empty lines before the request line are ignored.
-	head = bytes.TrimLeft(head, "\r\n")
-	eol := bytes.IndexByte(head, '\n')
-	if eol < 0 {
-		return headFraming{unknown: true}
-	}
-	reqLine := bytes.TrimRight(head[:eol], "\r")
-	rest := head[eol+1:]
-	sp := bytes.IndexByte(reqLine, ' ')
-	lsp := bytes.LastIndexByte(reqLine, ' ')
-	if sp <= 0 || lsp == sp {
-		return headFraming{unknown: true}
-	}
-	method, proto := reqLine[:sp], reqLine[lsp+1:]
-	http10 := string(proto) == "HTTP/1.0"
-	if string(method) == "CONNECT" {
-		f.tunnel = true
-	}
-	var (
-		haveCL, haveTE, upgrade, connUpgrade bool
-		teCount                              int
-		teValue                              []byte
-	)
-	for len(rest) > 0 {
-		eol := bytes.IndexByte(rest, '\n')
-		if eol < 0 {
-			eol = len(rest)
-		}
-		line := bytes.TrimRight(rest[:eol], "\r")
-		rest = rest[min(eol+1, len(rest)):]
-		if len(line) == 0 {
-			break
-		}
-		if line[0] == ' ' || line[0] == '\t' {
-			f.bad = true // obs-fold could hide a framing header
-			return f
-		}
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 {
-			return headFraming{unknown: true}
-		}
-		name, value := line[:colon], bytes.TrimSpace(line[colon+1:])
-		switch {
-		case bytes.EqualFold(name, []byte("Content-Length")):
-			n, ok := parseDecimal(value)
-			if !ok || (haveCL && n != f.length) {
-				f.bad = true
-				return f
-			}
-			haveCL, f.length = true, n
-		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
-			haveTE = true
-			teCount++
-			teValue = value
-		case bytes.EqualFold(name, []byte("Upgrade")):
-			upgrade = len(value) > 0
-		case bytes.EqualFold(name, []byte("Connection")):
-			for tok := range bytes.SplitSeq(value, []byte(",")) {
-				if bytes.EqualFold(bytes.TrimSpace(tok), []byte("upgrade")) {
-					connUpgrade = true
-				}
-			}
-		}
-	}
-	if haveTE {
-		if haveCL || http10 || teCount != 1 || !bytes.EqualFold(teValue, []byte("chunked")) {
-			f.bad = true
-			return f
-		}
-		f.chunked = true
-		f.length = 0
-	}
-	if upgrade && connUpgrade {
-		f.tunnel = true
-	}
-	return f
-}
-
-func parseDecimal(b []byte) (int64, bool) {
-	if len(b) == 0 || len(b) > 18 {
+func parseDecimal(s string) (int64, bool) {
+	if len(s) == 0 || len(s) > 18 {
 		return 0, false
 	}
 	var n int64
-	for _, c := range b {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
 		if c < '0' || c > '9' {
 			return 0, false
 		}
 		n = n*10 + int64(c-'0')
 	}
 	return n, true
-}
-
-// CloseWrite lets net/http half-close the connection as it would a
-// *net.TCPConn.
-func (c *framingConn) CloseWrite() error {
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return nil
 }

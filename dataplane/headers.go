@@ -1,11 +1,13 @@
 package dataplane
 
 import (
+	"bytes"
 	"net"
-	"net/http"
+	"strconv"
+	"strings"
 )
 
-// Header names, in canonical form so map lookups need no canonicalization.
+// Header names, in canonical form.
 const (
 	headerToken        = "Ancm-Token"
 	headerAspNetToken  = "Ms-Aspnetcore-Token"
@@ -17,84 +19,262 @@ const (
 	headerProxyConnect = "Proxy-Connection"
 )
 
-// Shared values for X-Forwarded-Proto; Header values are never mutated in
-// place by net/http, so the slices can be shared by all requests.
-var (
-	protoHTTP  = []string{"http"}
-	protoHTTPS = []string{"https"}
-)
+// forwardInfo is what the outgoing head needs besides the request: who
+// the client is and which instance the request goes to.
+type forwardInfo struct {
+	clientIP string // "" when the client has no IP (a unix socket)
+	tls      bool
+	token    string
+	aspnet   bool
+	backend  string // the instance's address, Host of a request without one
+}
 
-// rewriteHeaders prepares the outgoing header out of a request in for an
-// instance with the given token. httputil.ReverseProxy has already removed
-// hop-by-hop headers (Connection and what it names, Keep-Alive, Proxy-*,
-// TE except "trailers", Trailer, Transfer-Encoding, Upgrade unless the
-// request upgrades) and every X-Forwarded-* header from out; in.Header
-// still holds what the client sent.
+// appendRequestHead appends the head of the request to forward to an
+// instance. It is written afresh from the parsed request, so only the
+// framing the proxy checked reaches the instance:
 //
-//   - ANCM-Token (and MS-ASPNETCORE-TOKEN with aspnet) is set to token; a
-//     client's own copy of either never reaches the app.
-//   - X-Forwarded-For is the client's list with the client's IP appended.
-//   - X-Forwarded-Host is the client's Host; X-Forwarded-Proto "http" or
-//     "https". Host itself is left as the client sent it.
-func rewriteHeaders(out http.Header, in *http.Request, token string, aspnet bool) {
-	delete(out, headerToken)
-	delete(out, headerAspNetToken)
-	delete(out, headerProxy)
-	delete(out, headerProxyConnect)
-	delete(out, headerForwarded)
-	if token != "" {
-		out[headerToken] = []string{token}
-		if aspnet {
-			out[headerAspNetToken] = out[headerToken]
+//   - Host as the client sent it (or the authority of an absolute-form
+//     target); the target in origin form; HTTP/1.1.
+//   - Hop-by-hop headers are not forwarded: Connection and the headers it
+//     names, Keep-Alive, Proxy-Connection, Proxy-Authorization, TE (except
+//     "trailers"), Trailer, Transfer-Encoding, Upgrade unless the request
+//     upgrades, and Expect (the proxy answers 100-continue itself).
+//   - ANCM-Token (and MS-ASPNETCORE-TOKEN with aspnet) is set to the
+//     instance's token; a client's own copy of either never reaches the
+//     app. Proxy (httpoxy) and Forwarded are dropped.
+//   - X-Forwarded-For is the client's list with the client's IP appended;
+//     X-Forwarded-Host is the client's Host; X-Forwarded-Proto "http" or
+//     "https". The client's own X-Forwarded-Host and -Proto are dropped.
+//   - Content-Length or Transfer-Encoding: chunked as the proxy framed the
+//     body.
+func appendRequestHead(b []byte, r *request, fi *forwardInfo) []byte {
+	b = append(b, r.method...)
+	b = append(b, ' ')
+	b = append(b, r.uri...)
+	b = append(b, " HTTP/1.1\r\nHost: "...)
+	if r.host != "" {
+		b = append(b, r.host...)
+	} else {
+		b = append(b, fi.backend...)
+	}
+	b = append(b, "\r\n"...)
+	xff := -1 // index of the first X-Forwarded-For field
+	nxff := 0
+	for i := range r.fields {
+		f := &r.fields[i]
+		switch f.kind {
+		case fkKeep:
+			if r.connOther && r.hopByName(f.name) {
+				continue
+			}
+			b = append(b, f.name...)
+			b = append(b, ": "...)
+			b = append(b, f.value...)
+			b = append(b, "\r\n"...)
+		case fkXFF:
+			if xff < 0 {
+				xff = i
+			}
+			nxff++
 		}
 	}
-	if ip := clientIP(in.RemoteAddr); ip != "" {
-		prior := in.Header[headerXFF]
-		switch len(prior) {
-		case 0:
-			out[headerXFF] = []string{ip}
-		case 1:
-			out[headerXFF] = []string{prior[0] + ", " + ip}
-		default:
-			n := len(ip)
-			for _, v := range prior {
-				n += len(v) + 2
+	if r.isUpgrade() {
+		b = append(b, "Connection: Upgrade\r\nUpgrade: "...)
+		b = append(b, r.upgrade...)
+		b = append(b, "\r\n"...)
+	}
+	if r.teTrailers {
+		b = append(b, "Te: trailers\r\n"...)
+	}
+	switch {
+	case r.framing.chunked:
+		b = append(b, "Transfer-Encoding: chunked\r\n"...)
+	case r.hasLength || r.framing.length > 0:
+		b = append(b, "Content-Length: "...)
+		b = strconv.AppendInt(b, r.framing.length, 10)
+		b = append(b, "\r\n"...)
+	case r.method == "POST" || r.method == "PUT" || r.method == "PATCH":
+		b = append(b, "Content-Length: 0\r\n"...)
+	}
+	if fi.clientIP != "" {
+		b = append(b, "X-Forwarded-For: "...)
+		if xff >= 0 {
+			for _, f := range r.fields[xff:] {
+				if f.kind == fkXFF {
+					b = append(b, f.value...)
+					b = append(b, ", "...)
+				}
 			}
-			b := make([]byte, 0, n)
-			for _, v := range prior {
-				b = append(b, v...)
-				b = append(b, ", "...)
-			}
-			b = append(b, ip...)
-			out[headerXFF] = []string{string(b)}
 		}
-	} else {
-		delete(out, headerXFF)
+		b = append(b, fi.clientIP...)
+		b = append(b, "\r\n"...)
 	}
-	if in.Host != "" {
-		out[headerXFHost] = []string{in.Host}
-	} else {
-		delete(out, headerXFHost)
+	if r.host != "" {
+		b = append(b, "X-Forwarded-Host: "...)
+		b = append(b, r.host...)
+		b = append(b, "\r\n"...)
 	}
-	if in.TLS != nil {
-		out[headerXFProto] = protoHTTPS
+	if fi.tls {
+		b = append(b, "X-Forwarded-Proto: https\r\n"...)
 	} else {
-		out[headerXFProto] = protoHTTP
+		b = append(b, "X-Forwarded-Proto: http\r\n"...)
+	}
+	if fi.token != "" {
+		b = append(b, "Ancm-Token: "...)
+		b = append(b, fi.token...)
+		b = append(b, "\r\n"...)
+		if fi.aspnet {
+			b = append(b, "Ms-Aspnetcore-Token: "...)
+			b = append(b, fi.token...)
+			b = append(b, "\r\n"...)
+		}
+	}
+	return append(b, "\r\n"...)
+}
+
+// response is what the proxy needs of an instance's response head.
+type response struct {
+	status    int
+	chunked   bool
+	length    int64 // -1: none given
+	close     bool  // the instance closes the connection after it
+	upgrade   string
+	connOther bool
+	trailer   bool
+}
+
+// parseResponse reads the framing of a response head (status line and
+// header lines, up to the empty line); http10 is the instance's version.
+func parseResponse(head []byte, res *response) error {
+	*res = response{length: -1}
+	s := head
+	line, s := cutLineBytes(s)
+	if len(line) < 12 || string(line[:7]) != "HTTP/1." || line[8] != ' ' || (len(line) > 12 && line[12] != ' ') {
+		return errBadResponse
+	}
+	code, ok := parseDecimal(string(line[9:12]))
+	if !ok || code < 100 {
+		return errBadResponse
+	}
+	res.status = int(code)
+	http10 := line[7] == '0'
+	keep := false
+	var te []byte
+	for {
+		line, s = cutLineBytes(s)
+		if len(line) == 0 {
+			break
+		}
+		colon := indexByte(line, ':')
+		if colon <= 0 || line[0] == ' ' || line[0] == '\t' {
+			return errBadResponse
+		}
+		name, value := string(line[:colon]), line[colon+1:]
+		switch len(name) {
+		case 7:
+			switch {
+			case strings.EqualFold(name, "Upgrade"):
+				res.upgrade = trimOWS(string(value))
+			case strings.EqualFold(name, "Trailer"):
+				res.trailer = true
+			}
+		case 10:
+			if strings.EqualFold(name, "Connection") {
+				v := string(value)
+				res.close = res.close || hasToken(v, "close")
+				keep = keep || hasToken(v, "keep-alive")
+				for v != "" {
+					var tok string
+					tok, v, _ = strings.Cut(v, ",")
+					tok = trimOWS(tok)
+					if tok != "" && !strings.EqualFold(tok, "close") && !strings.EqualFold(tok, "keep-alive") && !strings.EqualFold(tok, "upgrade") {
+						res.connOther = true
+					}
+				}
+			}
+		case 14:
+			if strings.EqualFold(name, "Content-Length") {
+				n, ok := parseDecimal(trimOWS(string(value)))
+				if !ok || (res.length >= 0 && n != res.length) {
+					return errBadResponse
+				}
+				res.length = n
+			}
+		case 17:
+			if strings.EqualFold(name, "Transfer-Encoding") {
+				te = value
+			}
+		}
+	}
+	if te != nil {
+		v := trimOWS(string(te))
+		if len(v) < 7 || !strings.EqualFold(v[len(v)-7:], "chunked") {
+			return errBadResponse
+		}
+		res.chunked, res.length = true, -1
+	}
+	if http10 && !keep {
+		res.close = true
+	}
+	return nil
+}
+
+// responseDrop reports whether a response header is hop-by-hop or one the
+// proxy writes itself.
+func responseDrop(name string, res *response, head []byte) bool {
+	switch len(name) {
+	case 2:
+		return strings.EqualFold(name, "TE")
+	case 7:
+		return strings.EqualFold(name, "Upgrade") || strings.EqualFold(name, "Trailer") && !res.chunked
+	case 10:
+		return strings.EqualFold(name, "Connection") || strings.EqualFold(name, "Keep-Alive")
+	case 14:
+		return strings.EqualFold(name, "Content-Length")
+	case 16:
+		return strings.EqualFold(name, headerProxyConnect)
+	case 17:
+		return strings.EqualFold(name, "Transfer-Encoding")
+	case 18:
+		return strings.EqualFold(name, "Proxy-Authenticate")
+	case 19:
+		return strings.EqualFold(name, "Proxy-Authorization")
+	}
+	if res.connOther {
+		return connectionNames(head, name)
+	}
+	return false
+}
+
+// connectionNames reports whether a Connection header of head names name.
+func connectionNames(head []byte, name string) bool {
+	_, s := cutLineBytes(head)
+	for {
+		var line []byte
+		line, s = cutLineBytes(s)
+		if len(line) == 0 {
+			return false
+		}
+		if colon := indexByte(line, ':'); colon == 10 && strings.EqualFold(string(line[:10]), "Connection") &&
+			hasToken(string(line[11:]), name) {
+			return true
+		}
 	}
 }
 
-// setToken replaces the token headers of an outgoing request, for a retry
-// on another instance.
-func setToken(out http.Header, token string, aspnet bool) {
-	delete(out, headerToken)
-	delete(out, headerAspNetToken)
-	if token != "" {
-		out[headerToken] = []string{token}
-		if aspnet {
-			out[headerAspNetToken] = out[headerToken]
-		}
+func cutLineBytes(s []byte) (line, rest []byte) {
+	i := indexByte(s, '\n')
+	if i < 0 {
+		return s, nil
 	}
+	line, rest = s[:i], s[i+1:]
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	return line, rest
 }
+
+func indexByte(b []byte, c byte) int { return bytes.IndexByte(b, c) }
 
 // clientIP returns the IP of a RemoteAddr ("ip:port"), or "" when it has
 // none (a unix socket, or a synthetic request).

@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"net"
-	"net/http"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
-
-	"github.com/hashicorp/go-hclog"
 )
 
 // Server limits.
@@ -18,38 +18,126 @@ const (
 	// shutdownTimeout bounds how long Serve waits for in-flight requests
 	// once its context is done.
 	shutdownTimeout = 30 * time.Second
+	// clientCheckInterval is how often a request waiting on its instance
+	// checks that its client is still there.
+	clientCheckInterval = 250 * time.Millisecond
+	// sweepInterval is how often idle instance connections are reaped.
+	sweepInterval = 30 * time.Second
 )
 
-// Serve answers HTTP on ln with an http.Server set up for a proxy facing
-// clients: bounded header read time and size (431 beyond 64 KiB), idle
-// keep-alive timeout, and requests with ambiguous framing refused with 400
-// before they are parsed (see framing.go). When ctx is done it stops
-// accepting, lets in-flight requests finish for up to 30s, closes what is
-// left and returns nil.
+// server is one Serve call: its connections and its shutdown.
+type server struct {
+	p       *Proxy
+	closing atomic.Bool
+	wg      sync.WaitGroup
+
+	mu    sync.Mutex
+	conns map[*clientConn]struct{}
+}
+
+// Serve answers HTTP/1.1 (and 1.0) on ln. It is the data plane's server
+// and the only way requests reach the proxy: it reads and checks each
+// request head itself (framing.go; 431 beyond 64 KiB, 400 for ambiguous
+// framing), bounds the time to read a head (10s) and keep-alive idleness
+// (120s), and forwards over pooled connections to the instances
+// (forward.go). When ctx is done it stops accepting, closes idle
+// connections, lets in-flight requests finish for up to 30s, closes what
+// is left and returns nil.
 func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{
-		Handler:           p,
-		ReadHeaderTimeout: readHeaderTimeout,
-		IdleTimeout:       idleTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          p.logger.StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Debug}),
-	}
+	s := &server{p: p, conns: map[*clientConn]struct{}{}}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(&framingListener{Listener: ln, stats: &p.stats}) }()
-	select {
-	case err := <-errc:
-		if errors.Is(err, http.ErrServerClosed) {
-			return nil
+	go func() { errc <- s.accept(ln) }()
+	sweep := time.NewTicker(sweepInterval)
+	defer sweep.Stop()
+	var seen map[*backend]bool
+	var err error
+loop:
+	for {
+		select {
+		case err = <-errc:
+			break loop
+		case <-ctx.Done():
+			break loop
+		case <-sweep.C:
+			seen = p.sweepPools(seen)
 		}
-		return err
-	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		p.logger.Warn("shutdown timed out, closing connections", "error", err)
-		_ = srv.Close()
+	s.closing.Store(true)
+	_ = ln.Close()
+	if err == nil {
+		<-errc
 	}
-	<-errc
-	return nil
+	s.closeIdle()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(shutdownTimeout):
+		p.logger.Warn("shutdown timed out, closing connections")
+		s.closeAll()
+		<-done
+	}
+	return err
+}
+
+// accept runs the accept loop until the listener fails or is closed.
+func (s *server) accept(ln net.Listener) error {
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.closing.Load() || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+				(errors.As(err, &ne) && ne.Timeout()) {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.p.logger.Warn("accept failed, retrying", "error", err, "backoff", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		c := newClientConn(s, nc)
+		s.mu.Lock()
+		if s.closing.Load() {
+			s.mu.Unlock()
+			nc.Close()
+			continue
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go c.serve()
+	}
+}
+
+// closeIdle closes the connections that wait for a request; the others
+// see s.closing after their current request and close themselves.
+func (s *server) closeIdle() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		if c.state.CompareAndSwap(csIdle, csClosed) {
+			c.nc.Close()
+		}
+	}
+}
+
+func (s *server) closeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		c.state.Store(csClosed)
+		c.nc.Close()
+	}
+}
+
+func (s *server) remove(c *clientConn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.wg.Done()
 }

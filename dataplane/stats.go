@@ -4,7 +4,7 @@ import "sync/atomic"
 
 // Stats are the data plane's counters since New.
 type Stats struct {
-	// Requests is every request ServeHTTP answered, by status class.
+	// Requests is every request answered, by status class.
 	Requests  uint64
 	Status1xx uint64
 	Status2xx uint64

@@ -85,6 +85,8 @@ type backend struct {
 	// ejectedRev is the app revision it happened at.
 	ejectedAt  atomic.Int64
 	ejectedRev atomic.Uint64
+
+	pool connPool // idle connections; see pool.go
 }
 
 func backendKey(addr, token string) string { return addr + "\x00" + token }

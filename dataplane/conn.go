@@ -1,0 +1,247 @@
+package dataplane
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/tls"
+	"errors"
+	"net"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Client connection states, for shutdown.
+const (
+	csActive = iota // reading or serving a request
+	csIdle          // waiting for the next request
+	csClosed        // closed by shutdown
+)
+
+var errHeadTooLarge = errors.New("request head too large")
+
+// errClientGone ends an exchange whose client went away.
+var errClientGone = errors.New("client went away")
+
+// clientConn is one client connection, served by one goroutine that also
+// does the forwarding of its requests.
+type clientConn struct {
+	s     *server
+	p     *Proxy
+	nc    net.Conn
+	raw   syscall.RawConn // of the TCP connection, for liveness checks; may be nil
+	br    *bufio.Reader
+	bw    *bufio.Writer
+	state atomic.Int32
+	fi    forwardInfo // client part; the instance part is set per attempt
+
+	linger bool // unread client data may be left: see closeLingering
+
+	headBuf []byte
+	out     []byte // the head being sent to an instance
+	req     request
+}
+
+func newClientConn(s *server, nc net.Conn) *clientConn {
+	c := &clientConn{s: s, p: s.p, nc: nc}
+	c.br = bufio.NewReaderSize(nc, 4<<10)
+	c.bw = bufio.NewWriterSize(nc, 4<<10)
+	c.fi.clientIP = clientIP(nc.RemoteAddr().String())
+	tcp := nc
+	if tc, ok := nc.(*tls.Conn); ok {
+		c.fi.tls = true
+		tcp = tc.NetConn()
+	}
+	if sc, ok := tcp.(syscall.Conn); ok {
+		c.raw, _ = sc.SyscallConn()
+	}
+	return c
+}
+
+// serve reads and answers requests until the connection ends.
+func (c *clientConn) serve() {
+	defer func() {
+		if c.linger {
+			c.closeLingering()
+		}
+		c.nc.Close()
+		c.s.remove(c)
+	}()
+	_ = c.nc.SetReadDeadline(time.Now().Add(readHeaderTimeout))
+	for first := true; ; first = false {
+		if !first {
+			c.state.Store(csIdle)
+			if c.s.closing.Load() {
+				return
+			}
+			_ = c.nc.SetReadDeadline(time.Now().Add(idleTimeout))
+			if _, err := c.br.Peek(1); err != nil {
+				return
+			}
+			if !c.state.CompareAndSwap(csIdle, csActive) {
+				return
+			}
+			if !c.headBuffered() {
+				_ = c.nc.SetReadDeadline(time.Now().Add(readHeaderTimeout))
+			}
+		}
+		if !c.serveOne() {
+			return
+		}
+	}
+}
+
+// headBuffered reports whether a whole request head is already buffered,
+// so that reading it cannot block and needs no header deadline.
+func (c *clientConn) headBuffered() bool {
+	b, _ := c.br.Peek(c.br.Buffered())
+	return bytes.Contains(b, []byte("\n\r\n")) || bytes.Contains(b, []byte("\n\n"))
+}
+
+// serveOne reads one request and answers it. It reports whether the
+// connection can carry another request.
+func (c *clientConn) serveOne() bool {
+	head, err := c.readHead()
+	if err != nil {
+		if err == errHeadTooLarge {
+			c.plainError(http.StatusRequestHeaderFieldsTooLarge)
+		}
+		return false
+	}
+	r := &c.req
+	err = parseRequest(head, r)
+	if err == nil {
+		err = r.resolveTarget()
+	}
+	if err == nil && r.method == "CONNECT" {
+		c.plainError(http.StatusMethodNotAllowed)
+		return false
+	}
+	if err != nil {
+		status := http.StatusBadRequest
+		switch err {
+		case ErrBadFraming:
+			c.p.stats.badFraming.Add(1)
+			c.p.stats.count(status)
+		case errBadVersion:
+			status = http.StatusHTTPVersionNotSupported
+		case errBadExpect:
+			status = http.StatusExpectationFailed
+		}
+		c.p.logger.Debug("request refused", "status", status, "error", err)
+		c.plainError(status)
+		return false
+	}
+	if r.hasBody() {
+		_ = c.nc.SetReadDeadline(time.Time{}) // bodies take as long as they take
+	}
+	return c.p.serveRequest(c, r)
+}
+
+// readHead reads one request head, skipping empty lines before it.
+func (c *clientConn) readHead() (string, error) {
+	b := c.headBuf[:0]
+	for {
+		line, err := c.br.ReadSlice('\n')
+		if err == nil && len(b) == 0 && (len(line) == 1 || len(line) == 2 && line[0] == '\r') {
+			continue // RFC 9112 2.2
+		}
+		b = append(b, line...)
+		if len(b) > maxHeaderBytes+4<<10 {
+			return "", errHeadTooLarge
+		}
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		if len(line) == 1 || len(line) == 2 && line[0] == '\r' {
+			break
+		}
+	}
+	c.headBuf = b
+	return string(b), nil
+}
+
+// plainError answers a request that could not be parsed, as net/http's
+// server does, and the connection is closed after it.
+func (c *clientConn) plainError(status int) {
+	text := strconv.Itoa(status) + " " + http.StatusText(status)
+	_, _ = c.bw.WriteString("HTTP/1.1 " + text +
+		"\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n" + text)
+	_ = c.bw.Flush()
+	c.linger = true
+}
+
+// lingerTimeout bounds closeLingering.
+const lingerTimeout = 500 * time.Millisecond
+
+// closeLingering half-closes a connection the proxy answered while the
+// client may still be sending (a refused head, an unread body), and reads
+// what comes for a moment, so that closing does not reset the connection
+// before the client has read the answer (net/http's closeWriteAndWait).
+func (c *clientConn) closeLingering() {
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(lingerTimeout))
+	buf := getBuffer()
+	defer putBuffer(buf)
+	for {
+		if _, err := c.nc.Read(buf); err != nil {
+			return
+		}
+	}
+}
+
+// gone reports whether the client closed or reset its connection, without
+// blocking and without consuming anything it sent.
+func (c *clientConn) gone() bool {
+	if c.raw == nil {
+		return false
+	}
+	var gone bool
+	_ = c.raw.Control(func(fd uintptr) {
+		var b [1]byte
+		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		switch {
+		case err == syscall.EAGAIN || err == syscall.EINTR:
+		case err != nil || n == 0:
+			gone = true
+		}
+	})
+	return gone
+}
+
+// watch calls cancel when the client goes away, until stop is called. It
+// costs a goroutine and is meant for long waits (a start queue). Data the
+// client sends meanwhile ends the watch without cancel.
+func (c *clientConn) watch(cancel func()) (stop func()) {
+	if c.raw == nil || c.br.Buffered() > 0 {
+		return func() {}
+	}
+	_ = c.nc.SetReadDeadline(time.Time{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = c.raw.Read(func(fd uintptr) bool {
+			var b [1]byte
+			n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+			switch {
+			case err == syscall.EAGAIN || err == syscall.EINTR:
+				return false // wait until readable
+			case err != nil || n == 0:
+				cancel()
+			}
+			return true
+		})
+	}()
+	return func() {
+		_ = c.nc.SetReadDeadline(time.Unix(1, 0)) // wakes the watcher
+		<-done
+		_ = c.nc.SetReadDeadline(time.Time{})
+	}
+}

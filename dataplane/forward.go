@@ -1,0 +1,363 @@
+package dataplane
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// serveRequest routes a parsed request, activates its app if need be,
+// forwards it and answers the client. It reports whether the client
+// connection can carry another request.
+func (p *Proxy) serveRequest(c *clientConn, r *request) bool {
+	var start time.Time
+	if p.accessLog != nil {
+		start = time.Now()
+	}
+	// Without a body, or with one not read at all, the connection can
+	// carry on after an error answer only if the body is skipped.
+	a, err := p.resolve(c, r)
+	if err == nil && a != nil {
+		if b := a.pick(nil); b != nil {
+			ex := exchange{p: p, c: c, r: r, a: a, b: b}
+			keep := ex.run()
+			ex.b.outstanding.Add(-1)
+			p.finish(r, a, ex.b, ex.status, start)
+			return keep
+		}
+		err = newError(ErrUnavailable, a, nil)
+	}
+	keep := !r.hasBody() && r.keepAlive()
+	status := p.writeError(c, r, err, keep)
+	p.finish(r, a, nil, status, start)
+	return keep && status != statusClientClosed
+}
+
+// resolve finds the app for a request and makes sure it can take it,
+// activating it when it has no ready instance.
+func (p *Proxy) resolve(c *clientConn, r *request) (*app, error) {
+	t := p.table.Load()
+	if !t.synced {
+		return nil, newError(ErrNotSynced, nil, nil)
+	}
+	a := t.route(normalizeHost(r.host), r.path)
+	if a == nil {
+		return nil, newError(ErrNoRoute, nil, nil)
+	}
+	if a.serving() {
+		return a, nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	stop := c.watch(cancel)
+	na, err := p.admit(ctx, a)
+	stop()
+	cancel()
+	if err != nil {
+		return a, err
+	}
+	return na, nil
+}
+
+// exchange is one request forwarded to an instance: its attempts and the
+// relay of the answer.
+type exchange struct {
+	p  *Proxy
+	c  *clientConn
+	r  *request
+	a  *app
+	b  *backend // the instance of the current attempt
+	bc *bconn
+
+	deadline    time.Time // request_timeout, up to the response head
+	bodyStarted bool      // the client's body is being read: no replay
+	buffered    bool      // the body was buffered whole: it can be replayed
+	continued   bool      // 100 Continue sent to the client
+	status      int
+	res         response
+}
+
+// run forwards the request, retrying once on another instance when the
+// first one failed to take it, and relays the answer. It reports whether
+// the client connection can carry another request.
+func (ex *exchange) run() bool {
+	p, r, a := ex.p, ex.r, ex.a
+	ex.deadline = time.Now().Add(a.requestTimeout)
+	ex.buffered = r.hasBody() && !r.framing.chunked && r.framing.length <= int64(ex.c.br.Buffered())
+	err := ex.attempt()
+	if err != nil && isConnFailure(err) && (!ex.bodyStarted || ex.buffered) {
+		p.eject(a, ex.b)
+		if nb := a.pick(ex.b); nb != nil {
+			p.logger.Debug("retrying on another instance", "app", a.name,
+				"instance", ex.b.instance, "next_instance", nb.instance, "error", err)
+			ex.b.outstanding.Add(-1)
+			ex.b = nb
+			p.stats.retries.Add(1)
+			err = ex.attempt()
+			if err != nil && isConnFailure(err) {
+				p.eject(a, nb)
+			}
+		}
+	}
+	if ex.buffered {
+		_, _ = ex.c.br.Discard(int(r.framing.length))
+	}
+	if err != nil {
+		re := newError(ErrBackend, a, err)
+		re.instance = int(ex.b.instance)
+		switch {
+		case errors.Is(err, ErrTimeout):
+			re.kind = ErrTimeout
+		case errors.Is(err, errClientGone):
+			re.kind = context.Canceled
+		}
+		keep := r.keepAlive() && (!r.hasBody() || ex.buffered)
+		ex.status = p.writeError(ex.c, r, re, keep)
+		return keep && ex.status != statusClientClosed
+	}
+	return ex.relay()
+}
+
+// attempt sends the request to ex.b and reads the response head into
+// ex.res. A pooled connection that turns out to be closed is replaced by
+// a fresh one to the same instance when the request can be replayed.
+func (ex *exchange) attempt() error {
+	bc, err := ex.b.getConn()
+	if err != nil {
+		return err
+	}
+	for {
+		ex.bc = bc
+		err = ex.send(bc)
+		if err == nil {
+			err = ex.readResponse(bc)
+		}
+		if err == nil {
+			return nil
+		}
+		ex.bc = nil
+		bc.nc.Close()
+		if !bc.reused || !isConnFailure(err) || errors.Is(err, io.ErrUnexpectedEOF) || (ex.bodyStarted && !ex.buffered) {
+			return err
+		}
+		if bc, err = ex.b.dial(); err != nil {
+			return err
+		}
+	}
+}
+
+// send writes the request head and body to bc.
+func (ex *exchange) send(bc *bconn) error {
+	c, r := ex.c, ex.r
+	c.fi.token, c.fi.aspnet, c.fi.backend = ex.b.token, ex.a.aspnet, ex.b.addr
+	c.out = appendRequestHead(c.out[:0], r, &c.fi)
+	_, _ = bc.bw.Write(c.out)
+	var err error
+	switch {
+	case !r.hasBody():
+	case ex.buffered:
+		body, _ := c.br.Peek(int(r.framing.length))
+		_, _ = bc.bw.Write(body)
+	default:
+		if r.expect100 && !r.http10 && !ex.continued {
+			ex.continued = true
+			_, _ = c.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
+			if err := c.bw.Flush(); err != nil {
+				return errClientGone
+			}
+		}
+		ex.bodyStarted = true
+		if r.framing.chunked {
+			err = copyChunked(bc.bw, c.br, nil)
+		} else {
+			err = copyN(bc.bw, c.br, r.framing.length, nil)
+		}
+	}
+	if err == nil {
+		err = bc.bw.Flush()
+	}
+	var ce *copyErr
+	if errors.As(err, &ce) && !ce.write {
+		return errClientGone // the client's body broke off
+	}
+	return err
+}
+
+// readResponse reads the response head, forwarding 1xx answers, within
+// request_timeout and while the client is there.
+func (ex *exchange) readResponse(bc *bconn) error {
+	_ = bc.nc.SetReadDeadline(ex.nextCheck(ex.deadline))
+	for {
+		if err := bc.readHead(ex.waitHead); err != nil {
+			return err
+		}
+		if err := parseResponse(bc.head, &ex.res); err != nil {
+			return err
+		}
+		if s := ex.res.status; s >= 200 || s == http.StatusSwitchingProtocols {
+			return nil
+		}
+		if !ex.r.http10 { // 1xx: forward, then wait for the final answer
+			_, _ = ex.c.bw.Write(bc.head)
+			if ex.c.bw.Flush() != nil {
+				return errClientGone
+			}
+		}
+	}
+}
+
+// nextCheck is the read deadline of the next wait on the instance.
+func (ex *exchange) nextCheck(limit time.Time) time.Time {
+	t := time.Now().Add(clientCheckInterval)
+	if !limit.IsZero() && limit.Before(t) {
+		return limit
+	}
+	return t
+}
+
+// waitHead is called when a wait for the response head times out.
+func (ex *exchange) waitHead() error {
+	if !time.Now().Before(ex.deadline) {
+		return ErrTimeout
+	}
+	if ex.c.gone() {
+		return errClientGone
+	}
+	return ex.bc.nc.SetReadDeadline(ex.nextCheck(ex.deadline))
+}
+
+// waitBody is called when a wait for more of the response body times out.
+func (ex *exchange) waitBody() error {
+	if ex.c.gone() {
+		return errClientGone
+	}
+	return ex.bc.nc.SetReadDeadline(ex.nextCheck(time.Time{}))
+}
+
+// Response body framings towards the client.
+const (
+	bodyNone    = iota
+	bodyLength  // Content-Length, as the instance sent it
+	bodyChunked // chunked, passed through
+	bodyDechunk // chunked from the instance, decoded for an HTTP/1.0 client
+	bodyEOF     // until the instance closes, chunk-encoded for HTTP/1.1
+	bodyEOFRaw  // until the instance closes, to an HTTP/1.0 client
+)
+
+// relay writes the response head and body to the client, and returns the
+// instance connection to the pool when the exchange left it clean.
+func (ex *exchange) relay() bool {
+	c, r, res, bc := ex.c, ex.r, &ex.res, ex.bc
+	ex.status = res.status
+	keep := r.keepAlive() && !c.s.closing.Load()
+	mode := bodyNone
+	noBody := r.method == "HEAD" || res.status < 200 || res.status == 204 || res.status == 304
+	switch {
+	case noBody:
+	case res.chunked && r.http10:
+		mode, keep = bodyDechunk, false
+	case res.chunked:
+		mode = bodyChunked
+	case res.length >= 0:
+		mode = bodyLength
+	case r.http10:
+		mode, keep = bodyEOFRaw, false
+	default:
+		mode = bodyEOF
+	}
+	w := c.bw
+	if r.http10 {
+		_, _ = w.WriteString("HTTP/1.0")
+	} else {
+		_, _ = w.WriteString("HTTP/1.1")
+	}
+	line, rest := cutLineBytes(bc.head)
+	_, _ = w.Write(line[8:])
+	_, _ = w.WriteString("\r\n")
+	for {
+		line, rest = cutLineBytes(rest)
+		if len(line) == 0 {
+			break
+		}
+		colon := indexByte(line, ':')
+		if responseDrop(string(line[:colon]), res, bc.head) {
+			continue
+		}
+		_, _ = w.Write(line)
+		_, _ = w.WriteString("\r\n")
+	}
+	switch {
+	case res.status == http.StatusSwitchingProtocols:
+		_, _ = w.WriteString("Connection: Upgrade\r\nUpgrade: ")
+		_, _ = w.WriteString(res.upgrade)
+		_, _ = w.WriteString("\r\n\r\n")
+		tunnel(c, bc)
+		return false
+	case res.chunked && (mode == bodyChunked || noBody):
+		_, _ = w.WriteString("Transfer-Encoding: chunked\r\n")
+	case res.length >= 0:
+		_, _ = w.WriteString("Content-Length: ")
+		_, _ = w.Write(strconv.AppendInt(c.out[:0], res.length, 10))
+		_, _ = w.WriteString("\r\n")
+	case mode == bodyEOF:
+		_, _ = w.WriteString("Transfer-Encoding: chunked\r\n")
+	}
+	switch {
+	case !keep:
+		_, _ = w.WriteString("Connection: close\r\n\r\n")
+	case r.http10:
+		_, _ = w.WriteString("Connection: keep-alive\r\n\r\n")
+	default:
+		_, _ = w.WriteString("\r\n")
+	}
+	var err error
+	switch mode {
+	case bodyLength:
+		err = copyN(w, bc.br, res.length, ex.waitBody)
+	case bodyChunked:
+		err = copyChunked(w, bc.br, ex.waitBody)
+	case bodyDechunk:
+		_ = bc.nc.SetReadDeadline(time.Time{})
+		err = copyDechunked(w, bc.br)
+	case bodyEOF, bodyEOFRaw:
+		err = copyToEOF(w, bc.br, mode == bodyEOF, ex.waitBody)
+	}
+	if err == nil {
+		if err = w.Flush(); err != nil {
+			err = writeErr(err)
+		}
+	}
+	if err != nil {
+		bc.nc.Close()
+		var ce *copyErr
+		if errors.As(err, &ce) && !ce.write && !errors.Is(err, errClientGone) {
+			ex.p.logger.Debug("response body broke off", "app", ex.a.name, "instance", ex.b.instance, "error", err)
+		}
+		return false
+	}
+	if res.close || mode == bodyEOF || mode == bodyEOFRaw || mode == bodyDechunk {
+		bc.nc.Close()
+	} else {
+		ex.b.putConn(bc)
+	}
+	return keep
+}
+
+// isConnFailure reports whether err means the request never got an answer
+// from the instance because the connection failed: dial errors, refused,
+// reset or closed before a response.
+func isConnFailure(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	return errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, io.EOF) ||
+		errors.Is(err, io.ErrUnexpectedEOF)
+}

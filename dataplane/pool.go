@@ -1,0 +1,158 @@
+package dataplane
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"time"
+)
+
+// Connections to instances: HTTP/1.1 keep-alive on loopback, pooled per
+// backend, used by one request at a time and by no goroutine of their own.
+const (
+	dialTimeout       = 5 * time.Second
+	maxIdlePerBackend = 1024
+	idleConnTimeout   = 90 * time.Second
+	maxResponseHead   = 64 << 10
+)
+
+var errBadResponse = errors.New("malformed response from instance")
+
+var dialer = &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
+
+// bconn is one connection to an instance.
+type bconn struct {
+	nc     net.Conn
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	head   []byte // the last response head read
+	idleAt time.Time
+	reused bool // taken from the pool rather than dialed
+}
+
+// connPool holds a backend's idle connections, most recently used last.
+type connPool struct {
+	mu   sync.Mutex
+	idle []*bconn
+}
+
+// getConn takes an idle connection to b, or dials one.
+func (b *backend) getConn() (*bconn, error) {
+	pl := &b.pool
+	pl.mu.Lock()
+	if n := len(pl.idle); n > 0 {
+		c := pl.idle[n-1]
+		pl.idle[n-1] = nil
+		pl.idle = pl.idle[:n-1]
+		pl.mu.Unlock()
+		c.reused = true
+		return c, nil
+	}
+	pl.mu.Unlock()
+	return b.dial()
+}
+
+// dial opens a new connection to b.
+func (b *backend) dial() (*bconn, error) {
+	nc, err := dialer.Dial("tcp", b.addr)
+	if err != nil {
+		return nil, err
+	}
+	return &bconn{nc: nc, br: bufio.NewReaderSize(nc, 16<<10), bw: bufio.NewWriterSize(nc, 8<<10)}, nil
+}
+
+// putConn returns a connection whose exchange completed to the pool.
+func (b *backend) putConn(c *bconn) {
+	c.idleAt = time.Now()
+	pl := &b.pool
+	pl.mu.Lock()
+	if len(pl.idle) >= maxIdlePerBackend {
+		pl.mu.Unlock()
+		c.nc.Close()
+		return
+	}
+	pl.idle = append(pl.idle, c)
+	pl.mu.Unlock()
+}
+
+// closeIdle closes the idle connections that have been idle since before
+// t (all of them for the zero time... and any t after now).
+func (b *backend) closeIdle(before time.Time) {
+	pl := &b.pool
+	pl.mu.Lock()
+	var stale []*bconn
+	keep := pl.idle[:0]
+	for _, c := range pl.idle {
+		if c.idleAt.Before(before) {
+			stale = append(stale, c)
+		} else {
+			keep = append(keep, c)
+		}
+	}
+	clear(pl.idle[len(keep):])
+	pl.idle = keep
+	pl.mu.Unlock()
+	for _, c := range stale {
+		c.nc.Close()
+	}
+}
+
+// readHead reads a response head into c.head. A read that times out calls
+// wait, which re-arms the deadline and returns nil to go on waiting, or
+// the error that ends the exchange. A connection that closes before any
+// byte of the head gives io.EOF.
+func (c *bconn) readHead(wait func() error) error {
+	c.head = c.head[:0]
+	for {
+		line, err := c.br.ReadSlice('\n')
+		c.head = append(c.head, line...)
+		if len(c.head) > maxResponseHead {
+			return errBadResponse
+		}
+		switch {
+		case err == nil:
+			if len(line) <= 2 && (line[0] == '\n' || line[0] == '\r') {
+				if len(c.head) == len(line) {
+					c.head = c.head[:0] // stray empty line before the status line
+					continue
+				}
+				return nil
+			}
+		case err == bufio.ErrBufferFull:
+		case isTimeout(err) && wait != nil:
+			if werr := wait(); werr != nil {
+				return werr
+			}
+		default:
+			if err == io.EOF && len(c.head) > 0 {
+				return io.ErrUnexpectedEOF
+			}
+			return err
+		}
+	}
+}
+
+func isTimeout(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
+
+// sweepPools closes connections idle for longer than idleConnTimeout, and
+// every idle connection of backends that left the table. seen holds the
+// backends of the last sweep; the new set is returned.
+func (p *Proxy) sweepPools(seen map[*backend]bool) map[*backend]bool {
+	now := time.Now()
+	cur := map[*backend]bool{}
+	for _, a := range p.table.Load().apps {
+		for _, b := range a.endpoints {
+			cur[b] = true
+			b.closeIdle(now.Add(-idleConnTimeout))
+		}
+	}
+	for b := range seen {
+		if !cur[b] {
+			b.closeIdle(now.Add(time.Hour))
+		}
+	}
+	return cur
+}
