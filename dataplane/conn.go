@@ -112,12 +112,12 @@ func (c *clientConn) serveOne() bool {
 	}
 	r := &c.req
 	err = parseRequest(head, r)
+	if err == nil && r.method == "CONNECT" {
+		c.plainError(http.StatusMethodNotAllowed) // no tunnels to anywhere
+		return false
+	}
 	if err == nil {
 		err = r.resolveTarget()
-	}
-	if err == nil && r.method == "CONNECT" {
-		c.plainError(http.StatusMethodNotAllowed)
-		return false
 	}
 	if err != nil {
 		status := http.StatusBadRequest

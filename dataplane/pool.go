@@ -78,8 +78,8 @@ func (b *backend) putConn(c *bconn) {
 	pl.mu.Unlock()
 }
 
-// closeIdle closes the idle connections that have been idle since before
-// t (all of them for the zero time... and any t after now).
+// closeIdle closes the connections that have been idle since before
+// before (all of them for a time in the future).
 func (b *backend) closeIdle(before time.Time) {
 	pl := &b.pool
 	pl.mu.Lock()
