@@ -37,7 +37,8 @@ type clientConn struct {
 	state atomic.Int32
 	fi    forwardInfo // client part; the instance part is set per attempt
 
-	linger bool // unread client data may be left: see closeLingering
+	linger bool      // unread client data may be left: see closeLingering
+	rdl    time.Time // the read deadline last set
 
 	headBuf []byte
 	out     []byte // the head being sent to an instance
@@ -69,14 +70,14 @@ func (c *clientConn) serve() {
 		c.nc.Close()
 		c.s.remove(c)
 	}()
-	_ = c.nc.SetReadDeadline(time.Now().Add(readHeaderTimeout))
+	c.setReadDeadline(time.Now().Add(readHeaderTimeout))
 	for first := true; ; first = false {
 		if !first {
 			c.state.Store(csIdle)
 			if c.s.closing.Load() {
 				return
 			}
-			_ = c.nc.SetReadDeadline(time.Now().Add(idleTimeout))
+			c.setReadDeadline(time.Now().Add(idleTimeout))
 			if _, err := c.br.Peek(1); err != nil {
 				return
 			}
@@ -84,13 +85,27 @@ func (c *clientConn) serve() {
 				return
 			}
 			if !c.headBuffered() {
-				_ = c.nc.SetReadDeadline(time.Now().Add(readHeaderTimeout))
+				c.setReadDeadline(time.Now().Add(readHeaderTimeout))
 			}
 		}
 		if !c.serveOne() {
 			return
 		}
 	}
+}
+
+// setReadDeadline sets the client's read deadline, unless the one set is
+// within a second of t: a keep-alive connection under load then re-arms
+// its idle timeout about once a second, not on every request.
+func (c *clientConn) setReadDeadline(t time.Time) {
+	if !t.IsZero() && !c.rdl.IsZero() && c.rdl.Sub(t).Abs() < time.Second {
+		return
+	}
+	if t.IsZero() && c.rdl.IsZero() {
+		return
+	}
+	c.rdl = t
+	_ = c.nc.SetReadDeadline(t)
 }
 
 // headBuffered reports whether a whole request head is already buffered,
@@ -135,7 +150,7 @@ func (c *clientConn) serveOne() bool {
 		return false
 	}
 	if r.hasBody() {
-		_ = c.nc.SetReadDeadline(time.Time{}) // bodies take as long as they take
+		c.setReadDeadline(time.Time{}) // bodies take as long as they take
 	}
 	return c.p.serveRequest(c, r)
 }
@@ -223,7 +238,7 @@ func (c *clientConn) watch(cancel func()) (stop func()) {
 	if c.raw == nil || c.br.Buffered() > 0 {
 		return func() {}
 	}
-	_ = c.nc.SetReadDeadline(time.Time{})
+	c.setReadDeadline(time.Time{})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -242,6 +257,7 @@ func (c *clientConn) watch(cancel func()) (stop func()) {
 	return func() {
 		_ = c.nc.SetReadDeadline(time.Unix(1, 0)) // wakes the watcher
 		<-done
+		c.rdl = time.Time{}
 		_ = c.nc.SetReadDeadline(time.Time{})
 	}
 }

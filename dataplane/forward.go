@@ -73,6 +73,7 @@ type exchange struct {
 	b  *backend // the instance of the current attempt
 	bc *bconn
 
+	start       time.Time
 	deadline    time.Time // request_timeout, up to the response head
 	bodyStarted bool      // the client's body is being read: no replay
 	buffered    bool      // the body was buffered whole: it can be replayed
@@ -86,7 +87,8 @@ type exchange struct {
 // the client connection can carry another request.
 func (ex *exchange) run() bool {
 	p, r, a := ex.p, ex.r, ex.a
-	ex.deadline = time.Now().Add(a.requestTimeout)
+	ex.start = time.Now()
+	ex.deadline = ex.start.Add(a.requestTimeout)
 	ex.buffered = r.hasBody() && !r.framing.chunked && r.framing.length <= int64(ex.c.br.Buffered())
 	err := ex.attempt()
 	if err != nil && isConnFailure(err) && (!ex.bodyStarted || ex.buffered) {
@@ -171,11 +173,21 @@ func (ex *exchange) send(bc *bconn) error {
 			}
 		}
 		ex.bodyStarted = true
+		// An instance that stops reading the body cannot hold the
+		// request beyond request_timeout.
+		_ = bc.nc.SetWriteDeadline(ex.deadline)
 		if r.framing.chunked {
 			err = copyChunked(bc.bw, c.br, nil)
 		} else {
 			err = copyN(bc.bw, c.br, r.framing.length, nil)
 		}
+		if err == nil {
+			err = bc.bw.Flush()
+		}
+		if isTimeout(err) {
+			err = ErrTimeout
+		}
+		_ = bc.nc.SetWriteDeadline(time.Time{})
 	}
 	if err == nil {
 		err = bc.bw.Flush()
@@ -190,7 +202,12 @@ func (ex *exchange) send(bc *bconn) error {
 // readResponse reads the response head, forwarding 1xx answers, within
 // request_timeout and while the client is there.
 func (ex *exchange) readResponse(bc *bconn) error {
-	_ = bc.nc.SetReadDeadline(ex.nextCheck(ex.deadline))
+	// A deadline left by the connection's last exchange serves if it is
+	// not too close and not beyond request_timeout: timeouts are checked
+	// in waitHead anyway.
+	if left := bc.rdl.Sub(ex.start); left < clientCheckInterval/2 || bc.rdl.After(ex.deadline) {
+		bc.setReadDeadline(ex.nextCheck(ex.start, ex.deadline))
+	}
 	for {
 		if err := bc.readHead(ex.waitHead); err != nil {
 			return err
@@ -211,8 +228,8 @@ func (ex *exchange) readResponse(bc *bconn) error {
 }
 
 // nextCheck is the read deadline of the next wait on the instance.
-func (ex *exchange) nextCheck(limit time.Time) time.Time {
-	t := time.Now().Add(clientCheckInterval)
+func (ex *exchange) nextCheck(now, limit time.Time) time.Time {
+	t := now.Add(clientCheckInterval)
 	if !limit.IsZero() && limit.Before(t) {
 		return limit
 	}
@@ -221,13 +238,15 @@ func (ex *exchange) nextCheck(limit time.Time) time.Time {
 
 // waitHead is called when a wait for the response head times out.
 func (ex *exchange) waitHead() error {
-	if !time.Now().Before(ex.deadline) {
+	now := time.Now()
+	if !now.Before(ex.deadline) {
 		return ErrTimeout
 	}
 	if ex.c.gone() {
 		return errClientGone
 	}
-	return ex.bc.nc.SetReadDeadline(ex.nextCheck(ex.deadline))
+	ex.bc.setReadDeadline(ex.nextCheck(now, ex.deadline))
+	return nil
 }
 
 // waitBody is called when a wait for more of the response body times out.
@@ -235,7 +254,8 @@ func (ex *exchange) waitBody() error {
 	if ex.c.gone() {
 		return errClientGone
 	}
-	return ex.bc.nc.SetReadDeadline(ex.nextCheck(time.Time{}))
+	ex.bc.setReadDeadline(ex.nextCheck(time.Now(), time.Time{}))
+	return nil
 }
 
 // Response body framings towards the client.
@@ -321,7 +341,7 @@ func (ex *exchange) relay() bool {
 	case bodyChunked:
 		err = copyChunked(w, bc.br, ex.waitBody)
 	case bodyDechunk:
-		_ = bc.nc.SetReadDeadline(time.Time{})
+		bc.setReadDeadline(time.Time{})
 		err = copyDechunked(w, bc.br)
 	case bodyEOF, bodyEOFRaw:
 		err = copyToEOF(w, bc.br, mode == bodyEOF, ex.waitBody)
@@ -342,7 +362,7 @@ func (ex *exchange) relay() bool {
 	if res.close || mode == bodyEOF || mode == bodyEOFRaw || mode == bodyDechunk {
 		bc.nc.Close()
 	} else {
-		ex.b.putConn(bc)
+		ex.b.putConn(bc, ex.start)
 	}
 	return keep
 }

@@ -28,7 +28,8 @@ type bconn struct {
 	nc     net.Conn
 	br     *bufio.Reader
 	bw     *bufio.Writer
-	head   []byte // the last response head read
+	head   []byte    // the last response head read
+	rdl    time.Time // the read deadline last set
 	idleAt time.Time
 	reused bool // taken from the pool rather than dialed
 }
@@ -65,8 +66,8 @@ func (b *backend) dial() (*bconn, error) {
 }
 
 // putConn returns a connection whose exchange completed to the pool.
-func (b *backend) putConn(c *bconn) {
-	c.idleAt = time.Now()
+func (b *backend) putConn(c *bconn, now time.Time) {
+	c.idleAt = now
 	pl := &b.pool
 	pl.mu.Lock()
 	if len(pl.idle) >= maxIdlePerBackend {
@@ -133,6 +134,12 @@ func (c *bconn) readHead(wait func() error) error {
 			return err
 		}
 	}
+}
+
+// setReadDeadline sets the read deadline.
+func (c *bconn) setReadDeadline(t time.Time) {
+	c.rdl = t
+	_ = c.nc.SetReadDeadline(t)
 }
 
 func isTimeout(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
