@@ -443,7 +443,7 @@ func (a *app) activate(ctx context.Context) *ancmv1.ActivateResponse {
 	a.mu.Unlock()
 	for {
 		a.mu.Lock()
-		resp := &ancmv1.ActivateResponse{State: a.state, Reason: a.reason, Revision: a.s.table.revision()}
+		resp := &ancmv1.ActivateResponse{State: a.state, Reason: a.reason, Revision: a.s.table.revision(), Epoch: a.s.table.epoch}
 		done := true
 		switch {
 		case a.state == appRunning:
@@ -465,7 +465,7 @@ func (a *app) activate(ctx context.Context) *ancmv1.ActivateResponse {
 		}
 		select {
 		case <-ctx.Done():
-			return &ancmv1.ActivateResponse{State: resp.State, Reason: "not ready within startup_timeout", Revision: resp.Revision}
+			return &ancmv1.ActivateResponse{State: resp.State, Reason: "not ready within startup_timeout", Revision: resp.Revision, Epoch: resp.Epoch}
 		case <-wait:
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -135,7 +136,7 @@ func (p *Proxy) activate(a *app, g *gate, act *activation) {
 	defer cancel()
 	p.stats.activations.Add(1)
 	p.logger.Debug("activating app", "app", a.name, "state", a.state.String())
-	resp, err := p.client.Activate(ctx, &ancmv1.ActivateRequest{App: a.name})
+	resp, err := p.callActivate(ctx, a.name)
 	switch {
 	case err != nil:
 		kind := ErrStartFailed
@@ -143,7 +144,7 @@ func (p *Proxy) activate(a *app, g *gate, act *activation) {
 			kind = ErrNoRoute
 		}
 		act.err = newError(kind, a, err)
-		p.logger.Warn("activate failed", "app", a.name, "error", err)
+		p.logger.Debug("activate failed", "app", a.name, "error", err)
 		return
 	case !resp.GetReady():
 		re := newError(ErrStartFailed, a, nil)
@@ -161,10 +162,16 @@ func (p *Proxy) activate(a *app, g *gate, act *activation) {
 		re.reason = resp.GetReason()
 		re.logTail = resp.GetLogTail()
 		act.err = re
-		p.logger.Warn("app not activated", "app", a.name, "state", resp.GetState().String(), "reason", resp.GetReason())
+		p.logger.Debug("app not activated", "app", a.name, "state", resp.GetState().String(), "reason", resp.GetReason())
 		return
 	}
-	if !p.waitTable(ctx, a.name, resp.GetRevision()) {
+	if e := resp.GetEpoch(); e != "" && e != p.table.Load().epoch {
+		select {
+		case p.kick <- struct{}{}:
+		default:
+		}
+	}
+	if !p.waitTable(ctx, resp.GetEpoch(), resp.GetRevision()) {
 		re := newError(ErrUnavailable, a, nil)
 		re.reason = fmt.Sprintf("endpoint table did not reach revision %d", resp.GetRevision())
 		act.err = re
@@ -172,15 +179,35 @@ func (p *Proxy) activate(a *app, g *gate, act *activation) {
 	}
 }
 
-// waitTable waits until the table has revision rev or the app has a ready
-// instance. It reports false when ctx ends first.
-func (p *Proxy) waitTable(ctx context.Context, name string, rev uint64) bool {
+// callActivate calls Activate, waiting through a control plane that is
+// away or shutting down (a restart) until ctx ends, so that a request
+// waits for the app instead of failing. Other errors end it at once.
+func (p *Proxy) callActivate(ctx context.Context, name string) (*ancmv1.ActivateResponse, error) {
+	delay := 20 * time.Millisecond
+	for {
+		// WaitForReady: no connection yet is waited for, not an error.
+		resp, err := p.client.Activate(ctx, &ancmv1.ActivateRequest{App: name}, grpc.WaitForReady(true))
+		if status.Code(err) != codes.Unavailable {
+			return resp, err
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-t.C:
+		}
+		delay = min(delay*2, time.Second)
+	}
+}
+
+// waitTable waits until the table holds the control plane's table at
+// revision rev of epoch (any epoch when it is ""), where the instance
+// Activate reported is. It reports false when ctx ends first.
+func (p *Proxy) waitTable(ctx context.Context, epoch string, rev uint64) bool {
 	for {
 		t := p.table.Load()
-		if a := t.apps[name]; a != nil && a.serving() {
-			return true
-		}
-		if t.synced && t.revision >= rev {
+		if t.synced && (epoch == "" || t.epoch == epoch) && t.revision >= rev {
 			return true
 		}
 		select {

@@ -105,6 +105,16 @@ func (ex *exchange) run() bool {
 			}
 		}
 	}
+	if err != nil && isConnFailure(err) && (!ex.bodyStarted || ex.buffered) && ex.reactivate() {
+		// No instance took it: the app crashed, or the control plane
+		// restarted and took its instances along. Like a first request,
+		// wait for the control plane to have one ready, and try it.
+		err = ex.attempt()
+		if err != nil && isConnFailure(err) {
+			p.eject(ex.a, ex.b)
+		}
+	}
+	a = ex.a
 	if ex.buffered {
 		_, _ = ex.c.br.Discard(int(r.framing.length))
 	}
@@ -122,6 +132,31 @@ func (ex *exchange) run() bool {
 		return keep && ex.status != statusClientClosed
 	}
 	return ex.relay()
+}
+
+// reactivate waits, as a request for an idle app does, until the control
+// plane reports the app ready again and the table has its new instances,
+// then points the exchange at one of them. It reports false when that
+// fails, or when the client leaves.
+func (ex *exchange) reactivate() bool {
+	ctx, cancel := context.WithCancel(context.Background())
+	stop := ex.c.watch(cancel)
+	na, err := ex.p.admit(ctx, ex.a)
+	stop()
+	cancel()
+	if err != nil || na == nil {
+		ex.p.logger.Debug("no instance after re-activation", "app", ex.a.name, "error", err)
+		return false
+	}
+	nb := na.pick(nil)
+	if nb == nil {
+		return false
+	}
+	ex.b.outstanding.Add(-1)
+	ex.a, ex.b = na, nb
+	ex.deadline = time.Now().Add(na.requestTimeout)
+	ex.p.stats.retries.Add(1)
+	return true
 }
 
 // attempt sends the request to ex.b and reads the response head into

@@ -224,6 +224,12 @@ func parseRequest(head string, r *request) error {
 				f.kind = fkDrop
 			}
 		}
+		if f.kind == fkKeep && isAspNetPrivate(name) {
+			// The IIS integration's own headers (client certificate,
+			// Windows auth token, shutdown event) come only from the
+			// module, never from a client.
+			f.kind = fkDrop
+		}
 		r.fields = append(r.fields, f)
 	}
 	if teCount > 0 {
@@ -453,4 +459,14 @@ func parseDecimal(s string) (int64, bool) {
 		n = n*10 + int64(c-'0')
 	}
 	return n, true
+}
+
+// aspNetPrefix starts the headers the ASP.NET Core Module and the IIS
+// integration middleware exchange (MS-ASPNETCORE-TOKEN, -EVENT,
+// -CLIENTCERT, -WINAUTHTOKEN, ...).
+const aspNetPrefix = "Ms-Aspnetcore-"
+
+// isAspNetPrivate reports whether a header name starts with aspNetPrefix.
+func isAspNetPrivate(name string) bool {
+	return len(name) > len(aspNetPrefix) && name[0]|0x20 == 'm' && strings.EqualFold(name[:len(aspNetPrefix)], aspNetPrefix)
 }

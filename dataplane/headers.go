@@ -40,8 +40,9 @@ type forwardInfo struct {
 //     "trailers"), Trailer, Transfer-Encoding, Upgrade unless the request
 //     upgrades, and Expect (the proxy answers 100-continue itself).
 //   - ANCM-Token (and MS-ASPNETCORE-TOKEN with aspnet) is set to the
-//     instance's token; a client's own copy of either never reaches the
-//     app. Proxy (httpoxy) and Forwarded are dropped.
+//     instance's token; a client's own copy of either, and every other
+//     MS-ASPNETCORE-* header, never reaches the app. Proxy (httpoxy) and
+//     Forwarded are dropped.
 //   - X-Forwarded-For is the client's list with the client's IP appended;
 //     X-Forwarded-Host is the client's Host; X-Forwarded-Proto "http" or
 //     "https". The client's own X-Forwarded-Host and -Proto are dropped.

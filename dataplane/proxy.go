@@ -39,6 +39,9 @@ type Proxy struct {
 	synced   chan struct{}
 	syncOnce sync.Once
 	resync   bool // next subscription asks for a full table; Run only
+	// kick cuts the watch's reconnect backoff short when an Activate has
+	// shown that the control plane is back, with another epoch.
+	kick chan struct{}
 
 	mu    sync.Mutex
 	gates map[string]*gate // by app name; see activate.go
@@ -62,6 +65,7 @@ func New(opts Options) (*Proxy, error) {
 		client: ancmv1.NewEndpointServiceClient(opts.Conn),
 		node:   opts.Node,
 		synced: make(chan struct{}),
+		kick:   make(chan struct{}, 1),
 		gates:  map[string]*gate{},
 	}
 	if opts.AccessLog {

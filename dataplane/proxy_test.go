@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -115,10 +116,65 @@ func TestProxyHeaders(t *testing.T) {
 
 	req, _ = http.NewRequest("GET", h.url+"/legacy/x", nil)
 	req.Header.Set("MS-ASPNETCORE-TOKEN", "forged")
+	// A client must not speak the IIS integration's private protocol:
+	// a forged shutdown event, client certificate or Windows token.
+	req.Header.Set("MS-ASPNETCORE-EVENT", "shutdown")
+	req.Header.Set("MS-ASPNETCORE-CLIENTCERT", "forged")
+	req.Header.Set("ms-aspnetcore-winauthtoken", "1234")
 	_, body = h.do(req)
 	e = decodeEcho(t, body)
 	if got := e.Header.Get("Ms-Aspnetcore-Token"); got != "secret-2" || e.Header.Get("Ancm-Token") != "secret-2" {
 		t.Errorf("aspnetcore tokens: MS=%q ANCM=%q", got, e.Header.Get("Ancm-Token"))
+	}
+	for _, k := range []string{"Ms-Aspnetcore-Event", "Ms-Aspnetcore-Clientcert", "Ms-Aspnetcore-Winauthtoken"} {
+		if v, ok := e.Header[k]; ok {
+			t.Errorf("client's %s reached the app: %q", k, v)
+		}
+	}
+}
+
+// While the control plane answers Unavailable (it is shutting down for a
+// restart), a waiting request keeps asking, and is served once it can be.
+func TestActivateWaitsThroughUnavailable(t *testing.T) {
+	b := echoBackend(t, "b")
+	h := newHarness(t, Options{}, idle("lazy", "/", 10))
+	var calls atomic.Int32
+	h.cp.setActivate(func(ctx context.Context, app string) (*ancmv1.ActivateResponse, error) {
+		if calls.Add(1) <= 3 {
+			return nil, status.Error(codes.Unavailable, "shutting down")
+		}
+		rev := h.cp.set(running("lazy", "/", nil, ready(0, b, "tok")))
+		return &ancmv1.ActivateResponse{Ready: true, State: ancmv1.AppState_APP_STATE_RUNNING, Revision: rev}, nil
+	})
+	res, body := h.get("", "/x")
+	if res.StatusCode != 200 {
+		t.Fatalf("status %d after Unavailable answers: %s", res.StatusCode, body)
+	}
+	if got := calls.Load(); got != 4 {
+		t.Errorf("Activate called %d times, want 4", got)
+	}
+}
+
+// A request whose only instance refuses the connection (it crashed) waits
+// for the control plane to have it ready again instead of failing.
+func TestRequestWaitsForRestartedInstance(t *testing.T) {
+	dead := echoBackend(t, "dead")
+	dead.Close()
+	live := echoBackend(t, "live")
+	h := newHarness(t, Options{}, running("app", "/", nil, ready(0, dead, "old")))
+	h.cp.setActivate(func(ctx context.Context, app string) (*ancmv1.ActivateResponse, error) {
+		rev := h.cp.set(running("app", "/", nil, ready(0, live, "new")))
+		return &ancmv1.ActivateResponse{Ready: true, State: ancmv1.AppState_APP_STATE_RUNNING, Revision: rev}, nil
+	})
+	res, body := h.get("", "/x")
+	if res.StatusCode != 200 {
+		t.Fatalf("status %d: %s", res.StatusCode, body)
+	}
+	if e := decodeEcho(t, body); e.Name != "live" || e.Header.Get("Ancm-Token") != "new" {
+		t.Errorf("served by %q with token %q, want the restarted instance", e.Name, e.Header.Get("Ancm-Token"))
+	}
+	if got := h.cp.activations.Load(); got != 1 {
+		t.Errorf("Activate called %d times, want 1", got)
 	}
 }
 
@@ -216,7 +272,7 @@ func TestActivateFailure(t *testing.T) {
 	h := newHarness(t, Options{}, detail, idle("gone", "/gone", 10))
 	h.cp.setActivate(func(ctx context.Context, app string) (*ancmv1.ActivateResponse, error) {
 		if app == "gone" {
-			return nil, status.Error(codes.Unavailable, "control plane busy")
+			return nil, status.Error(codes.Internal, "control plane busy")
 		}
 		return &ancmv1.ActivateResponse{Ready: false, State: ancmv1.AppState_APP_STATE_IDLE,
 			Reason: "exited with code 3", LogTail: []string{"panic: <boom>"}}, nil
@@ -335,12 +391,12 @@ func TestWaitTable(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if p.waitTable(ctx, "a", 3) {
+	if p.waitTable(ctx, "e", 3) {
 		t.Error("waitTable returned true for a revision the table does not have")
 	}
 
 	done := make(chan bool, 1)
-	go func() { done <- p.waitTable(context.Background(), "a", 3) }()
+	go func() { done <- p.waitTable(context.Background(), "e", 3) }()
 	publish(&ancmv1.WatchEndpointsResponse{Epoch: "e", Revision: 2, Apps: []*ancmv1.AppRoute{idle("other", "/o", 1)}})
 	select {
 	case <-done:
@@ -350,5 +406,18 @@ func TestWaitTable(t *testing.T) {
 	publish(&ancmv1.WatchEndpointsResponse{Epoch: "e", Revision: 3, Apps: []*ancmv1.AppRoute{idle("other", "/o2", 1)}})
 	if !<-done {
 		t.Error("waitTable did not see revision 3")
+	}
+
+	// A restarted control plane counts revisions afresh under a new epoch:
+	// revision 3 of the old epoch is not revision 1 of the new one.
+	go func() { done <- p.waitTable(context.Background(), "f", 1) }()
+	select {
+	case <-done:
+		t.Fatal("waitTable accepted a table of another epoch")
+	case <-time.After(20 * time.Millisecond):
+	}
+	publish(&ancmv1.WatchEndpointsResponse{Epoch: "f", Revision: 1, Full: true, Apps: []*ancmv1.AppRoute{idle("a", "/", 1)}})
+	if !<-done {
+		t.Error("waitTable did not see the new epoch")
 	}
 }

@@ -38,6 +38,8 @@ func (p *Proxy) Run(ctx context.Context) error {
 			timer.Stop()
 			return nil
 		case <-timer.C:
+		case <-p.kick:
+			timer.Stop()
 		}
 		backoff = min(backoff*2, watchBackoffMax)
 	}

@@ -14,21 +14,33 @@ import (
 	"time"
 )
 
-// GETs lose nothing when one of two instances is killed with SIGKILL under
-// load: the failed ones are retried on the other instance.
+// GETs lose nothing when an instance is killed with SIGKILL under load:
+// with two instances the failed ones are retried on the other, with one
+// they wait for its restart.
 func TestGETsSurviveInstanceKill(t *testing.T) {
-	d := newDaemon(t, `
+	for _, n := range []int{2, 1} {
+		t.Run(fmt.Sprintf("processes=%d", n), func(t *testing.T) { getsSurviveKill(t, n) })
+	}
+}
+
+func getsSurviveKill(t *testing.T, processes int) {
+	d := newDaemon(t, fmt.Sprintf(`
 app "pair" {
   command = "TESTAPP"
   args = ["serve"]
-  processes = 2
+  processes = %d
   start = "eager"
 }
-`)
+`, processes))
 	var st appStatus
-	waitFor(t, 20*time.Second, "2 ready instances", func() bool {
+	waitFor(t, 20*time.Second, "ready instances", func() bool {
 		st = d.get("pair")
-		return st.App.Instances[0].State == "INSTANCE_STATE_READY" && st.App.Instances[1].State == "INSTANCE_STATE_READY"
+		for _, in := range st.App.Instances {
+			if in.State != "INSTANCE_STATE_READY" {
+				return false
+			}
+		}
+		return true
 	})
 	victim := st.App.Instances[0].Pid
 
@@ -226,10 +238,12 @@ app "queued" {
 	}
 }
 
-// A separate proxy keeps serving from its last table while the control
-// plane is down (404s, and its state), and resyncs to the new epoch when
-// the control plane is back.
-func TestProxyResyncsAfterControlRestart(t *testing.T) {
+// A separate proxy keeps serving while the control plane restarts: it
+// answers from its last table, and a request for the app, whose process
+// went down with the control plane, waits for the restarted control plane
+// to start it again instead of failing. Then the proxy follows the new
+// epoch.
+func TestRequestsSurviveControlRestart(t *testing.T) {
 	d := prepareDaemon(t, `
 app "hello" {
   command = "TESTAPP"
@@ -239,22 +253,53 @@ app "hello" {
 }
 `)
 	d.start("control")
-	listen := d.startProxy()
-	base := "http://" + listen
+	base := "http://" + d.startProxy()
 	var pid1 int
 	waitFor(t, 20*time.Second, "the app through the proxy", func() bool {
-		resp, err := http.Get(base + "/app/x")
-		if err != nil {
+		code, body := get(t, base+"/app/x")
+		if code != 200 {
 			return false
 		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return false
-		}
-		pid1 = decodeReply(t, string(b)).Pid
+		pid1 = decodeReply(t, body).Pid
 		return true
 	})
+
+	// GETs, one after another, all through the restart.
+	stop := make(chan struct{})
+	type result struct {
+		n, failed int
+		first     string
+	}
+	done := make(chan result, 1)
+	go func() {
+		var r result
+		for i := 0; i < 5000; i++ {
+			select {
+			case <-stop:
+				done <- r
+				return
+			default:
+			}
+			r.n++
+			resp, err := httpClient.Get(base + "/app/x")
+			if err != nil {
+				r.failed++
+				if r.first == "" {
+					r.first = err.Error()
+				}
+				continue
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				r.failed++
+				if r.first == "" {
+					r.first = resp.Status
+				}
+			}
+		}
+		done <- r
+	}()
 
 	d.stop()
 	// The control plane is gone: the proxy still answers from its table.
@@ -262,13 +307,16 @@ app "hello" {
 		t.Errorf("no-route request while control is down: %d, want 404", code)
 	}
 	d.start("control")
-	waitFor(t, 20*time.Second, "the proxy to resync to the restarted control plane", func() bool {
-		resp, err := http.Get(base + "/app/x")
-		if err != nil {
-			return false
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		return resp.StatusCode == 200 && decodeReply(t, string(b)).Pid != pid1
+	waitFor(t, 20*time.Second, "the restarted app through the proxy", func() bool {
+		code, body := get(t, base+"/app/x")
+		return code == 200 && decodeReply(t, body).Pid != pid1
 	})
+	close(stop)
+	r := <-done
+	if r.failed != 0 {
+		t.Errorf("%d of %d GETs failed across the control-plane restart (first: %s)", r.failed, r.n, r.first)
+	}
+	if r.n < 2 {
+		t.Errorf("only %d GETs ran during the restart", r.n)
+	}
 }

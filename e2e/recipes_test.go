@@ -389,6 +389,8 @@ app "shop" {
 			}
 			req, _ := http.NewRequest(http.MethodGet, d.url(tc.prefix+"/seen"), nil)
 			req.Header.Set("MS-ASPNETCORE-TOKEN", "forged-by-client")
+			req.Header.Set("MS-ASPNETCORE-EVENT", "shutdown")
+			req.Header.Set("MS-ASPNETCORE-CLIENTCERT", "forged")
 			req.Header.Set("X-Forwarded-For", "203.0.113.9")
 			code, _, body := fetch(t, req)
 			if code != 200 {
@@ -418,6 +420,11 @@ app "shop" {
 			}
 			if got := s.Headers["Ms-Aspnetcore-Token"]; len(got) != 1 || got[0] != tok {
 				t.Errorf("MS-ASPNETCORE-TOKEN on a proxied request = %q, want only ASPNETCORE_TOKEN (the client's replaced)", got)
+			}
+			for _, h := range []string{"Ms-Aspnetcore-Event", "Ms-Aspnetcore-Clientcert"} {
+				if v, ok := s.Headers[h]; ok {
+					t.Errorf("a client's %s reached the app: %q", h, v)
+				}
 			}
 			if s.Path != "/seen" || s.PathBase != tc.prefix {
 				t.Errorf("path %q, path base %q: want /seen under %q", s.Path, s.PathBase, tc.prefix)

@@ -133,7 +133,7 @@ func serve(log hclog.Logger, path string, f *config.File, withProxy bool) error 
 			return err
 		}
 		defer conn.Close()
-		dp, err := dataplane.New(dataplane.Options{Logger: log.Named("dataplane"), Conn: conn, Node: "ancmd", AccessLog: f.AccessLog})
+		dp, err := dataplane.New(dataplane.Options{Logger: log, Conn: conn, Node: "ancmd", AccessLog: f.AccessLog})
 		if err != nil {
 			return err
 		}

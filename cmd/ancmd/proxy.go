@@ -41,7 +41,7 @@ func runProxy(args []string) int {
 		h, _ := os.Hostname()
 		*node = fmt.Sprintf("%s/%d", h, os.Getpid())
 	}
-	dp, err := dataplane.New(dataplane.Options{Logger: log.Named("dataplane"), Conn: conn, Node: *node, AccessLog: *accessLog})
+	dp, err := dataplane.New(dataplane.Options{Logger: log, Conn: conn, Node: *node, AccessLog: *accessLog})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ancmd proxy:", err)
 		return 1

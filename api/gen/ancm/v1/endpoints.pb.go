@@ -464,7 +464,10 @@ type ActivateResponse struct {
 	// plane waits for this revision before routing.
 	Revision uint64 `protobuf:"varint,4,opt,name=revision,proto3" json:"revision,omitempty"`
 	// Captured log tail of the failure, only with error_detail.
-	LogTail       []string `protobuf:"bytes,5,rep,name=log_tail,json=logTail,proto3" json:"log_tail,omitempty"`
+	LogTail []string `protobuf:"bytes,5,rep,name=log_tail,json=logTail,proto3" json:"log_tail,omitempty"`
+	// The epoch of the table that revision belongs to: a data plane that
+	// holds another epoch resubscribes before it routes.
+	Epoch         string `protobuf:"bytes,6,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -534,6 +537,13 @@ func (x *ActivateResponse) GetLogTail() []string {
 	return nil
 }
 
+func (x *ActivateResponse) GetEpoch() string {
+	if x != nil {
+		return x.Epoch
+	}
+	return ""
+}
+
 var File_ancm_v1_endpoints_proto protoreflect.FileDescriptor
 
 const file_ancm_v1_endpoints_proto_rawDesc = "" +
@@ -575,13 +585,14 @@ const file_ancm_v1_endpoints_proto_rawDesc = "" +
 	"\x05ready\x18\x05 \x01(\bR\x05ready\x12\x1a\n" +
 	"\bdraining\x18\x06 \x01(\bR\bdraining\"#\n" +
 	"\x0fActivateRequest\x12\x10\n" +
-	"\x03app\x18\x01 \x01(\tR\x03app\"\xa0\x01\n" +
+	"\x03app\x18\x01 \x01(\tR\x03app\"\xb6\x01\n" +
 	"\x10ActivateResponse\x12\x14\n" +
 	"\x05ready\x18\x01 \x01(\bR\x05ready\x12'\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x11.ancm.v1.AppStateR\x05state\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x1a\n" +
 	"\brevision\x18\x04 \x01(\x04R\brevision\x12\x19\n" +
-	"\blog_tail\x18\x05 \x03(\tR\alogTail2\xa7\x01\n" +
+	"\blog_tail\x18\x05 \x03(\tR\alogTail\x12\x14\n" +
+	"\x05epoch\x18\x06 \x01(\tR\x05epoch2\xa7\x01\n" +
 	"\x0fEndpointService\x12S\n" +
 	"\x0eWatchEndpoints\x12\x1e.ancm.v1.WatchEndpointsRequest\x1a\x1f.ancm.v1.WatchEndpointsResponse0\x01\x12?\n" +
 	"\bActivate\x12\x18.ancm.v1.ActivateRequest\x1a\x19.ancm.v1.ActivateResponseB1Z/github.com/ancm-dev/ancm/api/gen/ancm/v1;ancmv1b\x06proto3"
