@@ -75,29 +75,40 @@ func (p *Proxy) admit(ctx context.Context, a *app) (*app, error) {
 	// control plane that does not answer.
 	timer := time.NewTimer(a.startupTimeout + activateGrace)
 	defer timer.Stop()
-	select {
-	case <-act.done:
-	case <-ctx.Done():
-		return nil, newError(context.Canceled, a, ctx.Err())
-	case <-timer.C:
-		re := newError(ErrStartFailed, a, nil)
-		re.reason = fmt.Sprintf("no ready instance within startup_timeout (%s)", a.startupTimeout)
-		return nil, re
+	for {
+		select {
+		case <-act.done:
+		case <-ctx.Done():
+			return nil, newError(context.Canceled, a, ctx.Err())
+		case <-timer.C:
+			re := newError(ErrStartFailed, a, nil)
+			re.reason = fmt.Sprintf("no ready instance within startup_timeout (%s)", a.startupTimeout)
+			return nil, re
+		}
+		if act.err != nil {
+			return nil, act.err
+		}
+		na := p.table.Load().apps[a.name]
+		if na == nil {
+			return nil, newError(ErrNoRoute, a, nil)
+		}
+		if na.serving() {
+			return na, nil
+		}
+		if err := stateError(na); err != nil {
+			return nil, err
+		}
+		// The control plane answered ready, but a newer table has no
+		// ready instance: the instance went away in between (it crashed
+		// before the control plane saw it). Wait for the next start.
+		p.mu.Lock()
+		if g.act == nil {
+			g.act = &activation{done: make(chan struct{})}
+			go p.activate(na, g, g.act)
+		}
+		act = g.act
+		p.mu.Unlock()
 	}
-	if act.err != nil {
-		return nil, act.err
-	}
-	na := p.table.Load().apps[a.name]
-	if na == nil {
-		return nil, newError(ErrNoRoute, a, nil)
-	}
-	if na.serving() {
-		return na, nil
-	}
-	if err := stateError(na); err != nil {
-		return nil, err
-	}
-	return nil, newError(ErrUnavailable, na, nil)
 }
 
 // stateError is the answer for an app state that gets no activation.

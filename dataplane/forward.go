@@ -139,24 +139,35 @@ func (ex *exchange) run() bool {
 // then points the exchange at one of them. It reports false when that
 // fails, or when the client leaves.
 func (ex *exchange) reactivate() bool {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), ex.a.startupTimeout+activateGrace)
 	stop := ex.c.watch(cancel)
-	na, err := ex.p.admit(ctx, ex.a)
-	stop()
-	cancel()
-	if err != nil || na == nil {
-		ex.p.logger.Debug("no instance after re-activation", "app", ex.a.name, "error", err)
-		return false
+	defer func() {
+		stop()
+		cancel()
+	}()
+	failed := ex.b
+	for {
+		t := ex.p.table.Load()
+		na, err := ex.p.admit(ctx, ex.a)
+		if err != nil || na == nil {
+			ex.p.logger.Debug("no instance after re-activation", "app", ex.a.name, "error", err)
+			return false
+		}
+		if nb := na.pick(failed); nb != nil {
+			failed.outstanding.Add(-1)
+			ex.a, ex.b = na, nb
+			ex.deadline = time.Now().Add(na.requestTimeout)
+			ex.p.stats.retries.Add(1)
+			return true
+		}
+		// The table still has only the instance that just failed: the
+		// control plane has not seen it go yet. Wait for the news.
+		select {
+		case <-t.next:
+		case <-ctx.Done():
+			return false
+		}
 	}
-	nb := na.pick(nil)
-	if nb == nil {
-		return false
-	}
-	ex.b.outstanding.Add(-1)
-	ex.a, ex.b = na, nb
-	ex.deadline = time.Now().Add(na.requestTimeout)
-	ex.p.stats.retries.Add(1)
-	return true
 }
 
 // attempt sends the request to ex.b and reads the response head into
