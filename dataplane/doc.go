@@ -47,7 +47,14 @@
 // the control plane never saw cannot bench an instance for good); when
 // every instance is ejected they are used anyway. A request that never
 // reached its instance is retried once on another one when it can be
-// replayed (no body, or a body not yet read).
+// replayed (no body, or a body not yet read). When no other instance
+// takes it either (the app's only instance crashed, or the control plane
+// is restarting and took its instances along), a replayable request does
+// not fail: it waits as a first request does, up to startup_timeout, for
+// the control plane to have an instance ready, then goes there. Activate
+// itself waits through a control plane that is unreachable or answers
+// Unavailable, and its answer carries the epoch, so a waiter is released
+// only by the table of the control plane that answered.
 //
 // # Errors
 //
