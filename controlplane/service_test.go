@@ -6,8 +6,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -27,6 +29,9 @@ import (
 // ANCM_CP_TEST_APP set it serves HTTP on $PORT and nothing else.
 func TestMain(m *testing.M) {
 	if os.Getenv("ANCM_CP_TEST_APP") == "1" {
+		if os.Getenv("ANCM_CP_TEST_STUBBORN") == "1" {
+			signal.Ignore(syscall.SIGTERM)
+		}
 		ln, err := net.Listen("tcp", "127.0.0.1:"+os.Getenv("PORT"))
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -275,4 +280,41 @@ func TestConcurrentActivateStartsOneProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
+}
+
+// An RPC's deadline is honoured even when the change it asked for takes
+// longer (here: stopping an app that ignores SIGTERM); the change still
+// completes.
+func TestApplyHonoursDeadline(t *testing.T) {
+	h := newHarness(t, "")
+	ctx := context.Background()
+	spec := helperSpec("stubborn", "/")
+	spec.Env["ANCM_CP_TEST_STUBBORN"] = "1"
+	spec.Start = ancmv1.StartMode_START_MODE_EAGER
+	spec.ShutdownTimeout = durationpb.New(time.Second)
+	if _, err := h.apps.ApplyApp(ctx, &ancmv1.ApplyAppRequest{App: spec}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.apps.StartApp(ctx, &ancmv1.StartAppRequest{Name: "stubborn", Wait: true}); err != nil {
+		t.Fatal(err)
+	}
+	changed := proto.Clone(spec).(*ancmv1.AppSpec)
+	changed.Env["X"] = "y"
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	_, err := h.apps.ApplyApp(short, &ancmv1.ApplyAppRequest{App: changed})
+	if c := status.Code(err); c != codes.DeadlineExceeded {
+		t.Fatalf("apply past its deadline: %v, want DeadlineExceeded", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, err := h.apps.GetApp(ctx, &ancmv1.GetAppRequest{Name: "stubborn"})
+		if err == nil && got.GetApp().GetSpec().GetEnv()["X"] == "y" && got.GetApp().GetState() == ancmv1.AppState_APP_STATE_RUNNING {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the change did not complete after the deadline: %v %v", got, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -299,8 +299,13 @@ func (s *Supervisor) apply(ctx context.Context, c config.App, source string, dry
 			return 0, nil, fmt.Errorf("store app %q: %w", c.Name, err)
 		}
 	}
-	a.reconfigure(c)
-	a.emit(ancmv1.EventType_EVENT_TYPE_APPLIED, nil, "changed; restarted with the new config")
+	err := finish(ctx, func() {
+		a.reconfigure(c)
+		a.emit(ancmv1.EventType_EVENT_TYPE_APPLIED, nil, "changed; restarted with the new config")
+	})
+	if err != nil {
+		return 0, nil, err
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return ancmv1.ApplyChange_APPLY_CHANGE_RESTARTED, a.protoLocked(), nil
@@ -352,7 +357,7 @@ func (s *Supervisor) Delete(ctx context.Context, name string, dryRun bool) (*anc
 	return s.remove(ctx, name, sourceAPI)
 }
 
-func (s *Supervisor) remove(_ context.Context, name, source string) (*ancmv1.App, error) {
+func (s *Supervisor) remove(ctx context.Context, name, source string) (*ancmv1.App, error) {
 	a, err := s.get(name)
 	if err != nil {
 		return nil, err
@@ -362,16 +367,43 @@ func (s *Supervisor) remove(_ context.Context, name, source string) (*ancmv1.App
 			return nil, fmt.Errorf("delete app %q from the store: %w", name, err)
 		}
 	}
-	a.end()
+	// Gone from routing at once (new requests get 404); in-flight ones
+	// finish while the instances stop.
+	a.mu.Lock()
+	a.deleted = true
+	a.mu.Unlock()
 	s.mu.Lock()
 	delete(s.apps, name)
 	s.mu.Unlock()
 	s.table.remove(name)
-	a.log.Info("app deleted")
-	a.emit(ancmv1.EventType_EVENT_TYPE_DELETED, nil, "deleted")
+	a.log.Info("app deleted; stopping its instances")
+	err = finish(ctx, func() {
+		a.end()
+		a.emit(ancmv1.EventType_EVENT_TYPE_DELETED, nil, "deleted")
+	})
+	if err != nil {
+		return nil, err
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.protoLocked(), nil
+}
+
+// finish runs op to its end even when ctx ends first, and then returns
+// ctx's error: the caller's deadline is honoured while the change, which
+// must not stop half-way, completes in the background.
+func finish(ctx context.Context, op func()) error {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		op()
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("the change goes on in the background: %w", ctx.Err())
+	}
 }
 
 // Start starts an app's instances, clearing an operator stop and past
