@@ -74,7 +74,14 @@
 // instance, reads the answer and relays it, flushing whenever the
 // instance has nothing more buffered. Connections to instances have no
 // goroutines of their own; request_timeout and the check that the client
-// is still there are read deadlines on the instance's connection.
+// is still there are read deadlines on the instance's connection. An
+// instance connection goes back to the pool only after a complete,
+// well-framed exchange, and one with anything to read when it is taken
+// again (bytes beyond the last response, its end) is closed unused, so
+// a misbehaving instance cannot put its bytes in another client's
+// answer. Response heads that could be read two ways (invalid names,
+// control characters, a Transfer-Encoding but "chunked", a 101 to a
+// request that did not ask for it) are answered with 502.
 //
 // # Files
 //

@@ -219,9 +219,11 @@ func (ex *exchange) send(bc *bconn) error {
 			}
 		}
 		ex.bodyStarted = true
-		// An instance that stops reading the body cannot hold the
-		// request beyond request_timeout.
+		// An instance that stops reading the body, or a client that
+		// stops sending it, cannot hold the request beyond
+		// request_timeout.
 		_ = bc.nc.SetWriteDeadline(ex.deadline)
+		c.setReadDeadline(ex.deadline)
 		if r.framing.chunked {
 			err = copyChunked(bc.bw, c.br, nil)
 		} else {
@@ -261,7 +263,13 @@ func (ex *exchange) readResponse(bc *bconn) error {
 		if err := parseResponse(bc.head, &ex.res); err != nil {
 			return err
 		}
-		if s := ex.res.status; s >= 200 || s == http.StatusSwitchingProtocols {
+		if s := ex.res.status; s >= 200 {
+			return nil
+		}
+		if ex.res.status == http.StatusSwitchingProtocols {
+			if !ex.r.isUpgrade() {
+				return errBadResponse // a tunnel nobody asked for
+			}
 			return nil
 		}
 		if !ex.r.http10 { // 1xx: forward, then wait for the final answer
@@ -322,6 +330,10 @@ func (ex *exchange) relay() bool {
 	keep := r.keepAlive() && !c.s.closing.Load()
 	mode := bodyNone
 	noBody := r.method == "HEAD" || res.status < 200 || res.status == 204 || res.status == 304
+	// A 204 or 304 that announces a body may send one, which would be
+	// read as the next response: its connection is not reused.
+	dirty := r.method != "HEAD" && (res.status == 204 && (res.chunked || res.length >= 0) ||
+		res.status == 304 && res.chunked)
 	switch {
 	case noBody:
 	case res.chunked && r.http10:
@@ -363,6 +375,8 @@ func (ex *exchange) relay() bool {
 		_, _ = w.WriteString("\r\n\r\n")
 		tunnel(c, bc)
 		return false
+	case res.status == 204 || (res.status == 304 && res.chunked):
+		// no framing: these never have a body (RFC 9110 8.6, 6.4.1)
 	case res.chunked && (mode == bodyChunked || noBody):
 		_, _ = w.WriteString("Transfer-Encoding: chunked\r\n")
 	case res.length >= 0:
@@ -405,7 +419,7 @@ func (ex *exchange) relay() bool {
 		}
 		return false
 	}
-	if res.close || mode == bodyEOF || mode == bodyEOFRaw || mode == bodyDechunk {
+	if res.close || dirty || mode == bodyEOF || mode == bodyEOFRaw || mode == bodyDechunk {
 		bc.nc.Close()
 	} else {
 		ex.b.putConn(bc, ex.start)

@@ -176,7 +176,12 @@ func parseRequest(head string, r *request) error {
 			switch {
 			case strings.EqualFold(name, "Upgrade"):
 				f.kind = fkDrop
-				r.upgrade = value
+				// h2c is an upgrade of this hop only: a tunnel to an
+				// instance speaking HTTP/2 would carry requests the
+				// proxy never sees (h2c smuggling).
+				if !hasToken(value, "h2c") {
+					r.upgrade = value
+				}
 			case strings.EqualFold(name, "Trailer"):
 				f.kind = fkDrop
 			}
@@ -381,8 +386,8 @@ var tokenChars = func() (t [256]bool) {
 	return t
 }()
 
-func validToken(s string) bool {
-	if s == "" {
+func validToken[T string | []byte](s T) bool {
+	if len(s) == 0 {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
@@ -394,7 +399,7 @@ func validToken(s string) bool {
 }
 
 // validValue refuses control characters but horizontal tab.
-func validValue(s string) bool {
+func validValue[T string | []byte](s T) bool {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; (c < ' ' && c != '\t') || c == 0x7f {
 			return false

@@ -145,12 +145,21 @@ type response struct {
 }
 
 // parseResponse reads the framing of a response head (status line and
-// header lines, up to the empty line); http10 is the instance's version.
+// header lines, up to the empty line). Anything the proxy could not relay
+// as it was meant, or that a client or another intermediary could read
+// two ways, is errBadResponse (502): a status line other than
+// "HTTP/1.x NNN reason", a field name that is not a token, control
+// characters in a value or the reason (a bare CR would split the head
+// for a lenient client), a Content-Length that is not one decimal, and a
+// Transfer-Encoding other than one "chunked". A response with both
+// Content-Length and Transfer-Encoding is read as chunked, and its
+// connection is not reused (RFC 9112 6.3).
 func parseResponse(head []byte, res *response) error {
 	*res = response{length: -1}
 	s := head
 	line, s := cutLineBytes(s)
-	if len(line) < 12 || string(line[:7]) != "HTTP/1." || line[8] != ' ' || (len(line) > 12 && line[12] != ' ') {
+	if len(line) < 12 || string(line[:7]) != "HTTP/1." || (line[7] != '0' && line[7] != '1') || line[8] != ' ' ||
+		(len(line) > 12 && line[12] != ' ') || !validValue(line[12:]) {
 		return errBadResponse
 	}
 	code, ok := parseDecimal(string(line[9:12]))
@@ -160,6 +169,7 @@ func parseResponse(head []byte, res *response) error {
 	res.status = int(code)
 	http10 := line[7] == '0'
 	keep := false
+	teCount := 0
 	var te []byte
 	for {
 		line, s = cutLineBytes(s)
@@ -167,20 +177,20 @@ func parseResponse(head []byte, res *response) error {
 			break
 		}
 		colon := indexByte(line, ':')
-		if colon <= 0 || line[0] == ' ' || line[0] == '\t' {
+		if colon <= 0 || !validToken(line[:colon]) || !validValue(line[colon+1:]) {
 			return errBadResponse
 		}
-		name, value := string(line[:colon]), line[colon+1:]
+		name, value := line[:colon], line[colon+1:]
 		switch len(name) {
 		case 7:
 			switch {
-			case strings.EqualFold(name, "Upgrade"):
+			case strings.EqualFold(string(name), "Upgrade"):
 				res.upgrade = trimOWS(string(value))
-			case strings.EqualFold(name, "Trailer"):
+			case strings.EqualFold(string(name), "Trailer"):
 				res.trailer = true
 			}
 		case 10:
-			if strings.EqualFold(name, "Connection") {
+			if strings.EqualFold(string(name), "Connection") {
 				v := string(value)
 				res.close = res.close || hasToken(v, "close")
 				keep = keep || hasToken(v, "keep-alive")
@@ -194,7 +204,7 @@ func parseResponse(head []byte, res *response) error {
 				}
 			}
 		case 14:
-			if strings.EqualFold(name, "Content-Length") {
+			if strings.EqualFold(string(name), "Content-Length") {
 				n, ok := parseDecimal(trimOWS(string(value)))
 				if !ok || (res.length >= 0 && n != res.length) {
 					return errBadResponse
@@ -202,15 +212,18 @@ func parseResponse(head []byte, res *response) error {
 				res.length = n
 			}
 		case 17:
-			if strings.EqualFold(name, "Transfer-Encoding") {
+			if strings.EqualFold(string(name), "Transfer-Encoding") {
 				te = value
+				teCount++
 			}
 		}
 	}
-	if te != nil {
-		v := trimOWS(string(te))
-		if len(v) < 7 || !strings.EqualFold(v[len(v)-7:], "chunked") {
+	if teCount > 0 {
+		if teCount > 1 || !strings.EqualFold(trimOWS(string(te)), "chunked") {
 			return errBadResponse
+		}
+		if res.length >= 0 {
+			res.close = true
 		}
 		res.chunked, res.length = true, -1
 	}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -26,6 +27,7 @@ var dialer = &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
 // bconn is one connection to an instance.
 type bconn struct {
 	nc     net.Conn
+	raw    syscall.RawConn // for idleClean; may be nil
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	head   []byte    // the last response head read
@@ -40,20 +42,48 @@ type connPool struct {
 	idle []*bconn
 }
 
-// getConn takes an idle connection to b, or dials one.
+// getConn takes an idle connection to b, or dials one. An idle
+// connection with something to read (bytes the instance sent after its
+// last response, or its end) is closed, never used: whatever it holds
+// would be read as the next request's response.
 func (b *backend) getConn() (*bconn, error) {
 	pl := &b.pool
-	pl.mu.Lock()
-	if n := len(pl.idle); n > 0 {
+	for {
+		pl.mu.Lock()
+		n := len(pl.idle)
+		if n == 0 {
+			pl.mu.Unlock()
+			return b.dial()
+		}
 		c := pl.idle[n-1]
 		pl.idle[n-1] = nil
 		pl.idle = pl.idle[:n-1]
 		pl.mu.Unlock()
+		if !c.idleClean() {
+			c.nc.Close()
+			continue
+		}
 		c.reused = true
 		return c, nil
 	}
-	pl.mu.Unlock()
-	return b.dial()
+}
+
+// idleClean reports whether an idle connection has nothing to read, with
+// one non-blocking peek at the socket.
+func (c *bconn) idleClean() bool {
+	if c.br.Buffered() > 0 {
+		return false
+	}
+	if c.raw == nil {
+		return true
+	}
+	clean := false
+	err := c.raw.Control(func(fd uintptr) {
+		var b [1]byte
+		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		clean = err == syscall.EAGAIN
+	})
+	return clean && err == nil
 }
 
 // dial opens a new connection to b.
@@ -62,11 +92,20 @@ func (b *backend) dial() (*bconn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &bconn{nc: nc, br: bufio.NewReaderSize(nc, 16<<10), bw: bufio.NewWriterSize(nc, 8<<10)}, nil
+	c := &bconn{nc: nc, br: bufio.NewReaderSize(nc, 16<<10), bw: bufio.NewWriterSize(nc, 8<<10)}
+	if sc, ok := nc.(syscall.Conn); ok {
+		c.raw, _ = sc.SyscallConn()
+	}
+	return c, nil
 }
 
-// putConn returns a connection whose exchange completed to the pool.
+// putConn returns a connection whose exchange completed to the pool,
+// unless the instance sent more than the response.
 func (b *backend) putConn(c *bconn, now time.Time) {
+	if c.br.Buffered() > 0 {
+		c.nc.Close()
+		return
+	}
 	c.idleAt = now
 	pl := &b.pool
 	pl.mu.Lock()

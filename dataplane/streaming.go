@@ -3,9 +3,11 @@ package dataplane
 // Bodies are streamed, never buffered whole, in both directions:
 //
 //   - Content-Length bodies are copied as they are; chunked bodies are
-//     passed through chunk by chunk (extensions and trailers included)
-//     after their framing is checked; a response without a length (read
-//     until the instance closes) is chunk-encoded for an HTTP/1.1 client.
+//     re-framed chunk by chunk as they are read (canonical sizes, no
+//     extensions, only the trailer fields a trailer may carry; see
+//     copyChunked); a response without a length (read until the instance
+//     closes) is chunk-encoded for an HTTP/1.1 client.
+//   - A client that stops sending its body is cut off at request_timeout.
 //   - The writing side is flushed whenever the reading side has nothing
 //     buffered, before the proxy blocks on a read. A small response leaves
 //     in one write with its head; chunked streams and server-sent events
@@ -28,6 +30,7 @@ import (
 	"io"
 	"net/http/httputil"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -147,9 +150,17 @@ func readLine(src *bufio.Reader, wait func() error) ([]byte, error) {
 	}
 }
 
-// copyChunked passes a chunked body from src to dst after checking its
-// framing, through the final chunk and the trailer section.
+// copyChunked copies a chunked body from src to dst through the final
+// chunk and the trailer section, re-framed rather than passed through, so
+// that the receiver reads exactly the framing the proxy checked: chunk
+// sizes in plain hex, no chunk extensions (RFC 9112 7.1.1 lets a
+// recipient ignore them), CRLF line ends, and only the trailer fields
+// that may appear in a trailer (see trailerAllowed). A size line with
+// anything but hex digits before an optional extension, a line not ended
+// by CRLF, control characters in an extension or a trailer field, and
+// chunk data not followed by CRLF are errBadChunk.
 func copyChunked(dst *bufio.Writer, src *bufio.Reader, wait func() error) error {
+	var hdr [24]byte
 	for {
 		if src.Buffered() == 0 {
 			if err := dst.Flush(); err != nil {
@@ -164,22 +175,12 @@ func copyChunked(dst *bufio.Writer, src *bufio.Reader, wait func() error) error 
 		if !ok {
 			return readErr(errBadChunk)
 		}
-		if _, err := dst.Write(line); err != nil {
+		h := strconv.AppendInt(hdr[:0], size, 16)
+		if _, err := dst.Write(append(h, '\r', '\n')); err != nil {
 			return writeErr(err)
 		}
 		if size == 0 {
-			for { // trailer section, up to the empty line
-				line, err := readLine(src, wait)
-				if err != nil {
-					return readErr(err)
-				}
-				if _, err := dst.Write(line); err != nil {
-					return writeErr(err)
-				}
-				if len(line) <= 2 && (line[0] == '\n' || line[0] == '\r') {
-					return nil
-				}
-			}
+			return copyTrailers(dst, src, wait)
 		}
 		if err := copyN(dst, src, size, wait); err != nil {
 			return err
@@ -188,32 +189,97 @@ func copyChunked(dst *bufio.Writer, src *bufio.Reader, wait func() error) error 
 		if err != nil {
 			return readErr(err)
 		}
-		if !(len(line) == 2 && line[0] == '\r' || len(line) == 1) {
+		if len(line) != 2 || line[0] != '\r' {
 			return readErr(errBadChunk)
 		}
-		if _, err := dst.Write(line); err != nil {
+		if _, err := dst.WriteString("\r\n"); err != nil {
 			return writeErr(err)
 		}
 	}
 }
 
-// chunkSize parses a chunk-size line ("1a;ext=1\r\n").
-func chunkSize(line []byte) (int64, bool) {
-	s := string(line)
-	s, _ = cutLine(s)
-	if i := indexByteString(s, ';'); i >= 0 {
-		s = s[:i]
-	}
-	return parseHex(trimOWS(s))
-}
+// maxTrailerBytes bounds a trailer section.
+const maxTrailerBytes = 64 << 10
 
-func indexByteString(s string, c byte) int {
-	for i := 0; i < len(s); i++ {
-		if s[i] == c {
-			return i
+// copyTrailers copies the trailer section after the last chunk, up to and
+// including the empty line, keeping the fields trailerAllowed allows.
+func copyTrailers(dst *bufio.Writer, src *bufio.Reader, wait func() error) error {
+	total := 0
+	for {
+		line, err := readLine(src, wait)
+		if err != nil {
+			return readErr(err)
+		}
+		total += len(line)
+		n := len(line)
+		if n < 2 || line[n-2] != '\r' || total > maxTrailerBytes {
+			return readErr(errBadChunk)
+		}
+		line = line[:n-2]
+		if len(line) == 0 {
+			if _, err := dst.WriteString("\r\n"); err != nil {
+				return writeErr(err)
+			}
+			return nil
+		}
+		colon := indexByte(line, ':')
+		if colon <= 0 || !validToken(line[:colon]) || !validValue(line[colon+1:]) {
+			return readErr(errBadChunk) // also obs-fold: a leading space is no token
+		}
+		if !trailerAllowed(string(line[:colon])) {
+			continue
+		}
+		_, _ = dst.Write(line[:colon])
+		_, _ = dst.WriteString(": ")
+		_, _ = dst.WriteString(trimOWS(string(line[colon+1:])))
+		if _, err := dst.WriteString("\r\n"); err != nil {
+			return writeErr(err)
 		}
 	}
-	return -1
+}
+
+// trailerAllowed reports whether a field may be passed on in a trailer
+// section. Fields that frame or route the message, carry the proxy's own
+// data (the instance token, X-Forwarded-*), are hop-by-hop, or that a
+// recipient could act on as if they were in the header section
+// (RFC 9110 6.5.1: authentication, content metadata, controls) are
+// dropped.
+func trailerAllowed(name string) bool {
+	if isAspNetPrivate(name) || len(name) > 12 && strings.EqualFold(name[:12], "X-Forwarded-") {
+		return false
+	}
+	switch strings.ToLower(name) {
+	case "content-length", "transfer-encoding", "trailer", "host", "connection", "keep-alive", "upgrade", "te",
+		"proxy-connection", "proxy-authorization", "proxy-authenticate", "authorization", "www-authenticate",
+		"cookie", "set-cookie", "content-type", "content-encoding", "content-range", "range", "expect",
+		"cache-control", "pragma", "location", "forwarded", "ancm-token", "age", "expires", "date",
+		"retry-after", "vary", "max-forwards", "if-match", "if-none-match", "if-modified-since",
+		"if-unmodified-since", "if-range":
+		return false
+	}
+	return true
+}
+
+// chunkSize parses a chunk-size line ("1a;ext=1\r\n"): hex digits,
+// optional whitespace, then an optional extension without control
+// characters, then CRLF.
+func chunkSize(line []byte) (int64, bool) {
+	n := len(line)
+	if n < 3 || line[n-2] != '\r' {
+		return 0, false
+	}
+	line = line[:n-2]
+	size := line
+	if i := indexByte(line, ';'); i >= 0 {
+		if !validValue(line[i+1:]) {
+			return 0, false
+		}
+		size = line[:i]
+	}
+	for len(size) > 0 && (size[len(size)-1] == ' ' || size[len(size)-1] == '\t') {
+		size = size[:len(size)-1] // BWS before the extension
+	}
+	return parseHex(string(size))
 }
 
 // copyToEOF copies src to dst until src ends, chunk-encoding it when
