@@ -297,3 +297,46 @@ func TestSlowRequestBodyTimesOut(t *testing.T) {
 		t.Errorf("connection held %v by a stalled body", d)
 	}
 }
+
+// TestClientTimeouts checks the read-header timeout (slowloris), also on
+// a keep-alive connection whose next head starts with empty lines, and
+// the idle timeout.
+func TestClientTimeouts(t *testing.T) {
+	h0, i0 := readHeaderTimeout, idleTimeout
+	t.Cleanup(func() { readHeaderTimeout, idleTimeout = h0, i0 }) // after the harness's
+	readHeaderTimeout, idleTimeout = 200*time.Millisecond, 1500*time.Millisecond
+	b := echoBackend(t, "b")
+	h := newHarness(t, Options{}, running("app", "/", nil, ready(0, b, "tok")))
+	const get = "GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+	for _, tc := range []struct {
+		name, raw string
+		answers   int
+		max       time.Duration
+	}{
+		{"partial first head", "GET / HTTP/1.1\r\nHo", 0, time.Second},
+		{"partial second head", get + "GET / HTTP/1.1\r\nHo", 1, time.Second},
+		{"empty lines then partial head", get + "\r\n\r\nGET / HTTP/1.1\r\nHo", 1, time.Second},
+		{"idle", get, 1, 3 * time.Second},
+	} {
+		c, err := net.Dial("tcp", h.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		_ = c.SetDeadline(start.Add(5 * time.Second))
+		_, _ = io.WriteString(c, tc.raw)
+		br := bufio.NewReader(c)
+		for range tc.answers {
+			res, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+			_, _ = io.Copy(io.Discard, res.Body)
+		}
+		_, _ = io.ReadAll(br)
+		if d := time.Since(start); d > tc.max {
+			t.Errorf("%s: connection open for %v", tc.name, d)
+		}
+		c.Close()
+	}
+}

@@ -109,9 +109,11 @@ func (c *clientConn) setReadDeadline(t time.Time) {
 }
 
 // headBuffered reports whether a whole request head is already buffered,
-// so that reading it cannot block and needs no header deadline.
+// so that reading it cannot block and needs no header deadline. Empty
+// lines before the request line are not a head.
 func (c *clientConn) headBuffered() bool {
 	b, _ := c.br.Peek(c.br.Buffered())
+	b = bytes.TrimLeft(b, "\r\n")
 	return bytes.Contains(b, []byte("\n\r\n")) || bytes.Contains(b, []byte("\n\n"))
 }
 

@@ -10,11 +10,15 @@ import (
 	"time"
 )
 
-// Server limits.
-const (
+// Client connection timeouts (variables for tests).
+var (
 	readHeaderTimeout = 10 * time.Second
 	idleTimeout       = 120 * time.Second
-	maxHeaderBytes    = 64 << 10 // larger heads get 431
+)
+
+// Server limits.
+const (
+	maxHeaderBytes = 64 << 10 // larger heads get 431
 	// shutdownTimeout bounds how long Serve waits for in-flight requests
 	// once its context is done.
 	shutdownTimeout = 30 * time.Second
