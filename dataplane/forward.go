@@ -240,9 +240,11 @@ func (ex *exchange) send(bc *bconn) error {
 	if err == nil {
 		err = bc.bw.Flush()
 	}
-	var ce *copyErr
-	if errors.As(err, &ce) && !ce.write {
-		return errClientGone // the client's body broke off
+	if err != nil {
+		var ce *copyErr // here: it escapes, and would cost an allocation per request
+		if errors.As(err, &ce) && !ce.write {
+			return errClientGone // the client's body broke off
+		}
 	}
 	return err
 }

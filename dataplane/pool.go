@@ -34,6 +34,10 @@ type bconn struct {
 	rdl    time.Time // the read deadline last set
 	idleAt time.Time
 	reused bool // taken from the pool rather than dialed
+
+	peekFn  func(fd uintptr) // c.peek, made once: a closure per check would allocate
+	peekErr error
+	peekBuf [1]byte
 }
 
 // connPool holds a backend's idle connections, most recently used last.
@@ -77,13 +81,19 @@ func (c *bconn) idleClean() bool {
 	if c.raw == nil {
 		return true
 	}
-	clean := false
-	err := c.raw.Control(func(fd uintptr) {
-		var b [1]byte
-		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		clean = err == syscall.EAGAIN
-	})
-	return clean && err == nil
+	if c.peekFn == nil {
+		c.peekFn = c.peek
+	}
+	c.peekErr = nil
+	err := c.raw.Control(c.peekFn)
+	return c.peekErr == syscall.EAGAIN && err == nil
+}
+
+// peek is idleClean's check: one byte with MSG_PEEK and MSG_DONTWAIT.
+// EAGAIN means nothing to read and no end.
+func (c *bconn) peek(fd uintptr) {
+	_, _, err := syscall.Recvfrom(int(fd), c.peekBuf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	c.peekErr = err
 }
 
 // dial opens a new connection to b.
