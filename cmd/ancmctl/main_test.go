@@ -260,7 +260,7 @@ app "idle" {
 		{name: "apply dry run", args: []string{"apply", "--dry-run", "-f", good}, stdout: []string{"(dry run)"}},
 		{name: "apply bad file", args: []string{"apply", "-f", badSyntax}, code: 4, stderrHave: "bad.hcl:1:"},
 		{name: "apply missing file", args: []string{"apply", "-f", filepath.Join(dir, "none.hcl")}, code: 4, stderrHave: "none.hcl"},
-		{name: "apply rejected", args: []string{"apply", "-f", rejected}, code: 4, stderr: "ancmctl: invalid app; app.command: rejected\n"},
+		{name: "apply rejected", args: []string{"apply", "-f", rejected}, code: 4, stderr: "ancmctl: app \"r\": invalid app; app.command: rejected\n"},
 		{name: "apply without -f", args: []string{"apply"}, code: 2, stderrHave: `"filename" not set`},
 		{name: "start", args: []string{"start", "stopped"}, stdout: []string{"stopped ", "RUNNING"}},
 		{name: "start failed", args: []string{"start", "broken"}, code: 5, stdout: []string{"FAILED"},
