@@ -49,3 +49,50 @@ func TestReflectionAndHealth(t *testing.T) {
 		}
 	}
 }
+
+// Followers of the watch streams see them end cleanly (exit 0) when the
+// daemon shuts down, instead of an error.
+func TestWatchStreamsEndCleanlyOnShutdown(t *testing.T) {
+	d := newDaemon(t, helloApp)
+	if code, _ := get(t, d.url("/")); code != 200 {
+		t.Fatal("warm-up failed")
+	}
+	streams := map[string]*streamProc{
+		"events -f":    d.ctlStream("events", "-f"),
+		"logs -f":      d.ctlStream("logs", "-f", "hello"),
+		"endpoints -f": d.ctlStream("endpoints", "-f"),
+	}
+	waitFor(t, 10*time.Second, "the followers to print", func() bool {
+		for _, p := range streams {
+			if p.out.String() == "" {
+				return false
+			}
+		}
+		return true
+	})
+	d.stop()
+	for name, p := range streams {
+		done := make(chan error, 1)
+		go func() { done <- p.cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("ancmctl %s after shutdown: %v\n%s", name, err, p.out.String())
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("ancmctl %s still running 10s after the daemon stopped", name)
+		}
+	}
+}
+
+// Several data planes can follow one control plane.
+func TestTwoProxiesFollowOneControlPlane(t *testing.T) {
+	d := prepareDaemon(t, helloApp)
+	d.start("control")
+	for _, listen := range []string{d.startProxy(), d.startProxy()} {
+		waitFor(t, 20*time.Second, "proxy "+listen+" to serve the app", func() bool {
+			code, body := get(t, "http://"+listen+"/")
+			return code == 200 && decodeReply(t, body).App == "hello"
+		})
+	}
+}
