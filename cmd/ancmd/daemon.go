@@ -93,6 +93,7 @@ func serve(log hclog.Logger, path string, f *config.File, withProxy bool) error 
 			return fmt.Errorf("internal socket: %w", err)
 		}
 		dpAddr = "unix://" + p
+		defer os.Remove(p)
 		isrv, _, _ := newGRPCServer(log, &config.File{}, "unix")
 		svc.Register(isrv)
 		go func() { _ = isrv.Serve(internal) }()
