@@ -73,8 +73,10 @@ func scriptBackend(t *testing.T, answer func(c net.Conn, req *http.Request) (clo
 // the other paths in ways that leave its connection in an unknown state:
 // bytes beyond the response, a body where none is allowed, bytes arriving
 // after the response, a response cut short.
-func dirtyBackend(t *testing.T) string {
+// late counts the /late answers whose trailing bytes have been written.
+func dirtyBackend(t *testing.T) (addr string, late *atomic.Int64) {
 	const injected = "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\ninjected"
+	late = new(atomic.Int64)
 	return scriptBackend(t, func(c net.Conn, req *http.Request) bool {
 		var out string
 		switch req.URL.Path {
@@ -94,7 +96,8 @@ func dirtyBackend(t *testing.T) string {
 		case "/late": // the extra bytes come while the connection is idle
 			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 			time.Sleep(20 * time.Millisecond)
-			out = injected
+			_, _ = io.WriteString(c, injected)
+			late.Add(1)
 		case "/short":
 			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
 			return true
@@ -104,7 +107,7 @@ func dirtyBackend(t *testing.T) string {
 		}
 		_, _ = io.WriteString(c, out)
 		return false
-	})
+	}), late
 }
 
 // TestPooledConnectionNeverMixesResponses sends, from many clients at
@@ -112,7 +115,8 @@ func dirtyBackend(t *testing.T) string {
 // instance connection dirty, and checks that every client gets its own
 // answer: a connection in an unknown state must never go back to the pool.
 func TestPooledConnectionNeverMixesResponses(t *testing.T) {
-	route := running("app", "/", nil, readyAddr(0, dirtyBackend(t), "tok"))
+	addr, late := dirtyBackend(t)
+	route := running("app", "/", nil, readyAddr(0, addr, "tok"))
 	h := newHarness(t, Options{}, route)
 
 	// One by one first: each dirty exchange, then a clean one that would
@@ -124,7 +128,11 @@ func TestPooledConnectionNeverMixesResponses(t *testing.T) {
 			_, _ = io.Copy(io.Discard, res.Body)
 			res.Body.Close()
 		}
-		time.Sleep(30 * time.Millisecond) // /late's bytes arrive
+		if path == "/late" {
+			// The next request must find the late bytes on the idle
+			// connection, so wait until they are written.
+			waitFor(t, "the late bytes", func() bool { return late.Load() == 1 })
+		}
 		for i := range 3 {
 			id := fmt.Sprintf("%s-%d", path[1:], i)
 			res, body := h.get("", "/ok?id="+id)
@@ -182,7 +190,8 @@ func TestPooledConnectionNeverMixesResponses(t *testing.T) {
 // cuts short reaches the client as a broken one: a short Content-Length
 // body or an unterminated chunked body, then the end of the connection.
 func TestTruncatedResponseIsNotClean(t *testing.T) {
-	route := running("app", "/", nil, readyAddr(0, dirtyBackend(t), "tok"))
+	addr, _ := dirtyBackend(t)
+	route := running("app", "/", nil, readyAddr(0, addr, "tok"))
 	h := newHarness(t, Options{}, route)
 	for _, tc := range []struct{ path, want string }{
 		{"/short", "Content-Length: 10\r\n\r\nabc"},
@@ -244,7 +253,8 @@ func TestBadResponseHeads502(t *testing.T) {
 // TestNoBodyStatusesHaveNoFraming checks that 204 and 304 answers are
 // relayed without a framing that would make a client wait for a body.
 func TestNoBodyStatusesHaveNoFraming(t *testing.T) {
-	route := running("app", "/", nil, readyAddr(0, dirtyBackend(t), "tok"))
+	addr, _ := dirtyBackend(t)
+	route := running("app", "/", nil, readyAddr(0, addr, "tok"))
 	h := newHarness(t, Options{}, route)
 	for _, path := range []string{"/204body", "/304chunked"} {
 		out := rawExchangeText(t, h.addr, "GET "+path+" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 5*time.Second)
