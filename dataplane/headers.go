@@ -3,6 +3,7 @@ package dataplane
 import (
 	"bytes"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 )
@@ -295,6 +296,9 @@ func indexByte(b []byte, c byte) int { return bytes.IndexByte(b, c) }
 func clientIP(remote string) string {
 	host, _, err := net.SplitHostPort(remote)
 	if err != nil {
+		return ""
+	}
+	if _, err := netip.ParseAddr(host); err != nil {
 		return ""
 	}
 	return host

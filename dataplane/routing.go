@@ -18,7 +18,9 @@ func (t *table) route(host, path string) *app {
 	}
 	if len(t.wild) > 0 {
 		// "a.b.example.com" tries ".b.example.com", ".example.com", ".com".
-		for i := 0; i < len(host); i++ {
+		// The wildcard stands for at least one character: ".example.com"
+		// itself does not match "*.example.com".
+		for i := 1; i < len(host); i++ {
 			if host[i] != '.' {
 				continue
 			}
