@@ -3,6 +3,7 @@ package controlplane
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -58,6 +59,7 @@ type app struct {
 	failTimer     *time.Timer
 	offline       bool
 	offlineBody   []byte
+	offlineSeen   os.FileInfo // the offline file as last read
 	lastTail      []string
 	startFailures uint64        // failed starts so far, for Activate
 	changed       chan struct{} // closed and replaced on every change
@@ -377,39 +379,39 @@ func (a *app) checkOffline() {
 	a.mu.Lock()
 	name := a.cfg.OfflineFile
 	path := a.offlinePath()
-	was := a.offline
+	was, seen := a.offline, a.offlineSeen
 	a.mu.Unlock()
-	if name == "" {
+	var st os.FileInfo
+	err := os.ErrNotExist
+	if name != "" {
+		st, err = os.Stat(path)
+	}
+	if err != nil {
 		if was {
-			a.setOffline(false, nil)
+			a.setOffline(false, nil, nil)
 		}
 		return
+	}
+	if was && seen != nil && os.SameFile(seen, st) && seen.Size() == st.Size() && seen.ModTime().Equal(st.ModTime()) {
+		return // the same page: nothing to read again
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		if was {
-			a.setOffline(false, nil)
-		}
-		return
+		return // gone between the stat and the open: the next poll sees it
 	}
-	body := make([]byte, maxOfflineBody)
-	n, _ := f.Read(body)
+	body, _ := io.ReadAll(io.LimitReader(f, maxOfflineBody))
 	f.Close()
-	body = body[:n]
-	a.mu.Lock()
-	same := was && string(a.offlineBody) == string(body)
-	a.mu.Unlock()
-	if !same {
-		a.setOffline(true, body)
-	}
+	a.setOffline(true, body, st)
 }
 
-func (a *app) setOffline(on bool, body []byte) {
+// setOffline takes the app offline with the page body (st is the file it
+// was read from), or back online.
+func (a *app) setOffline(on bool, body []byte, st os.FileInfo) {
 	a.opMu.Lock()
 	defer a.opMu.Unlock()
 	a.mu.Lock()
 	was := a.offline
-	a.offline, a.offlineBody = on, body
+	a.offline, a.offlineBody, a.offlineSeen = on, body, st
 	a.recomputeLocked("")
 	a.mu.Unlock()
 	switch {
@@ -578,9 +580,9 @@ func (a *app) protoLocked() *ancmv1.App {
 	return p
 }
 
-func (a *app) emit(t ancmv1.EventType, inst *instance, msg string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+// eventLocked is an event of the app, and of inst when it is not nil, as
+// they are now.
+func (a *app) eventLocked(t ancmv1.EventType, inst *instance, msg string) *ancmv1.Event {
 	e := &ancmv1.Event{Type: t, App: a.cfg.Name, AppState: a.state, Message: msg}
 	if inst != nil {
 		idx := inst.index
@@ -588,14 +590,22 @@ func (a *app) emit(t ancmv1.EventType, inst *instance, msg string) {
 		e.InstanceState = inst.state
 		e.Pid = int32(inst.pid)
 	}
-	a.s.events.publish(e)
+	return e
 }
 
+func (a *app) emit(t ancmv1.EventType, inst *instance, msg string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.s.events.publish(a.eventLocked(t, inst, msg))
+}
+
+// emitExit records an instance's end; pid is the process that ended (the
+// instance has none any more).
 func (a *app) emitExit(t ancmv1.EventType, inst *instance, pid int, es *ancmv1.ExitStatus) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	idx := inst.index
-	e := &ancmv1.Event{Type: t, App: a.cfg.Name, Instance: &idx, AppState: a.state, InstanceState: inst.state, Pid: int32(pid), Exit: es, Message: es.GetReason()}
+	e := a.eventLocked(t, inst, es.GetReason())
+	e.Pid, e.Exit = int32(pid), es
 	if !es.GetPlanned() {
 		e.LogTail = a.logs.tailText(inst.index, eventTail)
 	}
@@ -603,5 +613,5 @@ func (a *app) emitExit(t ancmv1.EventType, inst *instance, pid int, es *ancmv1.E
 }
 
 func (a *app) emitAppLocked(t ancmv1.EventType, msg string) {
-	a.s.events.publish(&ancmv1.Event{Type: t, App: a.cfg.Name, AppState: a.state, Message: msg})
+	a.s.events.publish(a.eventLocked(t, nil, msg))
 }

@@ -3,6 +3,7 @@ package dataplane
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/tls"
 	"errors"
 	"net"
@@ -231,6 +232,17 @@ func (c *clientConn) gone() bool {
 		}
 	})
 	return gone
+}
+
+// context returns a context that ends with parent or when the client goes
+// away; release ends the watch. Like watch, it is for long waits.
+func (c *clientConn) context(parent context.Context) (ctx context.Context, release func()) {
+	ctx, cancel := context.WithCancel(parent)
+	stop := c.watch(cancel)
+	return ctx, func() {
+		stop()
+		cancel()
+	}
 }
 
 // watch calls cancel when the client goes away, until stop is called. It

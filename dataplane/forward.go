@@ -27,7 +27,7 @@ func (p *Proxy) serveRequest(c *clientConn, r *request) bool {
 			ex := exchange{p: p, c: c, r: r, a: a, b: b}
 			keep := ex.run()
 			ex.b.outstanding.Add(-1)
-			p.finish(r, a, ex.b, ex.status, start)
+			p.finish(r, ex.a, ex.b, ex.status, start)
 			return keep
 		}
 		err = newError(ErrUnavailable, a, nil)
@@ -52,11 +52,9 @@ func (p *Proxy) resolve(c *clientConn, r *request) (*app, error) {
 	if a.serving() {
 		return a, nil
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	stop := c.watch(cancel)
+	ctx, release := c.context(context.Background())
 	na, err := p.admit(ctx, a)
-	stop()
-	cancel()
+	release()
 	if err != nil {
 		return a, err
 	}
@@ -91,21 +89,19 @@ func (ex *exchange) run() bool {
 	ex.deadline = ex.start.Add(a.requestTimeout)
 	ex.buffered = r.hasBody() && !r.framing.chunked && r.framing.length <= int64(ex.c.br.Buffered())
 	err := ex.attempt()
-	if err != nil && isConnFailure(err) && (!ex.bodyStarted || ex.buffered) {
+	if ex.replayable(err) {
 		p.eject(a, ex.b)
 		if nb := a.pick(ex.b); nb != nil {
 			p.logger.Debug("retrying on another instance", "app", a.name,
 				"instance", ex.b.instance, "next_instance", nb.instance, "error", err)
-			ex.b.outstanding.Add(-1)
-			ex.b = nb
-			p.stats.retries.Add(1)
+			ex.switchTo(a, nb)
 			err = ex.attempt()
 			if err != nil && isConnFailure(err) {
 				p.eject(a, nb)
 			}
 		}
 	}
-	if err != nil && isConnFailure(err) && (!ex.bodyStarted || ex.buffered) && ex.reactivate() {
+	if ex.replayable(err) && ex.reactivate() {
 		// No instance took it: the app crashed, or the control plane
 		// restarted and took its instances along. Like a first request,
 		// wait for the control plane to have one ready, and try it.
@@ -140,11 +136,9 @@ func (ex *exchange) run() bool {
 // fails, or when the client leaves.
 func (ex *exchange) reactivate() bool {
 	ctx, cancel := context.WithTimeout(context.Background(), ex.a.startupTimeout+activateGrace)
-	stop := ex.c.watch(cancel)
-	defer func() {
-		stop()
-		cancel()
-	}()
+	defer cancel()
+	ctx, release := ex.c.context(ctx)
+	defer release()
 	failed := ex.b
 	for {
 		t := ex.p.table.Load()
@@ -154,10 +148,8 @@ func (ex *exchange) reactivate() bool {
 			return false
 		}
 		if nb := na.pick(failed); nb != nil {
-			failed.outstanding.Add(-1)
-			ex.a, ex.b = na, nb
+			ex.switchTo(na, nb)
 			ex.deadline = time.Now().Add(na.requestTimeout)
-			ex.p.stats.retries.Add(1)
 			return true
 		}
 		// The table still has only the instance that just failed: the
@@ -168,6 +160,21 @@ func (ex *exchange) reactivate() bool {
 			return false
 		}
 	}
+}
+
+// replayable reports whether err means the request never reached its
+// instance and can be sent again: a connection failure, with no body or a
+// body not read from the client or read whole into the buffer.
+func (ex *exchange) replayable(err error) bool {
+	return err != nil && isConnFailure(err) && (!ex.bodyStarted || ex.buffered)
+}
+
+// switchTo moves the exchange to instance b (of app a, the same or a newer
+// table's) for another attempt.
+func (ex *exchange) switchTo(a *app, b *backend) {
+	ex.b.outstanding.Add(-1)
+	ex.a, ex.b = a, b
+	ex.p.stats.retries.Add(1)
 }
 
 // attempt sends the request to ex.b and reads the response head into

@@ -225,14 +225,14 @@ func parseRequest(head string, r *request) error {
 				f.kind = fkDrop
 			}
 		case 19:
-			if strings.EqualFold(name, "Proxy-Authorization") || strings.EqualFold(name, headerAspNetToken) {
+			if strings.EqualFold(name, "Proxy-Authorization") {
 				f.kind = fkDrop
 			}
 		}
 		if f.kind == fkKeep && isAspNetPrivate(name) {
-			// The IIS integration's own headers (client certificate,
-			// Windows auth token, shutdown event) come only from the
-			// module, never from a client.
+			// The IIS integration's own headers (the token, client
+			// certificate, Windows auth token, shutdown event) come only
+			// from the module, never from a client.
 			f.kind = fkDrop
 		}
 		r.fields = append(r.fields, f)
