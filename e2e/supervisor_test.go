@@ -110,14 +110,25 @@ app "flaky" {
 	if st := d.get("flaky"); st.App.Instances[0].Pid != 0 || st.App.State != "APP_STATE_FAILED" {
 		t.Errorf("after a request to a FAILED app: %+v", st.App)
 	}
-	// An operator start clears the failures (and the app fails again).
+	// An operator start clears the failures: the app is started again (and
+	// fails again, which shows as new failed starts).
+	before := countEvents(t, d, "flaky", "EVENT_TYPE_START_FAILED")
 	if _, errOut, code := d.ctl("start", "--wait=false", "flaky"); code != 0 {
 		t.Fatalf("ancmctl start: %d %s", code, errOut)
 	}
-	waitFor(t, 10*time.Second, "failures cleared by start", func() bool {
-		s := d.get("flaky")
-		return s.App.State != "APP_STATE_FAILED" || s.App.Restarts > 0
+	waitFor(t, 10*time.Second, "a start attempt after ancmctl start", func() bool {
+		return countEvents(t, d, "flaky", "EVENT_TYPE_START_FAILED") > before
 	})
+}
+
+// countEvents counts an app's kept events of one type.
+func countEvents(t *testing.T, d *daemon, app, typ string) int {
+	t.Helper()
+	out, errOut, code := d.ctl("events", "--app", app, "-o", "json")
+	if code != 0 {
+		t.Fatalf("ancmctl events: %d %s", code, errOut)
+	}
+	return strings.Count(out, `"type":"`+typ+`"`) + strings.Count(out, `"type": "`+typ+`"`)
 }
 
 // An instance not ready within startup_timeout is killed, with its group,
@@ -289,9 +300,17 @@ app "site" {
 	if body != page || !strings.HasPrefix(hdr.Get("Content-Type"), "text/html") {
 		t.Errorf("offline answer: %q %q", hdr.Get("Content-Type"), body)
 	}
-	st := d.waitState("site", "APP_STATE_OFFLINE", 5*time.Second)
+	d.waitState("site", "APP_STATE_OFFLINE", 5*time.Second)
 	waitFor(t, 10*time.Second, "the app to be stopped while offline", func() bool { return !alive(pid) })
-	_ = st
+	// A changed page is served as it changes.
+	page2 := "<h1>Back at noon</h1>"
+	if err := os.WriteFile(filepath.Join(appDir, "app_offline.htm"), []byte(page2), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the changed offline page", func() bool {
+		code, body := get(t, d.url("/"))
+		return code == 503 && body == page2
+	})
 	if err := os.Remove(filepath.Join(appDir, "app_offline.htm")); err != nil {
 		t.Fatal(err)
 	}
