@@ -7,6 +7,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 	"google.golang.org/protobuf/proto"
 
 	ancmv1 "github.com/ancm-dev/ancm/api/gen/ancm/v1"
@@ -27,7 +28,7 @@ func openStore(stateDir string) (*store, error) {
 	path := filepath.Join(stateDir, "state.db")
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("%s: %w", path, ErrStoreLocked)
 		}
 		return nil, fmt.Errorf("open state store %s: %w", path, err)
