@@ -8,6 +8,12 @@ import "time"
 // an instance out of rotation for good.
 const ejectTTL = 30 * time.Second
 
+// ejectAfterTimeouts is how many requests in a row may time out on an
+// instance (no response head within request_timeout) before it is
+// ejected as one that refuses connections is: a hung instance (stopped,
+// deadlocked) then stops getting new requests.
+const ejectAfterTimeouts = 3
+
 // pick chooses the backend for a new request among the app's usable
 // backends, skipping except: least outstanding requests first, ties broken
 // round-robin. Ejected backends are used only when every other one is

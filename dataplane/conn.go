@@ -21,8 +21,6 @@ const (
 	csClosed        // closed by shutdown
 )
 
-var errHeadTooLarge = errors.New("request head too large")
-
 // errClientGone ends an exchange whose client went away.
 var errClientGone = errors.New("client went away")
 
@@ -32,7 +30,7 @@ type clientConn struct {
 	s     *server
 	p     *Proxy
 	nc    net.Conn
-	raw   syscall.RawConn // of the TCP connection, for liveness checks; may be nil
+	probe prober // of the TCP connection, for liveness checks
 	br    *bufio.Reader
 	bw    *bufio.Writer
 	state atomic.Int32
@@ -57,7 +55,9 @@ func newClientConn(s *server, nc net.Conn) *clientConn {
 		tcp = tc.NetConn()
 	}
 	if sc, ok := tcp.(syscall.Conn); ok {
-		c.raw, _ = sc.SyscallConn()
+		if raw, err := sc.SyscallConn(); err == nil {
+			c.probe.init(raw)
+		}
 	}
 	return c
 }
@@ -158,29 +158,17 @@ func (c *clientConn) serveOne() bool {
 	return c.p.serveRequest(c, r)
 }
 
-// readHead reads one request head, skipping empty lines before it.
+// readHead reads one request head (head.go), skipping empty lines
+// before it.
 func (c *clientConn) readHead() (string, error) {
-	b := c.headBuf[:0]
-	for {
-		line, err := c.br.ReadSlice('\n')
-		if err == nil && len(b) == 0 && (len(line) == 1 || len(line) == 2 && line[0] == '\r') {
-			continue // RFC 9112 2.2
-		}
-		b = append(b, line...)
-		if len(b) > maxHeaderBytes+4<<10 {
-			return "", errHeadTooLarge
-		}
-		if err == bufio.ErrBufferFull {
-			continue
-		}
-		if err != nil {
-			return "", err
-		}
-		if len(line) == 1 || len(line) == 2 && line[0] == '\r' {
-			break
-		}
+	b, err := readHead(c.br, c.headBuf, maxHeaderBytes, nil)
+	c.headBuf = b[:0]
+	if err == errLineTooLong {
+		return "", errHeadTooLarge
 	}
-	c.headBuf = b
+	if err != nil {
+		return "", err
+	}
 	return string(b), nil
 }
 
@@ -217,22 +205,7 @@ func (c *clientConn) closeLingering() {
 
 // gone reports whether the client closed or reset its connection, without
 // blocking and without consuming anything it sent.
-func (c *clientConn) gone() bool {
-	if c.raw == nil {
-		return false
-	}
-	var gone bool
-	_ = c.raw.Control(func(fd uintptr) {
-		var b [1]byte
-		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		switch {
-		case err == syscall.EAGAIN || err == syscall.EINTR:
-		case err != nil || n == 0:
-			gone = true
-		}
-	})
-	return gone
-}
+func (c *clientConn) gone() bool { return c.probe.probe() == probeClosed }
 
 // context returns a context that ends with parent or when the client goes
 // away; release ends the watch. Like watch, it is for long waits.
@@ -249,20 +222,19 @@ func (c *clientConn) context(parent context.Context) (ctx context.Context, relea
 // costs a goroutine and is meant for long waits (a start queue). Data the
 // client sends meanwhile ends the watch without cancel.
 func (c *clientConn) watch(cancel func()) (stop func()) {
-	if c.raw == nil || c.br.Buffered() > 0 {
+	raw := c.probe.raw
+	if raw == nil || c.br.Buffered() > 0 {
 		return func() {}
 	}
 	c.setReadDeadline(time.Time{})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = c.raw.Read(func(fd uintptr) bool {
-			var b [1]byte
-			n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-			switch {
-			case err == syscall.EAGAIN || err == syscall.EINTR:
+		_ = raw.Read(func(fd uintptr) bool {
+			switch probeFD(fd) {
+			case probeEmpty:
 				return false // wait until readable
-			case err != nil || n == 0:
+			case probeClosed:
 				cancel()
 			}
 			return true

@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -64,53 +65,56 @@ func (p *Proxy) resolve(c *clientConn, r *request) (*app, error) {
 // exchange is one request forwarded to an instance: its attempts and the
 // relay of the answer.
 type exchange struct {
-	p  *Proxy
-	c  *clientConn
-	r  *request
-	a  *app
-	b  *backend // the instance of the current attempt
-	bc *bconn
+	p    *Proxy
+	c    *clientConn
+	r    *request
+	a    *app
+	b    *backend // the instance of the current attempt
+	from *backend // the instance of the first attempt, after a retry
+	bc   *bconn
 
 	start       time.Time
-	deadline    time.Time // request_timeout, up to the response head
+	deadline    time.Time // request_timeout, up to the response head, over all attempts
 	bodyStarted bool      // the client's body is being read: no replay
 	buffered    bool      // the body was buffered whole: it can be replayed
 	continued   bool      // 100 Continue sent to the client
 	status      int
 	res         response
+
+	// Of the current attempt, for the retry rule (see retry):
+	reused   bool // on a pooled connection
+	wrote    bool // the instance's socket took bytes of the request
+	answered bool // a byte of an answer arrived (a 1xx counts)
+	timedOut bool // request_timeout passed waiting for the response head
 }
 
-// run forwards the request, retrying once on another instance when the
-// first one failed to take it, and relays the answer. It reports whether
-// the client connection can carry another request.
+// Idempotent methods (RFC 9110 9.2.2) that may be sent again when their
+// connection failed before any answer.
+func idempotent(method string) bool {
+	switch method {
+	case "GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE":
+		return true
+	}
+	return false
+}
+
+// run forwards the request and relays the answer, with at most one retry
+// (see retry). It reports whether the client connection can carry
+// another request.
 func (ex *exchange) run() bool {
-	p, r, a := ex.p, ex.r, ex.a
+	p, r := ex.p, ex.r
 	ex.start = time.Now()
-	ex.deadline = ex.start.Add(a.requestTimeout)
+	ex.deadline = ex.start.Add(ex.a.requestTimeout)
 	ex.buffered = r.hasBody() && !r.framing.chunked && r.framing.length <= int64(ex.c.br.Buffered())
-	err := ex.attempt()
-	if ex.replayable(err) {
-		p.eject(a, ex.b)
-		if nb := a.pick(ex.b); nb != nil {
-			p.logger.Debug("retrying on another instance", "app", a.name,
-				"instance", ex.b.instance, "next_instance", nb.instance, "error", err)
-			ex.switchTo(a, nb)
-			err = ex.attempt()
-			if err != nil && isConnFailure(err) {
-				p.eject(a, nb)
-			}
+	err := ex.attempt(false)
+	ex.observe(err)
+	if err != nil && ex.retryable(err) {
+		if ex.retarget(err) {
+			err = ex.attempt(ex.reused && !ex.switched())
+			ex.observe(err)
 		}
 	}
-	if ex.replayable(err) && ex.reactivate() {
-		// No instance took it: the app crashed, or the control plane
-		// restarted and took its instances along. Like a first request,
-		// wait for the control plane to have one ready, and try it.
-		err = ex.attempt()
-		if err != nil && isConnFailure(err) {
-			p.eject(ex.a, ex.b)
-		}
-	}
-	a = ex.a
+	a := ex.a
 	if ex.buffered {
 		_, _ = ex.c.br.Discard(int(r.framing.length))
 	}
@@ -122,20 +126,97 @@ func (ex *exchange) run() bool {
 			re.kind = ErrTimeout
 		case errors.Is(err, errClientGone):
 			re.kind = context.Canceled
+		case errors.Is(err, errBadChunk):
+			re.kind = ErrBadFraming // the client's chunked body
 		}
-		keep := r.keepAlive() && (!r.hasBody() || ex.buffered)
+		keep := r.keepAlive() && (!r.hasBody() || ex.buffered) && !errors.Is(err, errBadChunk)
 		ex.status = p.writeError(ex.c, r, re, keep)
 		return keep && ex.status != statusClientClosed
 	}
 	return ex.relay()
 }
 
+// retryable is the retry rule of the contract, for the first attempt's
+// error:
+//
+//   - a request that never reached its instance (the dial failed, or a
+//     connection broke before its socket took a byte) is sent again,
+//     whatever its method, if its body can be sent again (none, or one
+//     read whole into the buffer);
+//   - an idempotent request (GET, HEAD, OPTIONS, PUT, DELETE, TRACE)
+//     whose connection failed after it was sent but before any byte of
+//     an answer may be sent again, on the same condition about its body;
+//   - nothing else is: not a POST or PATCH that reached an instance, not
+//     a request that timed out (it already waited request_timeout), not
+//     one that got part of an answer, not one whose client left.
+//
+// There is one retry in all, whatever path it takes (another instance, a
+// fresh connection to the same one, or a wait for the control plane to
+// publish one).
+func (ex *exchange) retryable(err error) bool {
+	if !isConnFailure(err) || ex.answered || ex.timedOut || (ex.bodyStarted && !ex.buffered) {
+		return false
+	}
+	return !ex.wrote || idempotent(ex.r.method)
+}
+
+// observe feeds an attempt's outcome to passive health: an instance that
+// refuses or breaks a fresh connection is ejected at once, and one that
+// lets ejectAfterTimeouts requests in a row time out before their
+// response head, as if it had refused. A failed pooled connection says
+// little about the instance (it may have closed an idle connection as the
+// request went out) and ejects nothing.
+func (ex *exchange) observe(err error) {
+	b := ex.b
+	switch {
+	case err == nil:
+		if b.timeouts.Load() != 0 {
+			b.timeouts.Store(0)
+		}
+	case ex.timedOut:
+		if n := b.timeouts.Add(1); n >= ejectAfterTimeouts && ex.p.eject(ex.a, b) {
+			ex.p.logger.Warn("instance ejected after timeouts", "app", ex.a.name, "instance", b.instance, "timeouts", n)
+		}
+	case isConnFailure(err) && !ex.reused:
+		ex.p.eject(ex.a, b)
+	}
+}
+
+// retarget points the exchange at the instance of its retry: another
+// instance if the app has one; else, after a failed pooled connection,
+// the same instance over a fresh connection; else (the app's only
+// instance refused: it crashed, or the control plane restarted and took
+// its instances along) whatever instance the control plane gets ready,
+// waited for as a first request waits, within request_timeout. It
+// reports false when there is none.
+func (ex *exchange) retarget(err error) bool {
+	p, a, failed := ex.p, ex.a, ex.b
+	if nb := a.pick(failed); nb != nil {
+		p.logger.Debug("retrying on another instance", "app", a.name,
+			"instance", failed.instance, "next_instance", nb.instance, "error", err)
+		ex.switchTo(a, nb)
+		return true
+	}
+	if ex.reused {
+		p.logger.Debug("retrying on a fresh connection", "app", a.name, "instance", failed.instance, "error", err)
+		failed.outstanding.Add(1)
+		ex.switchTo(a, failed)
+		return true
+	}
+	return ex.reactivate()
+}
+
+// switched reports whether the exchange's retry goes to another instance
+// than its first attempt; retarget records it in ex.from.
+func (ex *exchange) switched() bool { return ex.from != ex.b }
+
 // reactivate waits, as a request for an idle app does, until the control
-// plane reports the app ready again and the table has its new instances,
-// then points the exchange at one of them. It reports false when that
-// fails, or when the client leaves.
+// plane reports the app ready again and the table has an instance other
+// than the one that failed, then points the exchange at it. The wait
+// ends at request_timeout, or when the client leaves; it reports false
+// then, or when the activation fails.
 func (ex *exchange) reactivate() bool {
-	ctx, cancel := context.WithTimeout(context.Background(), ex.a.startupTimeout+activateGrace)
+	ctx, cancel := context.WithDeadline(context.Background(), ex.deadline)
 	defer cancel()
 	ctx, release := ex.c.context(ctx)
 	defer release()
@@ -145,11 +226,13 @@ func (ex *exchange) reactivate() bool {
 		na, err := ex.p.admit(ctx, ex.a)
 		if err != nil || na == nil {
 			ex.p.logger.Debug("no instance after re-activation", "app", ex.a.name, "error", err)
+			if time.Now().After(ex.deadline) {
+				ex.timedOut = true
+			}
 			return false
 		}
 		if nb := na.pick(failed); nb != nil {
 			ex.switchTo(na, nb)
-			ex.deadline = time.Now().Add(na.requestTimeout)
 			return true
 		}
 		// The table still has only the instance that just failed: the
@@ -157,52 +240,48 @@ func (ex *exchange) reactivate() bool {
 		select {
 		case <-t.next:
 		case <-ctx.Done():
+			ex.timedOut = !time.Now().Before(ex.deadline)
 			return false
 		}
 	}
 }
 
-// replayable reports whether err means the request never reached its
-// instance and can be sent again: a connection failure, with no body or a
-// body not read from the client or read whole into the buffer.
-func (ex *exchange) replayable(err error) bool {
-	return err != nil && isConnFailure(err) && (!ex.bodyStarted || ex.buffered)
-}
-
 // switchTo moves the exchange to instance b (of app a, the same or a newer
-// table's) for another attempt.
+// table's) for its retry.
 func (ex *exchange) switchTo(a *app, b *backend) {
+	ex.from = ex.b
 	ex.b.outstanding.Add(-1)
 	ex.a, ex.b = a, b
 	ex.p.stats.retries.Add(1)
 }
 
 // attempt sends the request to ex.b and reads the response head into
-// ex.res. A pooled connection that turns out to be closed is replaced by
-// a fresh one to the same instance when the request can be replayed.
-func (ex *exchange) attempt() error {
-	bc, err := ex.b.getConn()
+// ex.res, over a pooled connection or, with fresh, a new one. A pooled
+// connection found closed before use is closed unused (getConn).
+func (ex *exchange) attempt(fresh bool) error {
+	ex.reused, ex.wrote, ex.answered, ex.timedOut = false, false, false, false
+	var bc *bconn
+	var err error
+	if fresh {
+		bc, err = ex.b.dial()
+	} else {
+		bc, err = ex.b.getConn()
+	}
 	if err != nil {
 		return err
 	}
-	for {
-		ex.bc = bc
-		err = ex.send(bc)
-		if err == nil {
-			err = ex.readResponse(bc)
-		}
-		if err == nil {
-			return nil
-		}
+	ex.bc, ex.reused = bc, bc.reused
+	sent := bc.sent.n
+	err = ex.send(bc)
+	ex.wrote = bc.sent.n > sent
+	if err == nil {
+		err = ex.readResponse(bc)
+	}
+	if err != nil {
 		ex.bc = nil
 		bc.nc.Close()
-		if !bc.reused || !isConnFailure(err) || errors.Is(err, io.ErrUnexpectedEOF) || (ex.bodyStarted && !ex.buffered) {
-			return err
-		}
-		if bc, err = ex.b.dial(); err != nil {
-			return err
-		}
 	}
+	return err
 }
 
 // send writes the request head and body to bc.
@@ -267,8 +346,12 @@ func (ex *exchange) readResponse(bc *bconn) error {
 	}
 	for {
 		if err := bc.readHead(ex.waitHead); err != nil {
+			if len(bc.head) > 0 {
+				ex.answered = true
+			}
 			return err
 		}
+		ex.answered = true
 		if err := parseResponse(bc.head, &ex.res); err != nil {
 			return err
 		}
@@ -303,6 +386,7 @@ func (ex *exchange) nextCheck(now, limit time.Time) time.Time {
 func (ex *exchange) waitHead() error {
 	now := time.Now()
 	if !now.Before(ex.deadline) {
+		ex.timedOut = true
 		return ErrTimeout
 	}
 	if ex.c.gone() {
@@ -362,15 +446,15 @@ func (ex *exchange) relay() bool {
 	} else {
 		_, _ = w.WriteString("HTTP/1.1")
 	}
-	line, rest := cutLineBytes(bc.head)
+	line, rest := cutLine(bc.head)
 	_, _ = w.Write(line[8:])
 	_, _ = w.WriteString("\r\n")
 	for {
-		line, rest = cutLineBytes(rest)
+		line, rest = cutLine(rest)
 		if len(line) == 0 {
 			break
 		}
-		colon := indexByte(line, ':')
+		colon := bytes.IndexByte(line, ':')
 		if responseDrop(string(line[:colon]), res, bc.head) {
 			continue
 		}

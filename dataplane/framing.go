@@ -61,14 +61,11 @@ type request struct {
 	framing headFraming
 	hosts   int // Host headers seen
 
-	hasLength   bool // a Content-Length header was sent
-	connClose   bool // Connection: close
-	connKeep    bool // Connection: keep-alive
-	connUpgrade bool // Connection: upgrade
-	connOther   bool // Connection names other headers: see hopByName
-	upgrade     string
-	expect100   bool
-	teTrailers  bool
+	hasLength  bool // a Content-Length header was sent
+	conn       connOptions
+	upgrade    string
+	expect100  bool
+	teTrailers bool
 }
 
 // hasBody reports whether a body follows the head.
@@ -77,25 +74,107 @@ func (r *request) hasBody() bool { return r.framing.chunked || r.framing.length 
 // keepAlive reports whether the client wants the connection kept open.
 func (r *request) keepAlive() bool {
 	if r.http10 {
-		return r.connKeep && !r.connClose
+		return r.conn.keepAlive && !r.conn.close
 	}
-	return !r.connClose
+	return !r.conn.close
 }
 
 // isUpgrade reports whether the request asks to switch protocols.
-func (r *request) isUpgrade() bool { return r.upgrade != "" && r.connUpgrade }
+func (r *request) isUpgrade() bool { return r.upgrade != "" && r.conn.upgrade }
 
-// cutLine splits s after its first line; line has no CR LF or LF.
-func cutLine(s string) (line, rest string) {
-	i := strings.IndexByte(s, '\n')
-	if i < 0 {
-		return s, ""
+// Request header names the proxy acts on; see headerKind.
+const (
+	hkOther = iota // any other name: forwarded as sent
+	hkTE
+	hkHost
+	hkExpect
+	hkUpgrade
+	hkConnection
+	hkContentLength
+	hkXFF
+	hkTransferEncoding
+	hkHopByHop // Trailer, Keep-Alive, Proxy-Connection, Proxy-Authorization
+	hkProxySet // set by the proxy alone: Proxy, Forwarded, X-Forwarded-Host, -Proto, -Prefix, ANCM-Token, MS-ASPNETCORE-*
+	hkAlias    // an underscore alias of one of the above
+)
+
+// headerKind classifies a request header name, case insensitively.
+func headerKind(name string) int {
+	switch len(name) {
+	case 2:
+		if strings.EqualFold(name, "TE") {
+			return hkTE
+		}
+	case 4:
+		if strings.EqualFold(name, "Host") {
+			return hkHost
+		}
+	case 5:
+		if strings.EqualFold(name, headerProxy) {
+			return hkProxySet
+		}
+	case 6:
+		if strings.EqualFold(name, "Expect") {
+			return hkExpect
+		}
+	case 7:
+		switch {
+		case strings.EqualFold(name, "Upgrade"):
+			return hkUpgrade
+		case strings.EqualFold(name, "Trailer"):
+			return hkHopByHop
+		}
+	case 9:
+		if strings.EqualFold(name, headerForwarded) {
+			return hkProxySet
+		}
+	case 10:
+		switch {
+		case strings.EqualFold(name, "Connection"):
+			return hkConnection
+		case strings.EqualFold(name, "Keep-Alive"):
+			return hkHopByHop
+		case strings.EqualFold(name, headerToken):
+			return hkProxySet
+		}
+	case 14:
+		if strings.EqualFold(name, "Content-Length") {
+			return hkContentLength
+		}
+	case 15:
+		if strings.EqualFold(name, headerXFF) {
+			return hkXFF
+		}
+	case 16:
+		switch {
+		case strings.EqualFold(name, headerProxyConnect):
+			return hkHopByHop
+		case strings.EqualFold(name, headerXFHost):
+			return hkProxySet
+		}
+	case 17:
+		switch {
+		case strings.EqualFold(name, "Transfer-Encoding"):
+			return hkTransferEncoding
+		case strings.EqualFold(name, headerXFProto):
+			return hkProxySet
+		}
+	case 18:
+		if strings.EqualFold(name, headerXFPrefix) {
+			return hkProxySet
+		}
+	case 19:
+		if strings.EqualFold(name, "Proxy-Authorization") {
+			return hkHopByHop
+		}
 	}
-	line, rest = s[:i], s[i+1:]
-	if n := len(line); n > 0 && line[n-1] == '\r' {
-		line = line[:n-1]
+	if isAspNetPrivate(name) {
+		// The IIS integration's own headers (the token, client
+		// certificate, Windows auth token, shutdown event) come only
+		// from the module, never from a client.
+		return hkProxySet
 	}
-	return line, rest
+	return hkOther
 }
 
 // parseRequest parses a complete request head (up to and including the
@@ -148,91 +227,58 @@ func parseRequest(head string, r *request) error {
 			return errMalformed
 		}
 		f := field{name: name, value: value, kind: fkKeep}
-		switch len(name) {
-		case 2:
-			if strings.EqualFold(name, "TE") {
-				f.kind = fkDrop
-				r.teTrailers = r.teTrailers || hasToken(value, "trailers")
-			}
-		case 4:
-			if strings.EqualFold(name, "Host") {
-				f.kind = fkHost
-				r.hosts++
-				r.host = value
-			}
-		case 5:
-			if strings.EqualFold(name, headerProxy) {
-				f.kind = fkDrop
-			}
-		case 6:
-			if strings.EqualFold(name, "Expect") {
-				f.kind = fkDrop
-				if !strings.EqualFold(value, "100-continue") {
-					return errBadExpect
-				}
-				r.expect100 = true
-			}
-		case 7:
-			switch {
-			case strings.EqualFold(name, "Upgrade"):
-				f.kind = fkDrop
-				// h2c is an upgrade of this hop only: a tunnel to an
-				// instance speaking HTTP/2 would carry requests the
-				// proxy never sees (h2c smuggling).
-				if !hasToken(value, "h2c") {
-					r.upgrade = value
-				}
-			case strings.EqualFold(name, "Trailer"):
-				f.kind = fkDrop
-			}
-		case 9:
-			if strings.EqualFold(name, headerForwarded) {
-				f.kind = fkDrop
-			}
-		case 10:
-			switch {
-			case strings.EqualFold(name, "Connection"):
-				f.kind = fkDrop
-				r.parseConnection(value)
-			case strings.EqualFold(name, "Keep-Alive"), strings.EqualFold(name, headerToken):
-				f.kind = fkDrop
-			}
-		case 14:
-			if strings.EqualFold(name, "Content-Length") {
-				f.kind = fkLength
-				n, ok := parseDecimal(value)
-				if !ok || (r.hasLength && n != r.framing.length) {
-					r.framing.bad = true
-					return ErrBadFraming
-				}
-				r.hasLength, r.framing.length = true, n
-			}
-		case 15:
-			if strings.EqualFold(name, headerXFF) {
-				f.kind = fkXFF
-			}
-		case 16:
-			if strings.EqualFold(name, headerProxyConnect) || strings.EqualFold(name, headerXFHost) {
-				f.kind = fkDrop
-			}
-		case 17:
-			switch {
-			case strings.EqualFold(name, "Transfer-Encoding"):
-				f.kind = fkDrop
-				teCount++
-				teValue = value
-			case strings.EqualFold(name, headerXFProto):
-				f.kind = fkDrop
-			}
-		case 19:
-			if strings.EqualFold(name, "Proxy-Authorization") {
-				f.kind = fkDrop
-			}
+		hk := headerKind(name)
+		if hk == hkOther && strings.IndexByte(name, '_') >= 0 && headerKind(strings.ReplaceAll(name, "_", "-")) != hkOther {
+			// X_Forwarded_Host, Ancm_Token: CGI and WSGI servers read
+			// "_" as "-" and would merge it into the real header.
+			hk = hkAlias
 		}
-		if f.kind == fkKeep && isAspNetPrivate(name) {
-			// The IIS integration's own headers (the token, client
-			// certificate, Windows auth token, shutdown event) come only
-			// from the module, never from a client.
+		switch hk {
+		case hkOther:
+		case hkTE:
+			f.kind = fkDrop
+			r.teTrailers = r.teTrailers || hasToken(value, "trailers")
+		case hkHost:
+			f.kind = fkHost
+			r.hosts++
+			r.host = value
+		case hkExpect:
+			f.kind = fkDrop
+			if !strings.EqualFold(value, "100-continue") {
+				return errBadExpect
+			}
+			r.expect100 = true
+		case hkUpgrade:
+			f.kind = fkDrop
+			// h2c is an upgrade of this hop only: a tunnel to an
+			// instance speaking HTTP/2 would carry requests the proxy
+			// never sees (h2c smuggling).
+			if !hasToken(value, "h2c") {
+				r.upgrade = value
+			}
+		case hkConnection:
+			f.kind = fkDrop
+			r.conn.add(value)
+		case hkContentLength:
+			f.kind = fkLength
+			n, ok := parseDecimal(value)
+			if !ok || (r.hasLength && n != r.framing.length) {
+				r.framing.bad = true
+				return ErrBadFraming
+			}
+			r.hasLength, r.framing.length = true, n
+		case hkXFF:
+			f.kind = fkXFF
+		case hkTransferEncoding:
+			f.kind = fkDrop
+			teCount++
+			teValue = value
+		default:
+			// Hop-by-hop, or set by the proxy itself: Trailer,
+			// Keep-Alive, Proxy, Proxy-Connection, Proxy-Authorization,
+			// Forwarded, X-Forwarded-Host, X-Forwarded-Proto,
+			// X-Forwarded-Prefix, ANCM-Token, MS-ASPNETCORE-*, and the
+			// underscore aliases of every header of this list.
 			f.kind = fkDrop
 		}
 		r.fields = append(r.fields, f)
@@ -251,31 +297,11 @@ func parseRequest(head string, r *request) error {
 	return nil
 }
 
-// parseConnection reads the options of a Connection header.
-func (r *request) parseConnection(v string) {
-	for v != "" {
-		var tok string
-		tok, v, _ = strings.Cut(v, ",")
-		tok = trimOWS(tok)
-		switch {
-		case tok == "":
-		case strings.EqualFold(tok, "close"):
-			r.connClose = true
-		case strings.EqualFold(tok, "keep-alive"):
-			r.connKeep = true
-		case strings.EqualFold(tok, "upgrade"):
-			r.connUpgrade = true
-		default:
-			r.connOther = true
-		}
-	}
-}
-
 // hopByName reports whether the request's Connection header names the
 // header name, which makes it hop-by-hop.
 func (r *request) hopByName(name string) bool {
 	for _, f := range r.fields {
-		if len(f.name) == 10 && strings.EqualFold(f.name, "Connection") && hasToken(f.value, name) {
+		if f.kind == fkDrop && len(f.name) == 10 && strings.EqualFold(f.name, "Connection") && hasToken(f.value, name) {
 			return true
 		}
 	}
@@ -286,7 +312,9 @@ func (r *request) hopByName(name string) bool {
 // would (one Host header on HTTP/1.1, a target it can route) and sets
 // host, uri and path.
 func (r *request) resolveTarget() error {
-	if r.hosts > 1 || (r.hosts == 0 && !r.http10) || !validHost(r.host) {
+	// RFC 9112 3.2: one Host on HTTP/1.1, and not an empty one (an empty
+	// Host is for a target without authority, which no app has).
+	if r.hosts > 1 || (r.hosts == 0 || r.host == "") && !r.http10 || !validHost(r.host) {
 		return errMissingHost
 	}
 	t := r.target
@@ -357,19 +385,6 @@ func trimOWS(s string) string {
 		s = s[:len(s)-1]
 	}
 	return s
-}
-
-// hasToken reports whether the comma-separated list v holds tok, case
-// insensitively.
-func hasToken(v, tok string) bool {
-	for v != "" {
-		var t string
-		t, v, _ = strings.Cut(v, ",")
-		if strings.EqualFold(trimOWS(t), tok) {
-			return true
-		}
-	}
-	return false
 }
 
 // tokenChars marks the characters of an RFC 9110 token.

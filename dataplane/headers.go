@@ -15,6 +15,7 @@ const (
 	headerXFF          = "X-Forwarded-For"
 	headerXFHost       = "X-Forwarded-Host"
 	headerXFProto      = "X-Forwarded-Proto"
+	headerXFPrefix     = "X-Forwarded-Prefix"
 	headerForwarded    = "Forwarded"
 	headerProxy        = "Proxy" // httpoxy: never forward
 	headerProxyConnect = "Proxy-Connection"
@@ -66,7 +67,7 @@ func appendRequestHead(b []byte, r *request, fi *forwardInfo) []byte {
 		f := &r.fields[i]
 		switch f.kind {
 		case fkKeep:
-			if r.connOther && r.hopByName(f.name) {
+			if r.conn.other && r.hopByName(f.name) {
 				continue
 			}
 			b = append(b, f.name...)
@@ -136,13 +137,13 @@ func appendRequestHead(b []byte, r *request, fi *forwardInfo) []byte {
 
 // response is what the proxy needs of an instance's response head.
 type response struct {
-	status    int
-	chunked   bool
-	length    int64 // -1: none given
-	close     bool  // the instance closes the connection after it
-	upgrade   string
-	connOther bool
-	trailer   bool
+	status  int
+	chunked bool
+	length  int64 // -1: none given
+	close   bool  // the instance closes the connection after it
+	upgrade string
+	conn    connOptions
+	trailer bool
 }
 
 // parseResponse reads the framing of a response head (status line and
@@ -158,7 +159,7 @@ type response struct {
 func parseResponse(head []byte, res *response) error {
 	*res = response{length: -1}
 	s := head
-	line, s := cutLineBytes(s)
+	line, s := cutLine(s)
 	if len(line) < 12 || string(line[:7]) != "HTTP/1." || (line[7] != '0' && line[7] != '1') || line[8] != ' ' ||
 		(len(line) > 12 && line[12] != ' ') || !validValue(line[12:]) {
 		return errBadResponse
@@ -169,15 +170,14 @@ func parseResponse(head []byte, res *response) error {
 	}
 	res.status = int(code)
 	http10 := line[7] == '0'
-	keep := false
 	teCount := 0
 	var te []byte
 	for {
-		line, s = cutLineBytes(s)
+		line, s = cutLine(s)
 		if len(line) == 0 {
 			break
 		}
-		colon := indexByte(line, ':')
+		colon := bytes.IndexByte(line, ':')
 		if colon <= 0 || !validToken(line[:colon]) || !validValue(line[colon+1:]) {
 			return errBadResponse
 		}
@@ -192,17 +192,7 @@ func parseResponse(head []byte, res *response) error {
 			}
 		case 10:
 			if strings.EqualFold(string(name), "Connection") {
-				v := string(value)
-				res.close = res.close || hasToken(v, "close")
-				keep = keep || hasToken(v, "keep-alive")
-				for v != "" {
-					var tok string
-					tok, v, _ = strings.Cut(v, ",")
-					tok = trimOWS(tok)
-					if tok != "" && !strings.EqualFold(tok, "close") && !strings.EqualFold(tok, "keep-alive") && !strings.EqualFold(tok, "upgrade") {
-						res.connOther = true
-					}
-				}
+				res.conn.add(string(value))
 			}
 		case 14:
 			if strings.EqualFold(string(name), "Content-Length") {
@@ -228,68 +218,37 @@ func parseResponse(head []byte, res *response) error {
 		}
 		res.chunked, res.length = true, -1
 	}
-	if http10 && !keep {
+	if res.conn.close || http10 && !res.conn.keepAlive {
 		res.close = true
 	}
 	return nil
 }
 
 // responseDrop reports whether a response header is hop-by-hop or one the
-// proxy writes itself.
+// proxy writes itself: the fixed list, and every field a Connection
+// header of the response names, whatever its name.
 func responseDrop(name string, res *response, head []byte) bool {
+	var drop bool
 	switch len(name) {
 	case 2:
-		return strings.EqualFold(name, "TE")
+		drop = strings.EqualFold(name, "TE")
 	case 7:
-		return strings.EqualFold(name, "Upgrade") || strings.EqualFold(name, "Trailer") && !res.chunked
+		drop = strings.EqualFold(name, "Upgrade") || strings.EqualFold(name, "Trailer") && !res.chunked
 	case 10:
-		return strings.EqualFold(name, "Connection") || strings.EqualFold(name, "Keep-Alive")
+		drop = strings.EqualFold(name, "Connection") || strings.EqualFold(name, "Keep-Alive")
 	case 14:
-		return strings.EqualFold(name, "Content-Length")
+		drop = strings.EqualFold(name, "Content-Length")
 	case 16:
-		return strings.EqualFold(name, headerProxyConnect)
+		drop = strings.EqualFold(name, headerProxyConnect)
 	case 17:
-		return strings.EqualFold(name, "Transfer-Encoding")
+		drop = strings.EqualFold(name, "Transfer-Encoding")
 	case 18:
-		return strings.EqualFold(name, "Proxy-Authenticate")
+		drop = strings.EqualFold(name, "Proxy-Authenticate")
 	case 19:
-		return strings.EqualFold(name, "Proxy-Authorization")
+		drop = strings.EqualFold(name, "Proxy-Authorization")
 	}
-	if res.connOther {
-		return connectionNames(head, name)
-	}
-	return false
+	return drop || res.conn.other && namedByConnection(head, name)
 }
-
-// connectionNames reports whether a Connection header of head names name.
-func connectionNames(head []byte, name string) bool {
-	_, s := cutLineBytes(head)
-	for {
-		var line []byte
-		line, s = cutLineBytes(s)
-		if len(line) == 0 {
-			return false
-		}
-		if colon := indexByte(line, ':'); colon == 10 && strings.EqualFold(string(line[:10]), "Connection") &&
-			hasToken(string(line[11:]), name) {
-			return true
-		}
-	}
-}
-
-func cutLineBytes(s []byte) (line, rest []byte) {
-	i := indexByte(s, '\n')
-	if i < 0 {
-		return s, nil
-	}
-	line, rest = s[:i], s[i+1:]
-	if n := len(line); n > 0 && line[n-1] == '\r' {
-		line = line[:n-1]
-	}
-	return line, rest
-}
-
-func indexByte(b []byte, c byte) int { return bytes.IndexByte(b, c) }
 
 // clientIP returns the IP of a RemoteAddr ("ip:port"), or "" when it has
 // none (a unix socket, or a synthetic request).

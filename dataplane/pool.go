@@ -3,7 +3,6 @@ package dataplane
 import (
 	"bufio"
 	"errors"
-	"io"
 	"net"
 	"os"
 	"sync"
@@ -27,17 +26,27 @@ var dialer = &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
 // bconn is one connection to an instance.
 type bconn struct {
 	nc     net.Conn
-	raw    syscall.RawConn // for idleClean; may be nil
+	probe  prober // for idleClean
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	head   []byte    // the last response head read
 	rdl    time.Time // the read deadline last set
 	idleAt time.Time
-	reused bool // taken from the pool rather than dialed
+	reused bool        // taken from the pool rather than dialed
+	sent   sentCounter // bw writes through it
+}
 
-	peekFn  func(fd uintptr) // c.peek, made once: a closure per check would allocate
-	peekErr error
-	peekBuf [1]byte
+// sentCounter counts the bytes a connection's socket took, which tells a
+// request that never reached its instance from one that did.
+type sentCounter struct {
+	nc net.Conn
+	n  int64
+}
+
+func (w *sentCounter) Write(p []byte) (int, error) {
+	n, err := w.nc.Write(p)
+	w.n += int64(n)
+	return n, err
 }
 
 // connPool holds a backend's idle connections, most recently used last.
@@ -75,25 +84,7 @@ func (b *backend) getConn() (*bconn, error) {
 // idleClean reports whether an idle connection has nothing to read, with
 // one non-blocking peek at the socket.
 func (c *bconn) idleClean() bool {
-	if c.br.Buffered() > 0 {
-		return false
-	}
-	if c.raw == nil {
-		return true
-	}
-	if c.peekFn == nil {
-		c.peekFn = c.peek
-	}
-	c.peekErr = nil
-	err := c.raw.Control(c.peekFn)
-	return c.peekErr == syscall.EAGAIN && err == nil
-}
-
-// peek is idleClean's check: one byte with MSG_PEEK and MSG_DONTWAIT.
-// EAGAIN means nothing to read and no end.
-func (c *bconn) peek(fd uintptr) {
-	_, _, err := syscall.Recvfrom(int(fd), c.peekBuf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-	c.peekErr = err
+	return c.br.Buffered() == 0 && c.probe.probe() == probeEmpty
 }
 
 // dial opens a new connection to b.
@@ -102,9 +93,13 @@ func (b *backend) dial() (*bconn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &bconn{nc: nc, br: bufio.NewReaderSize(nc, 16<<10), bw: bufio.NewWriterSize(nc, 8<<10)}
+	c := &bconn{nc: nc, br: bufio.NewReaderSize(nc, 16<<10)}
+	c.sent.nc = nc
+	c.bw = bufio.NewWriterSize(&c.sent, 8<<10)
 	if sc, ok := nc.(syscall.Conn); ok {
-		c.raw, _ = sc.SyscallConn()
+		if raw, err := sc.SyscallConn(); err == nil {
+			c.probe.init(raw)
+		}
 	}
 	return c, nil
 }
@@ -150,39 +145,18 @@ func (b *backend) closeIdle(before time.Time) {
 	}
 }
 
-// readHead reads a response head into c.head. A read that times out calls
-// wait, which re-arms the deadline and returns nil to go on waiting, or
-// the error that ends the exchange. A connection that closes before any
-// byte of the head gives io.EOF.
+// readHead reads a response head into c.head (head.go). A read that
+// times out calls wait, which re-arms the deadline and returns nil to go
+// on waiting, or the error that ends the exchange. A connection that
+// closes before any byte of the head gives io.EOF, one that closes inside
+// it io.ErrUnexpectedEOF; a head beyond maxResponseHead is errBadResponse.
 func (c *bconn) readHead(wait func() error) error {
-	c.head = c.head[:0]
-	for {
-		line, err := c.br.ReadSlice('\n')
-		c.head = append(c.head, line...)
-		if len(c.head) > maxResponseHead {
-			return errBadResponse
-		}
-		switch {
-		case err == nil:
-			if len(line) <= 2 && (line[0] == '\n' || line[0] == '\r') {
-				if len(c.head) == len(line) {
-					c.head = c.head[:0] // stray empty line before the status line
-					continue
-				}
-				return nil
-			}
-		case err == bufio.ErrBufferFull:
-		case isTimeout(err) && wait != nil:
-			if werr := wait(); werr != nil {
-				return werr
-			}
-		default:
-			if err == io.EOF && len(c.head) > 0 {
-				return io.ErrUnexpectedEOF
-			}
-			return err
-		}
+	var err error
+	c.head, err = readHead(c.br, c.head, maxResponseHead, wait)
+	if err == errLineTooLong {
+		return errBadResponse
 	}
+	return err
 }
 
 // setReadDeadline sets the read deadline.

@@ -26,6 +26,7 @@ package dataplane
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"net/http/httputil"
@@ -126,28 +127,17 @@ func retryRead(err error, wait func() error) error {
 	return err
 }
 
-// readLine reads one line of chunked framing (at most 4 KiB).
-func readLine(src *bufio.Reader, wait func() error) ([]byte, error) {
-	var acc []byte
-	for {
-		line, err := src.ReadSlice('\n')
-		if err == nil {
-			if acc == nil {
-				return line, nil
-			}
-			return append(acc, line...), nil
-		}
-		acc = append(acc, line...)
-		if len(acc) > 4096 {
-			return nil, errBadChunk
-		}
-		if err == bufio.ErrBufferFull {
-			continue
-		}
-		if err = retryRead(err, wait); err != nil {
-			return nil, err
-		}
+// maxChunkLine bounds a chunk-size line and a trailer field line.
+const maxChunkLine = 4096
+
+// chunkLine reads one line of chunked framing into b[:0] (head.go's line
+// reader: a line ends at LF only, however long).
+func chunkLine(src *bufio.Reader, b []byte, wait func() error) ([]byte, error) {
+	line, err := readLine(src, b[:0], maxChunkLine, wait)
+	if err == errLineTooLong {
+		err = errBadChunk
 	}
+	return line, err
 }
 
 // copyChunked copies a chunked body from src to dst through the final
@@ -161,13 +151,14 @@ func readLine(src *bufio.Reader, wait func() error) ([]byte, error) {
 // chunk data not followed by CRLF are errBadChunk.
 func copyChunked(dst *bufio.Writer, src *bufio.Reader, wait func() error) error {
 	var hdr [24]byte
+	var lb [128]byte
 	for {
 		if src.Buffered() == 0 {
 			if err := dst.Flush(); err != nil {
 				return writeErr(err)
 			}
 		}
-		line, err := readLine(src, wait)
+		line, err := chunkLine(src, lb[:], wait)
 		if err != nil {
 			return readErr(err)
 		}
@@ -185,7 +176,7 @@ func copyChunked(dst *bufio.Writer, src *bufio.Reader, wait func() error) error 
 		if err := copyN(dst, src, size, wait); err != nil {
 			return err
 		}
-		line, err = readLine(src, wait)
+		line, err = chunkLine(src, lb[:], wait)
 		if err != nil {
 			return readErr(err)
 		}
@@ -205,8 +196,9 @@ const maxTrailerBytes = 64 << 10
 // including the empty line, keeping the fields trailerAllowed allows.
 func copyTrailers(dst *bufio.Writer, src *bufio.Reader, wait func() error) error {
 	total := 0
+	var lb [128]byte
 	for {
-		line, err := readLine(src, wait)
+		line, err := chunkLine(src, lb[:], wait)
 		if err != nil {
 			return readErr(err)
 		}
@@ -222,7 +214,7 @@ func copyTrailers(dst *bufio.Writer, src *bufio.Reader, wait func() error) error
 			}
 			return nil
 		}
-		colon := indexByte(line, ':')
+		colon := bytes.IndexByte(line, ':')
 		if colon <= 0 || !validToken(line[:colon]) || !validValue(line[colon+1:]) {
 			return readErr(errBadChunk) // also obs-fold: a leading space is no token
 		}
@@ -270,7 +262,7 @@ func chunkSize(line []byte) (int64, bool) {
 	}
 	line = line[:n-2]
 	size := line
-	if i := indexByte(line, ';'); i >= 0 {
+	if i := bytes.IndexByte(line, ';'); i >= 0 {
 		if !validValue(line[i+1:]) {
 			return 0, false
 		}

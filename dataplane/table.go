@@ -85,6 +85,9 @@ type backend struct {
 	// ejectedRev is the app revision it happened at.
 	ejectedAt  atomic.Int64
 	ejectedRev atomic.Uint64
+	// timeouts counts requests in a row that got no response head
+	// within request_timeout; see ejectAfterTimeouts.
+	timeouts atomic.Int32
 
 	pool connPool // idle connections; see pool.go
 }
