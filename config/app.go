@@ -36,6 +36,7 @@ func (a App) Equal(b App) bool {
 		maps.Equal(a.Env, b.Env) &&
 		slices.Equal(a.Hosts, b.Hosts) &&
 		a.PathPrefix == b.PathPrefix &&
+		a.StripPrefix == b.StripPrefix &&
 		a.Start == b.Start &&
 		a.Processes == b.Processes &&
 		a.StartupTimeout == b.StartupTimeout &&

@@ -205,6 +205,8 @@ func (p *parser) settings(s *scope, f *File) {
 	f.Listen = DefaultListen
 	f.LogLevel = DefaultLogLevel
 	f.LogFormat = DefaultLogFormat
+	f.MaxConnections = DefaultMaxConnections
+	f.SendTimeout = DefaultSendTimeout
 
 	if s.str("listen", &f.Listen) {
 		if err := checkListen(f.Listen); err != nil {
@@ -228,6 +230,14 @@ func (p *parser) settings(s *scope, f *File) {
 	}
 	s.boolean("access_log", &f.AccessLog)
 	s.boolean("insecure", &f.Insecure)
+	s.integer("max_connections", &f.MaxConnections)
+	if f.MaxConnections < 1 || f.MaxConnections > MaxMaxConnections {
+		s.errf(s.pos["max_connections"], "max_connections", "must be 1..%d, not %d", MaxMaxConnections, f.MaxConnections)
+	}
+	s.duration("send_timeout", &f.SendTimeout)
+	if f.SendTimeout <= 0 {
+		s.errf(s.pos["send_timeout"], "send_timeout", "must be more than 0, not %s", f.SendTimeout)
+	}
 
 	if b := s.block("control_tls"); b != nil {
 		t := s.nested(b.Body, "control_tls")
@@ -308,6 +318,7 @@ func (p *parser) app(b *hclsyntax.Block) (a App, s *scope, ok bool) {
 	s.stringMap("env", &a.Env)
 	s.strings("hosts", &a.Hosts)
 	s.str("path_prefix", &a.PathPrefix)
+	s.boolean("strip_prefix", &a.StripPrefix)
 	var start string
 	if s.str("start", &start) {
 		a.Start = StartMode(start)

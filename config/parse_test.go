@@ -23,13 +23,15 @@ func TestLoadFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := &File{
-		Path:      "testdata/full.hcl",
-		Listen:    "0.0.0.0:8081",
-		Control:   "tcp://127.0.0.1:9443",
-		StateDir:  filepath.Join(base, "state"),
-		LogLevel:  "debug",
-		LogFormat: "json",
-		AccessLog: true,
+		Path:           "testdata/full.hcl",
+		Listen:         "0.0.0.0:8081",
+		Control:        "tcp://127.0.0.1:9443",
+		StateDir:       filepath.Join(base, "state"),
+		LogLevel:       "debug",
+		LogFormat:      "json",
+		AccessLog:      true,
+		MaxConnections: 5000,
+		SendTimeout:    30 * time.Second,
 		ControlTLS: &TLS{
 			CertFile:     filepath.Join(base, "tls/server.pem"),
 			KeyFile:      filepath.Join(base, "tls/server.key"),
@@ -38,7 +40,7 @@ func TestLoadFull(t *testing.T) {
 	}
 	if got := *f; got.Path != want.Path || got.Listen != want.Listen || got.Control != want.Control ||
 		got.StateDir != want.StateDir || got.LogLevel != want.LogLevel || got.LogFormat != want.LogFormat ||
-		got.AccessLog != want.AccessLog || got.Insecure || *got.ControlTLS != *want.ControlTLS {
+		got.AccessLog != want.AccessLog || got.MaxConnections != want.MaxConnections || got.SendTimeout != want.SendTimeout || got.Insecure || *got.ControlTLS != *want.ControlTLS {
 		t.Errorf("settings:\n got %+v %+v\nwant %+v %+v", got, got.ControlTLS, want, want.ControlTLS)
 	}
 
@@ -50,6 +52,7 @@ func TestLoadFull(t *testing.T) {
 		Env:                 map[string]string{"GREETING": "hi", "LOG_LEVEL": "debug"},
 		Hosts:               []string{"hello.example.com", "*.hello.example.com"},
 		PathPrefix:          "/hello",
+		StripPrefix:         true,
 		Start:               StartEager,
 		Processes:           3,
 		StartupTimeout:      30 * time.Second,
@@ -77,7 +80,7 @@ func TestLoadFull(t *testing.T) {
 			t.Errorf("app %d:\n got %+v\nwant %+v", i, f.Apps[i], w)
 		}
 	}
-	if r := f.Apps[0].DeclRange; r.Filename != "testdata/full.hcl" || r.Start.Line != 16 || r.Start.Column != 1 {
+	if r := f.Apps[0].DeclRange; r.Filename != "testdata/full.hcl" || r.Start.Line != 18 || r.Start.Column != 1 {
 		t.Errorf("hello DeclRange = %v, want testdata/full.hcl:16,1", r)
 	}
 	if a, ok := f.App("api-beta"); !ok || a.Name != "api-beta" {

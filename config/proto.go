@@ -40,6 +40,7 @@ func (a App) Proto() *ancmv1.AppSpec {
 		QueueSize:           proto.Uint32(uint32(max(a.QueueSize, 0))),
 		OfflineFile:         proto.String(a.OfflineFile),
 		ErrorDetail:         a.ErrorDetail,
+		StripPrefix:         a.StripPrefix,
 		Compat:              a.Compat,
 		Health: &ancmv1.HealthCheck{
 			Path:     a.Health.Path,
@@ -75,6 +76,7 @@ func AppFromProto(spec *ancmv1.AppSpec) (App, error) {
 	a.Env = maps.Clone(spec.GetEnv())
 	a.Hosts = slices.Clone(spec.GetHosts())
 	a.ErrorDetail = spec.GetErrorDetail()
+	a.StripPrefix = spec.GetStripPrefix()
 	a.Compat = spec.GetCompat()
 
 	switch dir := spec.GetDir(); {

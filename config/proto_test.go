@@ -214,6 +214,7 @@ func TestEqual(t *testing.T) {
 		"env":          func(a *App) { a.Env = map[string]string{"A": "2"} },
 		"hosts":        func(a *App) { a.Hosts = nil },
 		"path_prefix":  func(a *App) { a.PathPrefix = "/x" },
+		"strip_prefix": func(a *App) { a.StripPrefix = true },
 		"start":        func(a *App) { a.Start = StartEager },
 		"processes":    func(a *App) { a.Processes = 2 },
 		"startup":      func(a *App) { a.StartupTimeout++ },

@@ -20,12 +20,13 @@ type schema struct {
 
 var (
 	fileSchema = schema{
-		attrs:  []string{"listen", "control", "state_dir", "log_level", "log_format", "access_log", "insecure"},
+		attrs: []string{"listen", "control", "state_dir", "log_level", "log_format", "access_log", "insecure",
+			"max_connections", "send_timeout"},
 		blocks: []string{"control_tls", "app"},
 	}
 	tlsSchema = schema{attrs: []string{"cert_file", "key_file", "client_ca_file"}}
 	appSchema = schema{
-		attrs: []string{"command", "args", "dir", "env", "hosts", "path_prefix", "start", "processes",
+		attrs: []string{"command", "args", "dir", "env", "hosts", "path_prefix", "strip_prefix", "start", "processes",
 			"startup_timeout", "shutdown_timeout", "request_timeout", "rapid_fails_per_minute",
 			"stop_signal", "queue_size", "offline_file", "error_detail", "compat"},
 		blocks: []string{"health", "stdout_log"},

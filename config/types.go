@@ -25,9 +25,12 @@ const (
 	DefaultHealthInterval      = 10 * time.Second
 	DefaultLogMaxSize          = 10 << 20
 	DefaultLogMaxFiles         = 5
+	DefaultMaxConnections      = 10000
+	DefaultSendTimeout         = 60 * time.Second
 
 	MaxProcesses           = 100
 	MaxRapidFailsPerMinute = 100
+	MaxMaxConnections      = 1 << 20
 )
 
 // StartMode says when an app's instances are started.
@@ -51,6 +54,12 @@ type File struct {
 	LogFormat string // text|json
 	// AccessLog turns on one log line per proxied request.
 	AccessLog bool
+	// MaxConnections bounds the client connections the data plane holds
+	// at once; past it, new ones wait in the listen backlog.
+	MaxConnections int
+	// SendTimeout is how long a client may take no bytes of its answer
+	// before its connection is closed.
+	SendTimeout time.Duration
 
 	// ControlTLS is required for a tcp control address unless Insecure.
 	ControlTLS *TLS
@@ -76,6 +85,8 @@ type App struct {
 	Env        map[string]string
 	Hosts      []string // lower case, no port; "*.example.com" allowed
 	PathPrefix string   // starts with "/", no trailing "/" unless it is "/"
+	// StripPrefix: the app gets the path without PathPrefix.
+	StripPrefix bool
 
 	Start               StartMode
 	Processes           int

@@ -516,6 +516,7 @@ func (a *app) routeLocked() *ancmv1.AppRoute {
 		StartupTimeout: durationpb.New(a.cfg.StartupTimeout),
 		RequestTimeout: durationpb.New(a.cfg.RequestTimeout),
 		ErrorDetail:    a.cfg.ErrorDetail,
+		StripPrefix:    a.cfg.StripPrefix,
 		Compat:         a.cfg.Compat,
 	}
 	if a.offline {

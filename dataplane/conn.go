@@ -32,7 +32,8 @@ type clientConn struct {
 	nc    net.Conn
 	probe prober // of the TCP connection, for liveness checks
 	br    *bufio.Reader
-	bw    *bufio.Writer
+	bw    *bufio.Writer // writes through wr
+	wr    clientWriter
 	state atomic.Int32
 	fi    forwardInfo // client part; the instance part is set per attempt
 
@@ -47,7 +48,8 @@ type clientConn struct {
 func newClientConn(s *server, nc net.Conn) *clientConn {
 	c := &clientConn{s: s, p: s.p, nc: nc}
 	c.br = bufio.NewReaderSize(nc, 4<<10)
-	c.bw = bufio.NewWriterSize(nc, 4<<10)
+	c.wr = clientWriter{nc: nc, timeout: s.p.sendTimeout}
+	c.bw = bufio.NewWriterSize(&c.wr, 4<<10)
 	c.fi.clientIP = clientIP(nc.RemoteAddr().String())
 	tcp := nc
 	if tc, ok := nc.(*tls.Conn); ok {
@@ -93,6 +95,26 @@ func (c *clientConn) serve() {
 			return
 		}
 	}
+}
+
+// clientWriter writes to a client under send_timeout: every write must
+// be taken within the timeout, so a client that stops reading its answer
+// is dropped, and with it the instance connection its answer came from.
+// The deadline is pushed out before a write when it would fall more than
+// an eighth of the timeout (at most a second) short of now+timeout, so a
+// busy connection re-arms it about once a second, not on every write.
+type clientWriter struct {
+	nc      net.Conn
+	timeout time.Duration
+	dl      time.Time
+}
+
+func (w *clientWriter) Write(p []byte) (int, error) {
+	if now := time.Now(); w.dl.Sub(now) < w.timeout-min(w.timeout/8, time.Second) {
+		w.dl = now.Add(w.timeout)
+		_ = w.nc.SetWriteDeadline(w.dl)
+	}
+	return w.nc.Write(p)
 }
 
 // setReadDeadline sets the client's read deadline, unless the one set is

@@ -288,6 +288,10 @@ func (ex *exchange) attempt(fresh bool) error {
 func (ex *exchange) send(bc *bconn) error {
 	c, r := ex.c, ex.r
 	c.fi.token, c.fi.aspnet, c.fi.backend = ex.b.token, ex.a.aspnet, ex.b.addr
+	c.fi.prefix = ""
+	if ex.a.strip && ex.a.prefix != "/" {
+		c.fi.prefix = ex.a.prefix
+	}
 	c.out = appendRequestHead(c.out[:0], r, &c.fi)
 	_, _ = bc.bw.Write(c.out)
 	var err error

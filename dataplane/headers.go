@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 )
@@ -29,6 +30,7 @@ type forwardInfo struct {
 	token    string
 	aspnet   bool
 	backend  string // the instance's address, Host of a request without one
+	prefix   string // strip_prefix: the app's path_prefix, taken off the path
 }
 
 // appendRequestHead appends the head of the request to forward to an
@@ -53,7 +55,11 @@ type forwardInfo struct {
 func appendRequestHead(b []byte, r *request, fi *forwardInfo) []byte {
 	b = append(b, r.method...)
 	b = append(b, ' ')
-	b = append(b, r.uri...)
+	if fi.prefix != "" {
+		b = appendStripped(b, r, fi.prefix)
+	} else {
+		b = append(b, r.uri...)
+	}
 	b = append(b, " HTTP/1.1\r\nHost: "...)
 	if r.host != "" {
 		b = append(b, r.host...)
@@ -117,6 +123,11 @@ func appendRequestHead(b []byte, r *request, fi *forwardInfo) []byte {
 		b = append(b, r.host...)
 		b = append(b, "\r\n"...)
 	}
+	if fi.prefix != "" {
+		b = append(b, "X-Forwarded-Prefix: "...)
+		b = append(b, fi.prefix...)
+		b = append(b, "\r\n"...)
+	}
 	if fi.tls {
 		b = append(b, "X-Forwarded-Proto: https\r\n"...)
 	} else {
@@ -133,6 +144,36 @@ func appendRequestHead(b []byte, r *request, fi *forwardInfo) []byte {
 		}
 	}
 	return append(b, "\r\n"...)
+}
+
+// appendStripped appends the request's target without the app's path
+// prefix (strip_prefix): "/shop/cart?x" becomes "/cart?x", "/shop" and
+// "/shop?x" become "/" and "/?x". Routing matched prefix against the
+// decoded path; when the target spells the prefix with escapes, the rest
+// is taken from the decoded path and escaped again.
+func appendStripped(b []byte, r *request, prefix string) []byte {
+	uri := r.uri
+	if uri == "*" || prefix == "/" {
+		return append(b, uri...)
+	}
+	path, query := uri, ""
+	if i := strings.IndexByte(uri, '?'); i >= 0 {
+		path, query = uri[:i], uri[i:]
+	}
+	var rest string
+	if strings.HasPrefix(path, prefix) && (len(path) == len(prefix) || path[len(prefix)] == '/') {
+		rest = path[len(prefix):]
+	} else if strings.HasPrefix(r.path, prefix) {
+		rest = (&url.URL{Path: r.path[len(prefix):]}).EscapedPath()
+	} else {
+		return append(b, uri...) // not under the prefix: cannot happen for a routed request
+	}
+	if rest == "" {
+		b = append(b, '/')
+	} else {
+		b = append(b, rest...)
+	}
+	return append(b, query...)
 }
 
 // response is what the proxy needs of an instance's response head.

@@ -24,7 +24,21 @@ type Options struct {
 	// AccessLog logs one info line per request (app, instance, status,
 	// duration) when true.
 	AccessLog bool
+	// MaxConnections bounds the client connections Serve holds at once
+	// (0: DefaultMaxConnections); past it, new ones wait in the listen
+	// backlog. It is lowered to what the open-file limit allows with a
+	// reserve for the rest of the process; see connectionBudget.
+	MaxConnections int
+	// SendTimeout is how long a client may take no bytes of its answer
+	// before its connection is closed (0: DefaultSendTimeout).
+	SendTimeout time.Duration
 }
+
+// Defaults of Options.
+const (
+	DefaultMaxConnections = 10000
+	DefaultSendTimeout    = 60 * time.Second
+)
 
 // Proxy is the data plane: it follows the control plane's table (Run) and
 // serves HTTP clients on a listener (Serve), routing each request to an
@@ -45,6 +59,9 @@ type Proxy struct {
 
 	mu    sync.Mutex
 	gates map[string]*gate // by app name; see activate.go
+
+	maxConns    int
+	sendTimeout time.Duration
 
 	stats counters
 }
@@ -71,6 +88,11 @@ func New(opts Options) (*Proxy, error) {
 	if opts.AccessLog {
 		p.accessLog = logger.Named("access")
 	}
+	p.sendTimeout = opts.SendTimeout
+	if p.sendTimeout <= 0 {
+		p.sendTimeout = DefaultSendTimeout
+	}
+	p.maxConns = connectionBudget(logger, opts.MaxConnections)
 	p.table.Store(emptyTable())
 	return p, nil
 }

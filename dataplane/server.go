@@ -33,7 +33,11 @@ const (
 type server struct {
 	p       *Proxy
 	closing atomic.Bool
+	done    chan struct{} // closed when Serve stops accepting
 	wg      sync.WaitGroup
+	// slots holds a token per open client connection: max_connections.
+	slots    chan struct{}
+	lastFull time.Time // the last "limit reached" warning; accept loop only
 
 	mu    sync.Mutex
 	conns map[*clientConn]struct{}
@@ -48,7 +52,8 @@ type server struct {
 // connections, lets in-flight requests finish for up to 30s, closes what
 // is left and returns nil.
 func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
-	s := &server{p: p, conns: map[*clientConn]struct{}{}}
+	s := &server{p: p, conns: map[*clientConn]struct{}{}, done: make(chan struct{}),
+		slots: make(chan struct{}, p.maxConns)}
 	errc := make(chan error, 1)
 	go func() { errc <- s.accept(ln) }()
 	sweep := time.NewTicker(sweepInterval)
@@ -67,6 +72,7 @@ loop:
 		}
 	}
 	s.closing.Store(true)
+	close(s.done)
 	_ = ln.Close()
 	if err == nil {
 		<-errc
@@ -84,12 +90,19 @@ loop:
 	return err
 }
 
-// accept runs the accept loop until the listener fails or is closed.
+// accept runs the accept loop until the listener fails or is closed. It
+// takes a slot before each accept, so that past max_connections new
+// connections wait in the kernel's listen backlog instead of taking file
+// descriptors the rest of the process needs.
 func (s *server) accept(ln net.Listener) error {
 	var backoff time.Duration
 	for {
+		if !s.takeSlot() {
+			return nil
+		}
 		nc, err := ln.Accept()
 		if err != nil {
+			<-s.slots
 			if s.closing.Load() || errors.Is(err, net.ErrClosed) {
 				return nil
 			}
@@ -109,6 +122,7 @@ func (s *server) accept(ln net.Listener) error {
 		if s.closing.Load() {
 			s.mu.Unlock()
 			nc.Close()
+			<-s.slots
 			continue
 		}
 		s.conns[c] = struct{}{}
@@ -143,5 +157,31 @@ func (s *server) remove(c *clientConn) {
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
+	<-s.slots
 	s.wg.Done()
+}
+
+// fullWarnEvery bounds the "connection limit reached" warnings.
+const fullWarnEvery = time.Minute
+
+// takeSlot waits for a free connection slot, saying so in the log when
+// the limit is reached. It reports false when Serve stops meanwhile.
+func (s *server) takeSlot() bool {
+	select {
+	case s.slots <- struct{}{}:
+		return true
+	default:
+	}
+	if now := time.Now(); now.Sub(s.lastFull) >= fullWarnEvery {
+		s.lastFull = now
+		s.p.logger.Warn("connection limit reached, new connections wait", "max_connections", cap(s.slots))
+	} else {
+		s.p.logger.Debug("connection limit reached", "max_connections", cap(s.slots))
+	}
+	select {
+	case s.slots <- struct{}{}:
+		return true
+	case <-s.done:
+		return false
+	}
 }

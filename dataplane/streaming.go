@@ -346,6 +346,7 @@ func copyDechunked(dst *bufio.Writer, src *bufio.Reader) error {
 // connection until either side closes, then closes both.
 func tunnel(c *clientConn, bc *bconn) {
 	_ = c.nc.SetDeadline(time.Time{})
+	c.wr.dl = time.Time{}
 	_ = bc.nc.SetDeadline(time.Time{})
 	if c.bw.Flush() != nil {
 		bc.nc.Close()
@@ -357,7 +358,7 @@ func tunnel(c *clientConn, bc *bconn) {
 		done <- struct{}{}
 	}()
 	go func() {
-		_, _ = bc.br.WriteTo(c.nc)
+		_, _ = bc.br.WriteTo(&c.wr) // under send_timeout, as any answer
 		done <- struct{}{}
 	}()
 	<-done

@@ -45,6 +45,7 @@ type app struct {
 	name     string
 	hosts    []string
 	prefix   string
+	strip    bool // strip_prefix: forward paths without prefix
 	state    ancmv1.AppState
 	reason   string
 	revision uint64
@@ -141,6 +142,7 @@ func compileApp(r *ancmv1.AppRoute, old *app, msgRevision uint64) *app {
 	a := &app{
 		name:           r.GetApp(),
 		prefix:         normalizePrefix(r.GetPathPrefix()),
+		strip:          r.GetStripPrefix(),
 		state:          r.GetState(),
 		reason:         r.GetStateReason(),
 		revision:       r.GetRevision(),

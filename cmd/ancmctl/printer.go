@@ -175,6 +175,7 @@ func (p *printer) App(a *ancmv1.App) error {
 		row("hosts", strings.Join(s.GetHosts(), ", "))
 	}
 	row("path_prefix", orDefault(s.GetPathPrefix()))
+	row("strip_prefix", strconv.FormatBool(s.GetStripPrefix()))
 	row("start", startMode(s.GetStart()))
 	row("processes", orDefault(uintText(s.GetProcesses())))
 	row("startup_timeout", duration(s.GetStartupTimeout()))

@@ -48,6 +48,7 @@ func runDaemon(args []string, withProxy bool) int {
 		return 1
 	}
 	log := newLogger(f.LogLevel, f.LogFormat)
+	raiseFileLimit(log)
 	if err := serve(log, *path, f, withProxy); err != nil {
 		log.Error("ancmd stopped", "error", err)
 		return 1
@@ -134,7 +135,8 @@ func serve(log hclog.Logger, path string, f *config.File, withProxy bool) error 
 			return err
 		}
 		defer conn.Close()
-		dp, err := dataplane.New(dataplane.Options{Logger: log, Conn: conn, Node: "ancmd", AccessLog: f.AccessLog})
+		dp, err := dataplane.New(dataplane.Options{Logger: log, Conn: conn, Node: "ancmd", AccessLog: f.AccessLog,
+			MaxConnections: f.MaxConnections, SendTimeout: f.SendTimeout})
 		if err != nil {
 			return err
 		}
@@ -245,4 +247,16 @@ func reload(log hclog.Logger, path string, sup *controlplane.Supervisor) {
 		return
 	}
 	log.Info("config reloaded", "file", path, "apps", len(f.Apps))
+}
+
+// raiseFileLimit raises the soft open-file limit to the hard one, so that
+// max_connections and the control plane's reserve fit (see
+// dataplane.connectionBudget), and logs the limit in force.
+func raiseFileLimit(log hclog.Logger) {
+	n, err := dataplane.RaiseFileLimit()
+	if err != nil {
+		log.Warn("cannot raise the open-file limit", "error", err)
+		return
+	}
+	log.Debug("open-file limit", "limit", n)
 }

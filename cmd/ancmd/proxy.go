@@ -22,6 +22,8 @@ func runProxy(args []string) int {
 	level := fs.String("log-level", "info", "trace|debug|info|warn|error")
 	format := fs.String("log-format", "text", "text|json")
 	accessLog := fs.Bool("access-log", false, "log one line per request")
+	maxConns := fs.Int("max-connections", dataplane.DefaultMaxConnections, "client connections held at once; past it, new ones wait")
+	sendTimeout := fs.Duration("send-timeout", dataplane.DefaultSendTimeout, "a client that takes no bytes of its answer this long is dropped")
 	var files client.TLSFiles
 	fs.StringVar(&files.CAFile, "cacert", "", "CA certificate to verify a tcp control plane")
 	fs.StringVar(&files.CertFile, "cert", "", "client certificate for a tcp control plane")
@@ -29,7 +31,12 @@ func runProxy(args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	if *maxConns < 1 || *sendTimeout <= 0 {
+		fmt.Fprintln(os.Stderr, "ancmd proxy: --max-connections and --send-timeout must be positive")
+		return 2
+	}
 	log := newLogger(*level, *format)
+	raiseFileLimit(log)
 	addr := client.ResolveAddress(*control)
 	conn, err := client.Dial(addr, files)
 	if err != nil {
@@ -41,7 +48,8 @@ func runProxy(args []string) int {
 		h, _ := os.Hostname()
 		*node = fmt.Sprintf("%s/%d", h, os.Getpid())
 	}
-	dp, err := dataplane.New(dataplane.Options{Logger: log, Conn: conn, Node: *node, AccessLog: *accessLog})
+	dp, err := dataplane.New(dataplane.Options{Logger: log, Conn: conn, Node: *node, AccessLog: *accessLog,
+		MaxConnections: *maxConns, SendTimeout: *sendTimeout})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ancmd proxy:", err)
 		return 1

@@ -6,6 +6,8 @@ log_level  = "debug"
 log_format = "json"
 access_log = true
 insecure   = false
+max_connections = 5000
+send_timeout    = "30s"
 
 control_tls {
   cert_file      = "tls/server.pem"
@@ -17,6 +19,7 @@ app "hello" {
   command = "./bin/hello"
   args    = ["--port", "$PORT", "--greeting=$${GREETING}"]
   dir     = "apps/hello"
+  strip_prefix = true
   env     = { GREETING = "hi", "LOG_LEVEL" = "debug" }
 
   hosts       = ["Hello.Example.com", "*.hello.example.com"]

@@ -354,9 +354,12 @@ type AppSpec struct {
 	OfflineFile *string `protobuf:"bytes,16,opt,name=offline_file,json=offlineFile,proto3,oneof" json:"offline_file,omitempty"`
 	ErrorDetail bool    `protobuf:"varint,17,opt,name=error_detail,json=errorDetail,proto3" json:"error_detail,omitempty"`
 	// "" or "aspnetcore".
-	Compat        string       `protobuf:"bytes,18,opt,name=compat,proto3" json:"compat,omitempty"`
-	Health        *HealthCheck `protobuf:"bytes,19,opt,name=health,proto3" json:"health,omitempty"`
-	StdoutLog     *StdoutLog   `protobuf:"bytes,20,opt,name=stdout_log,json=stdoutLog,proto3" json:"stdout_log,omitempty"`
+	Compat    string       `protobuf:"bytes,18,opt,name=compat,proto3" json:"compat,omitempty"`
+	Health    *HealthCheck `protobuf:"bytes,19,opt,name=health,proto3" json:"health,omitempty"`
+	StdoutLog *StdoutLog   `protobuf:"bytes,20,opt,name=stdout_log,json=stdoutLog,proto3" json:"stdout_log,omitempty"`
+	// The app gets request paths without path_prefix ("/shop/cart" arrives
+	// as "/cart"), and the prefix in X-Forwarded-Prefix.
+	StripPrefix   bool `protobuf:"varint,30,opt,name=strip_prefix,json=stripPrefix,proto3" json:"strip_prefix,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -529,6 +532,13 @@ func (x *AppSpec) GetStdoutLog() *StdoutLog {
 		return x.StdoutLog
 	}
 	return nil
+}
+
+func (x *AppSpec) GetStripPrefix() bool {
+	if x != nil {
+		return x.StripPrefix
+	}
+	return false
 }
 
 // ExitStatus records how an instance's process ended.
@@ -854,7 +864,7 @@ const file_ancm_v1_types_proto_rawDesc = "" +
 	"\bmax_size\x18\x02 \x01(\x04R\amaxSize\x12\x1b\n" +
 	"\tmax_files\x18\x03 \x01(\rR\bmaxFilesB\n" +
 	"\n" +
-	"\b_enabled\"\x8d\a\n" +
+	"\b_enabled\"\xb0\a\n" +
 	"\aAppSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\acommand\x18\x02 \x01(\tR\acommand\x12\x12\n" +
@@ -880,7 +890,8 @@ const file_ancm_v1_types_proto_rawDesc = "" +
 	"\x06compat\x18\x12 \x01(\tR\x06compat\x12,\n" +
 	"\x06health\x18\x13 \x01(\v2\x14.ancm.v1.HealthCheckR\x06health\x121\n" +
 	"\n" +
-	"stdout_log\x18\x14 \x01(\v2\x12.ancm.v1.StdoutLogR\tstdoutLog\x1a6\n" +
+	"stdout_log\x18\x14 \x01(\v2\x12.ancm.v1.StdoutLogR\tstdoutLog\x12!\n" +
+	"\fstrip_prefix\x18\x1e \x01(\bR\vstripPrefix\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x19\n" +
