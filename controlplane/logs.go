@@ -33,6 +33,13 @@ const (
 	tailReadLimit = 4 << 20
 	// DefaultTail is the number of lines TailLogs sends when asked for 0.
 	DefaultTail = 10
+	// MaxTail caps the lines TailLogs sends first; a larger tail is
+	// treated as MaxTail.
+	MaxTail = 100000
+	// maxMessageBytes bounds the text of one TailLogsResponse, well under
+	// gRPC's default 4 MiB message limit; maxMessageLines its lines.
+	maxMessageBytes = 1 << 20
+	maxMessageLines = 1000
 )
 
 // appLog captures the output of an app's instances: into rotated files when
@@ -302,10 +309,8 @@ func (l *appLog) follow(ctx context.Context, instance *uint32, n int, follow boo
 			l.mu.Unlock()
 		}()
 	}
-	if lines := l.tail(instance, n); len(lines) > 0 {
-		if err := send(lines); err != nil {
-			return err
-		}
+	if err := sendBounded(l.tail(instance, n), send); err != nil {
+		return err
 	}
 	if sub == nil {
 		return nil
@@ -335,11 +340,32 @@ func (l *appLog) follow(ctx context.Context, instance *uint32, n int, follow boo
 				sub.dropped = 0
 			}
 			l.mu.Unlock()
-			if err := send(batch); err != nil {
+			if err := sendBounded(batch, send); err != nil {
 				return err
 			}
 		}
 	}
+}
+
+// sendBounded sends lines in messages of at most maxMessageLines lines
+// and maxMessageBytes of text (a single longer line, at most maxLineLen,
+// goes alone), in order.
+func sendBounded(lines []*ancmv1.LogLine, send func([]*ancmv1.LogLine) error) error {
+	for len(lines) > 0 {
+		n, size := 0, 0
+		for n < len(lines) && n < maxMessageLines {
+			size += len(lines[n].GetText()) + len(lines[n].GetStream()) + 64 // the other fields, roughly
+			if n > 0 && size > maxMessageBytes {
+				break
+			}
+			n++
+		}
+		if err := send(lines[:n]); err != nil {
+			return err
+		}
+		lines = lines[n:]
+	}
+	return nil
 }
 
 // close closes the log files.

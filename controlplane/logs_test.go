@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	ancmv1 "github.com/ancm-dev/ancm/api/gen/ancm/v1"
 )
 
@@ -100,5 +102,52 @@ func TestLogFollow(t *testing.T) {
 	cancel()
 	if err := <-done; err == nil {
 		t.Errorf("follow ended with nil after cancel, want ctx error")
+	}
+}
+
+// TestTailInBoundedMessages checks that a long tail goes out in messages
+// well under gRPC's 4 MiB limit, in order and whole (issue 10, finding 9:
+// `--tail 200000` failed as one message over 4 MiB).
+func TestTailInBoundedMessages(t *testing.T) {
+	l := newAppLog(t.TempDir(), "app", true, 64<<20, 1)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { l.capture(0, "stdout", r); close(done) }()
+	line := strings.Repeat("x", 90)
+	for i := range 100000 {
+		fmt.Fprintf(w, "%06d %s\n", i, line)
+	}
+	w.Close()
+	<-done
+	defer l.close()
+
+	var msgs, lines int
+	last := -1
+	err = l.follow(context.Background(), nil, MaxTail, false, nil, func(batch []*ancmv1.LogLine) error {
+		msgs++
+		if size := proto.Size(&ancmv1.TailLogsResponse{Lines: batch}); size > maxMessageBytes+64<<10 {
+			t.Fatalf("message %d is %d bytes", msgs, size)
+		}
+		for _, ll := range batch {
+			var n int
+			if _, err := fmt.Sscanf(ll.GetText(), "%06d", &n); err != nil || n != last+1 && last >= 0 {
+				t.Fatalf("line %q after %d", ll.GetText(), last)
+			}
+			last = n
+			lines++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The tail reads at most tailReadLimit of the file (lines of about
+	// 140 bytes with their time and stream): all it holds, through the
+	// last line, in many messages.
+	if lines < tailReadLimit/200 || last != 99999 || msgs < lines/maxMessageLines {
+		t.Errorf("%d lines in %d messages, last %d", lines, msgs, last)
 	}
 }

@@ -227,6 +227,7 @@ func (s *Service) TailLogs(req *ancmv1.TailLogsRequest, stream grpc.ServerStream
 	if n == 0 {
 		n = DefaultTail
 	}
+	n = min(n, MaxTail)
 	err = logs.follow(stream.Context(), req.Instance, n, req.GetFollow(), s.sup.Closed(), func(lines []*ancmv1.LogLine) error {
 		return stream.Send(&ancmv1.TailLogsResponse{Lines: lines})
 	})

@@ -56,7 +56,7 @@ json each response of the stream is one JSON object on its own line.`,
 		}),
 	}
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines")
-	cmd.Flags().Uint32Var(&tail, "tail", 10, "lines from the end to show first")
+	cmd.Flags().Uint32Var(&tail, "tail", 10, "lines from the end to show first (at most 100000)")
 	cmd.Flags().Uint32Var(&instance, "instance", 0, "only this instance (0-based); default all")
 	return cmd
 }

@@ -27,7 +27,9 @@ type TailLogsRequest struct {
 	App   string                 `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
 	// Only this instance; unset means all.
 	Instance *uint32 `protobuf:"varint,2,opt,name=instance,proto3,oneof" json:"instance,omitempty"`
-	// Lines from the end to send first; 0 means the default (10).
+	// Lines from the end to send first; 0 means the default (10). At most
+	// 100000: a larger value is treated as 100000. The tail arrives in as
+	// many messages as it takes, each at most 1 MiB of text.
 	Tail          uint32 `protobuf:"varint,3,opt,name=tail,proto3" json:"tail,omitempty"`
 	Follow        bool   `protobuf:"varint,4,opt,name=follow,proto3" json:"follow,omitempty"`
 	unknownFields protoimpl.UnknownFields
