@@ -112,6 +112,8 @@ func (ex *exchange) run() bool {
 		if ex.retarget(err) {
 			err = ex.attempt(ex.reused && !ex.switched())
 			ex.observe(err)
+		} else if ex.timedOut {
+			err = ErrTimeout // request_timeout passed waiting for an instance
 		}
 	}
 	a := ex.a
@@ -332,7 +334,7 @@ func (ex *exchange) send(bc *bconn) error {
 	}
 	if err != nil {
 		var ce *copyErr // here: it escapes, and would cost an allocation per request
-		if errors.As(err, &ce) && !ce.write {
+		if errors.As(err, &ce) && !ce.write && !errors.Is(err, errBadChunk) {
 			return errClientGone // the client's body broke off
 		}
 	}

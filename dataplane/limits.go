@@ -29,7 +29,7 @@ func connectionBudget(logger hclog.Logger, max int) int {
 		fit = 1
 	}
 	if int64(max) > fit {
-		logger.Warn("max_connections lowered to fit the open-file limit",
+		logger.Info("max_connections lowered to fit the open-file limit",
 			"max_connections", max, "lowered_to", fit, "open_file_limit", lim.Cur, "reserve", fdReserve)
 		return int(fit)
 	}
