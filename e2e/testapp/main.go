@@ -10,6 +10,8 @@
 //	slow D      wait D before listening
 //	never       never listen
 //	unhealthy-after N  /healthz fails after N checks
+//	record      serve, and print "request METHOD URI" for every request
+//	            that reaches it
 //
 // It checks ANCM-Token and answers 400 without the right one, like the apps
 // of DESIGN.md should.
@@ -154,6 +156,9 @@ func main() {
 		}
 	})
 	checked := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if mode == "record" {
+			fmt.Printf("request %s %s\n", r.Method, r.RequestURI)
+		}
 		got := r.Header.Get("ANCM-Token")
 		if token != "" && subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
 			http.Error(w, "bad token", http.StatusBadRequest)
