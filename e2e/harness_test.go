@@ -57,6 +57,7 @@ type daemon struct {
 	exited   chan struct{}
 	exitErr  error
 	extraEnv []string
+	wrap     []string // a command that runs ancmd, such as prlimit
 }
 
 // syncBuffer collects a child's output while the test reads it.
@@ -123,7 +124,8 @@ func (d *daemon) writeConfig(apps string) {
 func (d *daemon) start(verb string) {
 	d.t.Helper()
 	d.out = newSyncBuffer()
-	d.cmd = exec.Command(bin.ancmd, verb, "-c", d.config)
+	argv := append(append([]string{}, d.wrap...), bin.ancmd, verb, "-c", d.config)
+	d.cmd = exec.Command(argv[0], argv[1:]...)
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
 	d.cmd.Env = append(os.Environ(), d.extraEnv...)
 	d.exited = make(chan struct{})
