@@ -23,8 +23,8 @@
 // "/api" and "/api/x" but not "/apix", "/" matches everything. A tier
 // with no matching prefix falls through to the next, so a host-specific
 // app at "/v2" and an any-host app at "/" split that host's paths between
-// them. No match is a 404 page. The path is forwarded unchanged; an app
-// learns its base from ANCM_PATH_BASE.
+// them. No match is a 404 page. An app learns its base from
+// ANCM_PATH_BASE; see Paths for strip_prefix.
 //
 // # App states
 //
@@ -42,16 +42,40 @@
 //
 // New requests go to the ready, non-draining instance with the fewest
 // outstanding requests, ties broken round-robin. An instance that refuses
-// or resets a connection is ejected at once, until the control plane
-// publishes it ready at a newer revision (or 30s pass, so that a failure
-// the control plane never saw cannot bench an instance for good); when
-// every instance is ejected they are used anyway. A request that never
-// reached its instance is retried once on another one when it can be
-// replayed (no body, or a body not yet read). When no other instance
-// takes it either (the app's only instance crashed, or the control plane
-// is restarting and took its instances along), a replayable request does
-// not fail: it waits as a first request does, up to startup_timeout, for
-// the control plane to have an instance ready, then goes there. Activate
+// or resets a fresh connection is ejected at once, and one that lets
+// ejectAfterTimeouts (3) requests in a row go without a response head
+// within request_timeout (a hung or stopped process: the kernel still
+// accepts its connections) is ejected the same way; a response resets
+// the count. An ejection lasts until the control plane publishes the
+// instance ready at a newer revision, or 30s pass (so that a failure the
+// control plane never saw cannot bench an instance for good); when every
+// instance is ejected they are used anyway. A failed pooled connection
+// ejects nothing: the instance may have closed it as the request left.
+//
+// # Retries
+//
+// A request is sent at most twice (forward.go, retryable):
+//
+//   - one that never reached its instance (the dial failed, or the
+//     connection broke before its socket took a byte; a pooled
+//     connection found closed before use is not an attempt at all) is
+//     sent again, whatever its method;
+//   - an idempotent one (GET, HEAD, OPTIONS, PUT, DELETE, TRACE) whose
+//     connection failed after it was sent and before any byte of an
+//     answer is sent again;
+//   - in both cases only if its body can be sent again: none, or a
+//     Content-Length body that arrived whole with the head;
+//   - never: a POST or PATCH that reached an instance, a request that
+//     timed out (it already waited request_timeout), one that got part
+//     of an answer, one whose client left.
+//
+// The retry goes to another instance when the app has one; after a failed
+// pooled connection, to the same instance over a fresh connection; when
+// the app's only instance refused (it crashed, or the control plane
+// restarted and took its instances along), it waits as a first request
+// does for the control plane to have an instance ready. request_timeout
+// bounds all of it, from the first byte sent to the response head: a
+// request that waited that long for an instance gets 504. Activate
 // itself waits through a control plane that is unreachable or answers
 // Unavailable, and its answer carries the epoch, so a waiter is released
 // only by the table of the control plane that answered.
@@ -83,13 +107,45 @@
 // control characters, a Transfer-Encoding but "chunked", a 101 to a
 // request that did not ask for it) are answered with 502.
 //
+// Where a line ends is decided in one place for both directions
+// (head.go): at LF only, however long the line, so a line longer than a
+// read buffer is never cut into a false end of head. Header names that
+// read as one the proxy sets or strips once "_" is read as "-"
+// (X_Forwarded_Host, Ancm_Token) are dropped, as CGI and WSGI servers
+// would merge them into the real header. An HTTP/1.1 request without a
+// Host, or with an empty one, gets 400 (RFC 9112 3.2); a malformed
+// chunked request body gets 400 and a closed connection.
+//
+// # Limits
+//
+// Serve holds at most max_connections client connections (Options:
+// MaxConnections): past it, the accept loop waits, new connections wait
+// in the kernel's listen backlog, and "connection limit reached" is
+// logged (at most once a minute at warn). The budget is lowered, once at
+// New, to what fits in the open-file limit with one instance connection
+// per client and 512 descriptors to spare for the rest of the process,
+// so a flood of connections never starves the control API beside it.
+// Every write to a client must be taken within send_timeout (Options:
+// SendTimeout, 60s): a client that stops reading is dropped, and with it
+// the instance connection its answer came from.
+//
+// # Paths
+//
+// The path is forwarded as sent, unless the app has strip_prefix: then
+// path_prefix is taken off ("/shop/cart?x" arrives as "/cart?x", "/shop"
+// as "/") and X-Forwarded-Prefix carries it. A client's own
+// X-Forwarded-Prefix never reaches the app.
+//
 // # Files
 //
 // proxy.go (Proxy, New, finish), table.go (snapshot, updates), routing.go,
-// watch.go (WatchEndpoints loop), activate.go, balance.go, server.go
-// (Serve, shutdown), conn.go (client connections), framing.go (request
-// heads and their framing rules), headers.go (the forwarded head, response
-// headers), forward.go (attempts, retries, request_timeout, relay),
-// pool.go (instance connections), streaming.go (bodies, upgrades),
-// errors.go, stats.go.
+// watch.go (WatchEndpoints loop), activate.go, balance.go (picking,
+// ejection), server.go (Serve, connection slots, shutdown), limits.go
+// (the connection budget, the file limit), conn.go (client connections,
+// send_timeout), head.go (where lines and heads end, token lists, the
+// socket probe), framing.go (request heads and their framing rules),
+// headers.go (the forwarded head, strip_prefix, response headers),
+// forward.go (attempts, the retry rule, request_timeout, relay), pool.go
+// (instance connections), streaming.go (bodies, upgrades), errors.go,
+// stats.go.
 package dataplane
