@@ -110,8 +110,17 @@ func (ex *exchange) run() bool {
 	ex.observe(err)
 	if err != nil && ex.retryable(err) {
 		if ex.retarget(err) {
-			err = ex.attempt(ex.reused && !ex.switched())
+			same := !ex.switched()
+			err = ex.attempt(ex.reused && same)
 			ex.observe(err)
+			// A fresh connection to the same instance was refused: it is
+			// gone (it crashed), and the request was sent once. Wait for
+			// the control plane to bring one back, as a first request
+			// does, and send it there.
+			if same && err != nil && !ex.wrote && isConnFailure(err) && ex.reactivate() {
+				err = ex.attempt(false)
+				ex.observe(err)
+			}
 		} else if ex.timedOut {
 			err = ErrTimeout // request_timeout passed waiting for an instance
 		}
@@ -152,9 +161,9 @@ func (ex *exchange) run() bool {
 //     a request that timed out (it already waited request_timeout), not
 //     one that got part of an answer, not one whose client left.
 //
-// There is one retry in all, whatever path it takes (another instance, a
-// fresh connection to the same one, or a wait for the control plane to
-// publish one).
+// A request is sent at most twice, whatever path the retry takes (another
+// instance, a fresh connection to the same one, or a wait for the control
+// plane to publish one); a connection that was refused sent nothing.
 func (ex *exchange) retryable(err error) bool {
 	if !isConnFailure(err) || ex.answered || ex.timedOut || (ex.bodyStarted && !ex.buffered) {
 		return false
