@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -82,5 +83,45 @@ func TestConnectionFloodKeepsControlAPI(t *testing.T) {
 	}
 	if strings.Contains(d.out.String(), "accept failed") {
 		t.Errorf("ancmd ran out of descriptors:\n%s", d.out.String())
+	}
+}
+
+// TestStoppedInstanceShed is issue 10's tenth finding as it happened: an
+// instance stopped with SIGSTOP (its kernel still accepts connections)
+// used to get half the requests until each timed out. Now it is ejected
+// after 3 timeouts in a row, and the rest go to the other instance.
+func TestStoppedInstanceShed(t *testing.T) {
+	d := newDaemon(t, `app "pair" {
+  command         = "TESTAPP"
+  args            = ["record"]
+  processes       = 2
+  start           = "eager"
+  request_timeout = "300ms"
+}`)
+	var st appStatus
+	waitFor(t, 20*time.Second, "two ready instances", func() bool {
+		st = d.get("pair")
+		return len(st.App.Instances) == 2 && st.App.Instances[0].State == "INSTANCE_STATE_READY" &&
+			st.App.Instances[1].State == "INSTANCE_STATE_READY"
+	})
+	victim := st.App.Instances[0].Pid
+	if err := syscall.Kill(victim, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Kill(victim, syscall.SIGCONT)
+	var timeouts, ok int
+	for i := range 30 {
+		code, _ := get(t, d.url(fmt.Sprintf("/req-%d", i)))
+		switch code {
+		case http.StatusGatewayTimeout:
+			timeouts++
+		case 200:
+			ok++
+		default:
+			t.Errorf("request %d: %d", i, code)
+		}
+	}
+	if timeouts > 3 || ok < 27 {
+		t.Errorf("%d timed out, %d served; want at most 3 timeouts before the stopped instance is shed", timeouts, ok)
 	}
 }
