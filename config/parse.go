@@ -238,6 +238,7 @@ func (p *parser) settings(s *scope, f *File) {
 	if f.SendTimeout <= 0 {
 		s.errf(s.pos["send_timeout"], "send_timeout", "must be more than 0, not %s", f.SendTimeout)
 	}
+	p.https(s, f)
 
 	if b := s.block("control_tls"); b != nil {
 		t := s.nested(b.Body, "control_tls")

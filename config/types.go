@@ -1,6 +1,7 @@
 package config
 
 import (
+	"net/netip"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -60,6 +61,12 @@ type File struct {
 	// SendTimeout is how long a client may take no bytes of its answer
 	// before its connection is closed.
 	SendTimeout time.Duration
+
+	// HTTPS is the data plane's TLS listener; nil without an https block.
+	HTTPS *HTTPS
+	// TrustedProxies are the clients whose X-Forwarded-* headers (and
+	// X-Forwarded-Client-Cert) are kept and appended to.
+	TrustedProxies []netip.Prefix
 
 	// ControlTLS is required for a tcp control address unless Insecure.
 	ControlTLS *TLS

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -51,6 +52,7 @@ func newClientConn(s *server, nc net.Conn) *clientConn {
 	c.wr = clientWriter{nc: nc, timeout: s.p.sendTimeout}
 	c.bw = bufio.NewWriterSize(&c.wr, 4<<10)
 	c.fi.clientIP = clientIP(nc.RemoteAddr().String())
+	c.fi.trusted = s.p.trusted(c.fi.clientIP)
 	tcp := nc
 	if tc, ok := nc.(*tls.Conn); ok {
 		c.fi.tls = true
@@ -73,6 +75,9 @@ func (c *clientConn) serve() {
 		c.nc.Close()
 		c.s.remove(c)
 	}()
+	if tc, ok := c.nc.(*tls.Conn); ok && !c.handshake(tc) {
+		return
+	}
 	c.setReadDeadline(time.Now().Add(readHeaderTimeout))
 	for first := true; ; first = false {
 		if !first {
@@ -115,6 +120,25 @@ func (w *clientWriter) Write(p []byte) (int, error) {
 		_ = w.nc.SetWriteDeadline(w.dl)
 	}
 	return w.nc.Write(p)
+}
+
+// handshake runs the TLS handshake under handshakeTimeout and takes the
+// client certificate, if any, for the forwarded heads. It reports false
+// when the connection is to be closed.
+func (c *clientConn) handshake(tc *tls.Conn) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
+	defer cancel()
+	_ = tc.SetDeadline(time.Now().Add(handshakeTimeout))
+	if err := tc.HandshakeContext(ctx); err != nil {
+		c.p.stats.tlsHandshakeErrors.Add(1)
+		c.p.logger.Debug("tls handshake failed", "client", c.nc.RemoteAddr().String(), "error", err)
+		return false
+	}
+	_ = tc.SetDeadline(time.Time{})
+	if st := tc.ConnectionState(); len(st.PeerCertificates) > 0 {
+		c.fi.xfcc, c.fi.clientCert = clientCertHeaders(st.PeerCertificates[0])
+	}
+	return true
 }
 
 // setReadDeadline sets the client's read deadline, unless the one set is
@@ -174,6 +198,9 @@ func (c *clientConn) serveOne() bool {
 		c.plainError(status)
 		return false
 	}
+	if c.p.redirect != "" && !c.fi.tls {
+		return c.redirectHTTPS(r)
+	}
 	if r.hasBody() {
 		c.setReadDeadline(time.Time{}) // bodies take as long as they take
 	}
@@ -192,6 +219,42 @@ func (c *clientConn) readHead() (string, error) {
 		return "", err
 	}
 	return string(b), nil
+}
+
+// redirectHTTPS answers a plain request with 308 to the same host, path
+// and query on the TLS listener (redirect_http). A request with a body is
+// answered without reading it, and the connection closed after.
+func (c *clientConn) redirectHTTPS(r *request) bool {
+	host := normalizeHost(r.host)
+	if strings.IndexByte(host, ':') >= 0 {
+		host = "[" + host + "]"
+	}
+	if c.p.redirect != "443" {
+		host += ":" + c.p.redirect
+	}
+	loc := "https://" + host + r.uri
+	if r.uri == "*" {
+		loc = "https://" + host + "/"
+	}
+	keep := !r.hasBody() && r.keepAlive()
+	w := c.bw
+	if r.http10 {
+		_, _ = w.WriteString("HTTP/1.0 308 Permanent Redirect\r\n")
+	} else {
+		_, _ = w.WriteString("HTTP/1.1 308 Permanent Redirect\r\n")
+	}
+	_, _ = w.WriteString("Location: " + loc + "\r\nContent-Length: 0\r\n")
+	switch {
+	case !keep:
+		_, _ = w.WriteString("Connection: close\r\n")
+		c.linger = r.hasBody()
+	case r.http10:
+		_, _ = w.WriteString("Connection: keep-alive\r\n")
+	}
+	_, _ = w.WriteString("\r\n")
+	err := w.Flush()
+	c.p.stats.count(http.StatusPermanentRedirect)
+	return keep && err == nil
 }
 
 // plainError answers a request that could not be parsed, as net/http's

@@ -39,6 +39,9 @@ const (
 	fkXFF           // X-Forwarded-For: the client's list, extended
 	fkHost          // Host: forwarded first, always
 	fkLength        // Content-Length: rewritten from the framing
+	fkXFProto       // X-Forwarded-Proto: kept from a trusted proxy only
+	fkXFHost        // X-Forwarded-Host: kept from a trusted proxy only
+	fkXFCC          // X-Forwarded-Client-Cert: kept from a trusted proxy only
 )
 
 // field is one header line of a request head, as substrings of the head.
@@ -93,6 +96,9 @@ const (
 	hkContentLength
 	hkXFF
 	hkTransferEncoding
+	hkXFProto
+	hkXFHost
+	hkXFCC
 	hkHopByHop // Trailer, Keep-Alive, Proxy-Connection, Proxy-Authorization
 	hkProxySet // set by the proxy alone: Proxy, Forwarded, X-Forwarded-Host, -Proto, -Prefix, ANCM-Token, MS-ASPNETCORE-*
 	hkAlias    // an underscore alias of one of the above
@@ -150,14 +156,14 @@ func headerKind(name string) int {
 		case strings.EqualFold(name, headerProxyConnect):
 			return hkHopByHop
 		case strings.EqualFold(name, headerXFHost):
-			return hkProxySet
+			return hkXFHost
 		}
 	case 17:
 		switch {
 		case strings.EqualFold(name, "Transfer-Encoding"):
 			return hkTransferEncoding
 		case strings.EqualFold(name, headerXFProto):
-			return hkProxySet
+			return hkXFProto
 		}
 	case 18:
 		if strings.EqualFold(name, headerXFPrefix) {
@@ -166,6 +172,10 @@ func headerKind(name string) int {
 	case 19:
 		if strings.EqualFold(name, "Proxy-Authorization") {
 			return hkHopByHop
+		}
+	case 23:
+		if strings.EqualFold(name, headerXFCC) {
+			return hkXFCC
 		}
 	}
 	if isAspNetPrivate(name) {
@@ -269,6 +279,12 @@ func parseRequest(head string, r *request) error {
 			r.hasLength, r.framing.length = true, n
 		case hkXFF:
 			f.kind = fkXFF
+		case hkXFProto:
+			f.kind = fkXFProto
+		case hkXFHost:
+			f.kind = fkXFHost
+		case hkXFCC:
+			f.kind = fkXFCC
 		case hkTransferEncoding:
 			f.kind = fkDrop
 			teCount++

@@ -17,6 +17,7 @@ const (
 	headerXFHost       = "X-Forwarded-Host"
 	headerXFProto      = "X-Forwarded-Proto"
 	headerXFPrefix     = "X-Forwarded-Prefix"
+	headerXFCC         = "X-Forwarded-Client-Cert"
 	headerForwarded    = "Forwarded"
 	headerProxy        = "Proxy" // httpoxy: never forward
 	headerProxyConnect = "Proxy-Connection"
@@ -31,6 +32,12 @@ type forwardInfo struct {
 	aspnet   bool
 	backend  string // the instance's address, Host of a request without one
 	prefix   string // strip_prefix: the app's path_prefix, taken off the path
+	// trusted: the client is one of trusted_proxies, whose X-Forwarded-*
+	// headers are kept (X-Forwarded-For is appended to in any case).
+	trusted bool
+	// xfcc and clientCert are the client certificate of a TLS connection
+	// as X-Forwarded-Client-Cert and as MS-ASPNETCORE-CLIENTCERT.
+	xfcc, clientCert string
 }
 
 // appendRequestHead appends the head of the request to forward to an
@@ -68,7 +75,7 @@ func appendRequestHead(b []byte, r *request, fi *forwardInfo) []byte {
 	}
 	b = append(b, "\r\n"...)
 	xff := -1 // index of the first X-Forwarded-For field
-	nxff := 0
+	var xfProto, xfHost, xfcc bool // a trusted proxy's own were forwarded
 	for i := range r.fields {
 		f := &r.fields[i]
 		switch f.kind {
@@ -76,16 +83,36 @@ func appendRequestHead(b []byte, r *request, fi *forwardInfo) []byte {
 			if r.conn.other && r.hopByName(f.name) {
 				continue
 			}
-			b = append(b, f.name...)
-			b = append(b, ": "...)
-			b = append(b, f.value...)
-			b = append(b, "\r\n"...)
+			b = appendField(b, f.name, f.value)
 		case fkXFF:
 			if xff < 0 {
 				xff = i
 			}
-			nxff++
+		case fkXFProto:
+			if fi.trusted {
+				b, xfProto = appendField(b, headerXFProto, f.value), true
+			}
+		case fkXFHost:
+			if fi.trusted {
+				b, xfHost = appendField(b, headerXFHost, f.value), true
+			}
+		case fkXFCC:
+			if fi.trusted {
+				b = append(b, headerXFCC+": "...)
+				b = append(b, f.value...)
+				if fi.xfcc != "" {
+					b = append(b, ", "...)
+					b = append(b, fi.xfcc...)
+				}
+				b, xfcc = append(b, "\r\n"...), true
+			}
 		}
+	}
+	if fi.xfcc != "" && !xfcc {
+		b = appendField(b, headerXFCC, fi.xfcc)
+	}
+	if fi.clientCert != "" && fi.aspnet {
+		b = appendField(b, "Ms-Aspnetcore-Clientcert", fi.clientCert)
 	}
 	if r.isUpgrade() {
 		b = append(b, "Connection: Upgrade\r\nUpgrade: "...)
@@ -118,7 +145,7 @@ func appendRequestHead(b []byte, r *request, fi *forwardInfo) []byte {
 		b = append(b, fi.clientIP...)
 		b = append(b, "\r\n"...)
 	}
-	if r.host != "" {
+	if r.host != "" && !xfHost {
 		b = append(b, "X-Forwarded-Host: "...)
 		b = append(b, r.host...)
 		b = append(b, "\r\n"...)
@@ -128,9 +155,11 @@ func appendRequestHead(b []byte, r *request, fi *forwardInfo) []byte {
 		b = append(b, fi.prefix...)
 		b = append(b, "\r\n"...)
 	}
-	if fi.tls {
+	switch {
+	case xfProto:
+	case fi.tls:
 		b = append(b, "X-Forwarded-Proto: https\r\n"...)
-	} else {
+	default:
 		b = append(b, "X-Forwarded-Proto: http\r\n"...)
 	}
 	if fi.token != "" {
@@ -143,6 +172,14 @@ func appendRequestHead(b []byte, r *request, fi *forwardInfo) []byte {
 			b = append(b, "\r\n"...)
 		}
 	}
+	return append(b, "\r\n"...)
+}
+
+// appendField appends one header line.
+func appendField(b []byte, name, value string) []byte {
+	b = append(b, name...)
+	b = append(b, ": "...)
+	b = append(b, value...)
 	return append(b, "\r\n"...)
 }
 

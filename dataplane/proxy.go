@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"errors"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,6 +33,13 @@ type Options struct {
 	// SendTimeout is how long a client may take no bytes of its answer
 	// before its connection is closed (0: DefaultSendTimeout).
 	SendTimeout time.Duration
+	// TrustedProxies are the clients whose X-Forwarded-Proto, -Host and
+	// X-Forwarded-Client-Cert are kept; any other client's never reach
+	// an app.
+	TrustedProxies []netip.Prefix
+	// RedirectHTTPS, when set, is the port of the TLS listener: requests
+	// on plain connections are answered 308 to https:// there.
+	RedirectHTTPS string
 }
 
 // Defaults of Options.
@@ -62,6 +70,8 @@ type Proxy struct {
 
 	maxConns    int
 	sendTimeout time.Duration
+	trustedNets []netip.Prefix
+	redirect    string
 
 	stats counters
 }
@@ -93,8 +103,28 @@ func New(opts Options) (*Proxy, error) {
 		p.sendTimeout = DefaultSendTimeout
 	}
 	p.maxConns = connectionBudget(logger, opts.MaxConnections)
+	p.trustedNets = opts.TrustedProxies
+	p.redirect = opts.RedirectHTTPS
 	p.table.Store(emptyTable())
 	return p, nil
+}
+
+// trusted reports whether a client address is one of TrustedProxies.
+func (p *Proxy) trusted(ip string) bool {
+	if len(p.trustedNets) == 0 || ip == "" {
+		return false
+	}
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return false
+	}
+	a = a.Unmap()
+	for _, n := range p.trustedNets {
+		if n.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // Synced is closed once the first full table has arrived.

@@ -26,6 +26,8 @@ type Stats struct {
 	QueueRejections uint64
 	// Queued is the number of requests waiting for a start right now.
 	Queued int64
+	// TLSHandshakeErrors counts TLS handshakes that failed or timed out.
+	TLSHandshakeErrors uint64
 
 	// Epoch and Revision of the table in use; Synced once one arrived.
 	Epoch    string
@@ -43,6 +45,8 @@ type counters struct {
 	ejections       atomic.Uint64
 	queueRejections atomic.Uint64
 	queued          atomic.Int64
+
+	tlsHandshakeErrors atomic.Uint64
 }
 
 func (c *counters) count(status int) {
@@ -74,6 +78,8 @@ func (p *Proxy) Stats() Stats {
 		Ejections:       c.ejections.Load(),
 		QueueRejections: c.queueRejections.Load(),
 		Queued:          c.queued.Load(),
+
+		TLSHandshakeErrors: c.tlsHandshakeErrors.Load(),
 		Epoch:           t.epoch,
 		Revision:        t.revision,
 		Synced:          t.synced,

@@ -102,8 +102,15 @@ func serve(log hclog.Logger, path string, f *config.File, withProxy bool) error 
 	}
 
 	var proxyLn net.Listener
+	var front *httpsFront
 	if withProxy {
 		proxyLn, err = net.Listen("tcp", f.Listen)
+		if err == nil {
+			front, err = listenHTTPS(log, f)
+			if err != nil {
+				proxyLn.Close()
+			}
+		}
 		if err != nil {
 			ctl.Close()
 			_ = sup.Shutdown(context.Background())
@@ -129,6 +136,7 @@ func serve(log hclog.Logger, path string, f *config.File, withProxy bool) error 
 	defer cancel()
 	var wg sync.WaitGroup
 	proxyDone := make(chan error, 1)
+	httpsDone := make(chan error, 1)
 	if withProxy {
 		conn, err := client.Dial(dpAddr, client.TLSFiles{})
 		if err != nil {
@@ -136,7 +144,8 @@ func serve(log hclog.Logger, path string, f *config.File, withProxy bool) error 
 		}
 		defer conn.Close()
 		dp, err := dataplane.New(dataplane.Options{Logger: log, Conn: conn, Node: "ancmd", AccessLog: f.AccessLog,
-			MaxConnections: f.MaxConnections, SendTimeout: f.SendTimeout})
+			MaxConnections: f.MaxConnections, SendTimeout: f.SendTimeout,
+			TrustedProxies: f.TrustedProxies, RedirectHTTPS: redirectPort(f)})
 		if err != nil {
 			return err
 		}
@@ -150,6 +159,10 @@ func serve(log hclog.Logger, path string, f *config.File, withProxy bool) error 
 		waitSynced(log, dp)
 		go func() { proxyDone <- dp.Serve(ctx, proxyLn) }()
 		log.Info("proxy listening", "listen", proxyLn.Addr().String())
+		if front != nil {
+			go front.serve(ctx, dp, httpsDone)
+			log.Info("https listening", "listen", front.ln.Addr().String(), "certificates", len(f.HTTPS.Certificates))
+		}
 	}
 
 	sigs := make(chan os.Signal, 4)
@@ -162,6 +175,9 @@ loop:
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
 				reload(log, path, sup)
+				if front != nil {
+					_ = front.certs.Reload() // logs its own outcome
+				}
 				continue
 			}
 			log.Info("shutting down", "signal", sig.String())
@@ -172,6 +188,11 @@ loop:
 		case err := <-proxyDone:
 			if err != nil {
 				runErr = fmt.Errorf("proxy: %w", err)
+				break loop
+			}
+		case err := <-httpsDone:
+			if err != nil {
+				runErr = fmt.Errorf("https: %w", err)
 				break loop
 			}
 		}
@@ -186,6 +207,13 @@ loop:
 		case <-proxyDone:
 		case <-time.After(shutdownBudget):
 			log.Warn("proxy did not finish in-flight requests in time")
+		}
+		if front != nil {
+			select {
+			case <-httpsDone:
+			case <-time.After(shutdownBudget):
+				log.Warn("https listener did not finish in-flight requests in time")
+			}
 		}
 	}
 	sctx, scancel := context.WithTimeout(context.Background(), maxShutdown(f)+shutdownBudget)

@@ -1,0 +1,158 @@
+package config
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+)
+
+// Client certificate modes of the https block.
+const (
+	ClientAuthNone    = "none"
+	ClientAuthRequest = "request"
+	ClientAuthRequire = "require"
+)
+
+// DefaultHTTPSMinVersion is the lowest TLS version the https listener
+// takes unless min_version says otherwise.
+const DefaultHTTPSMinVersion = "1.2"
+
+// HTTPS is the https block: the data plane's TLS listener.
+type HTTPS struct {
+	Listen       string
+	Certificates []CertPair
+	ClientAuth   string // none|request|require
+	ClientCAFile string // absolute; required with request or require
+	MinVersion   uint16 // tls.VersionTLS12 or tls.VersionTLS13
+	HTTP2        bool   // offered by ALPN
+	RedirectHTTP bool   // the plain listener answers 308 to https
+}
+
+// CertPair is one certificate block: a certificate chain and its key,
+// picked by SNI against the names of the leaf.
+type CertPair struct {
+	CertFile string // absolute
+	KeyFile  string // absolute
+}
+
+var (
+	httpsSchema = schema{
+		attrs:  []string{"listen", "client_auth", "client_ca_file", "min_version", "http2", "redirect_http"},
+		blocks: []string{"certificate"},
+	}
+	certificateSchema = schema{attrs: []string{"cert_file", "key_file"}}
+	clientAuthModes   = []string{ClientAuthNone, ClientAuthRequest, ClientAuthRequire}
+	tlsVersions       = map[string]uint16{"1.2": tls.VersionTLS12, "1.3": tls.VersionTLS13}
+)
+
+// https decodes the https block and trusted_proxies into f. Certificate
+// pairs are loaded here, so that an unreadable or mismatched pair is an
+// error naming its file before anything starts.
+func (p *parser) https(s *scope, f *File) {
+	var cidrs []string
+	s.strings("trusted_proxies", &cidrs)
+	for _, c := range cidrs {
+		pfx, err := parseCIDR(c)
+		if err != nil {
+			s.errf(s.pos["trusted_proxies"], "trusted_proxies", "%v", err)
+			continue
+		}
+		f.TrustedProxies = append(f.TrustedProxies, pfx)
+	}
+
+	b := s.block("https")
+	if b == nil {
+		return
+	}
+	h := s.nested(b.Body, "https")
+	h.checkKeys(httpsSchema)
+	f.HTTPS = &HTTPS{ClientAuth: ClientAuthNone, MinVersion: tls.VersionTLS12, HTTP2: true}
+	if !h.str("listen", &f.HTTPS.Listen) {
+		h.errf(b.DefRange(), "https.listen", `required: the address of the TLS listener, as listen = "0.0.0.0:443"`)
+	} else if err := checkListen(f.HTTPS.Listen); err != nil {
+		h.errf(h.pos["https.listen"], "https.listen", "%v", err)
+	}
+	if h.str("client_auth", &f.HTTPS.ClientAuth) && !slices.Contains(clientAuthModes, f.HTTPS.ClientAuth) {
+		h.errf(h.pos["https.client_auth"], "https.client_auth", "must be one of %s, not %q", strings.Join(clientAuthModes, "|"), f.HTTPS.ClientAuth)
+	}
+	if h.str("client_ca_file", &f.HTTPS.ClientCAFile) && f.HTTPS.ClientCAFile != "" {
+		f.HTTPS.ClientCAFile = p.resolve(f.HTTPS.ClientCAFile)
+		if _, err := LoadCertPool(f.HTTPS.ClientCAFile); err != nil {
+			h.errf(h.pos["https.client_ca_file"], "https.client_ca_file", "%v", err)
+		}
+	}
+	if f.HTTPS.ClientAuth != ClientAuthNone && f.HTTPS.ClientCAFile == "" && !h.failed["https.client_auth"] {
+		h.errf(h.pos["https.client_auth"], "https.client_auth", "client_auth = %q needs client_ca_file, the CA that signs client certificates", f.HTTPS.ClientAuth)
+	}
+	mv := DefaultHTTPSMinVersion
+	if h.str("min_version", &mv) {
+		v, ok := tlsVersions[mv]
+		if !ok {
+			h.errf(h.pos["https.min_version"], "https.min_version", `must be "1.2" or "1.3", not %q`, mv)
+		}
+		f.HTTPS.MinVersion = v
+	}
+	h.boolean("http2", &f.HTTPS.HTTP2)
+	h.boolean("redirect_http", &f.HTTPS.RedirectHTTP)
+
+	for _, cb := range b.Body.Blocks {
+		if cb.Type != "certificate" {
+			continue
+		}
+		c := h.nested(cb.Body, "certificate")
+		c.checkKeys(certificateSchema)
+		var pair CertPair
+		okCert := c.str("cert_file", &pair.CertFile) && pair.CertFile != ""
+		okKey := c.str("key_file", &pair.KeyFile) && pair.KeyFile != ""
+		if !okCert || !okKey {
+			c.errf(cb.DefRange(), "https.certificate", "a certificate block needs cert_file and key_file")
+			continue
+		}
+		pair.CertFile, pair.KeyFile = p.resolve(pair.CertFile), p.resolve(pair.KeyFile)
+		if _, err := tls.LoadX509KeyPair(pair.CertFile, pair.KeyFile); err != nil {
+			c.errf(c.pos["https.certificate.cert_file"], "https.certificate.cert_file", "%s and %s: %v", pair.CertFile, pair.KeyFile, err)
+			continue
+		}
+		f.HTTPS.Certificates = append(f.HTTPS.Certificates, pair)
+	}
+	if len(f.HTTPS.Certificates) == 0 && !h.failed["https.certificate"] && !h.failed["https.certificate.cert_file"] {
+		h.errf(b.DefRange(), "https.certificate", "an https block needs at least one certificate { cert_file = ..., key_file = ... }")
+	}
+	if f.HTTPS.RedirectHTTP && f.HTTPS.Listen == f.Listen {
+		h.errf(h.pos["https.redirect_http"], "https.redirect_http", "listen and https.listen are the same address")
+	}
+}
+
+// LoadCertPool reads PEM certificates from path into a pool; a file with
+// none is an error.
+func LoadCertPool(path string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("%s: no PEM certificate in it", path)
+	}
+	return pool, nil
+}
+
+// parseCIDR reads a CIDR ("10.0.0.0/8") or a single address ("::1").
+func parseCIDR(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not a CIDR such as \"10.0.0.0/8\"", s)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an address or a CIDR such as \"10.0.0.0/8\"", s)
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+}
