@@ -34,14 +34,14 @@ type headFraming struct {
 
 // field kinds of request headers; see classify.
 const (
-	fkKeep   = iota // forwarded as sent
-	fkDrop          // hop-by-hop or replaced by the proxy
-	fkXFF           // X-Forwarded-For: the client's list, extended
-	fkHost          // Host: forwarded first, always
-	fkLength        // Content-Length: rewritten from the framing
-	fkXFProto       // X-Forwarded-Proto: kept from a trusted proxy only
-	fkXFHost        // X-Forwarded-Host: kept from a trusted proxy only
-	fkXFCC          // X-Forwarded-Client-Cert: kept from a trusted proxy only
+	fkKeep    = iota // forwarded as sent
+	fkDrop           // hop-by-hop or replaced by the proxy
+	fkXFF            // X-Forwarded-For: the client's list, extended
+	fkHost           // Host: forwarded first, always
+	fkLength         // Content-Length: rewritten from the framing
+	fkXFProto        // X-Forwarded-Proto: kept from a trusted proxy only
+	fkXFHost         // X-Forwarded-Host: kept from a trusted proxy only
+	fkXFCC           // X-Forwarded-Client-Cert: kept from a trusted proxy only
 )
 
 // field is one header line of a request head, as substrings of the head.

@@ -74,7 +74,7 @@ func appendRequestHead(b []byte, r *request, fi *forwardInfo) []byte {
 		b = append(b, fi.backend...)
 	}
 	b = append(b, "\r\n"...)
-	xff := -1 // index of the first X-Forwarded-For field
+	xff := -1                      // index of the first X-Forwarded-For field
 	var xfProto, xfHost, xfcc bool // a trusted proxy's own were forwarded
 	for i := range r.fields {
 		f := &r.fields[i]

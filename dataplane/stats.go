@@ -80,8 +80,8 @@ func (p *Proxy) Stats() Stats {
 		Queued:          c.queued.Load(),
 
 		TLSHandshakeErrors: c.tlsHandshakeErrors.Load(),
-		Epoch:           t.epoch,
-		Revision:        t.revision,
-		Synced:          t.synced,
+		Epoch:              t.epoch,
+		Revision:           t.revision,
+		Synced:             t.synced,
 	}
 }
