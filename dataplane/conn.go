@@ -41,9 +41,9 @@ type clientConn struct {
 	linger bool      // unread client data may be left: see closeLingering
 	rdl    time.Time // the read deadline last set
 
-	headBuf []byte
-	out     []byte // the head being sent to an instance
-	req     request
+	inBuf []byte // the request head being read
+	out   []byte // the head being sent to an instance
+	req   request
 }
 
 func newClientConn(s *server, nc net.Conn) *clientConn {
@@ -210,8 +210,8 @@ func (c *clientConn) serveOne() bool {
 // readHead reads one request head (head.go), skipping empty lines
 // before it.
 func (c *clientConn) readHead() (string, error) {
-	b, err := readHead(c.br, c.headBuf, maxHeaderBytes, nil)
-	c.headBuf = b[:0]
+	b, err := readHead(c.br, c.inBuf, maxHeaderBytes, nil)
+	c.inBuf = b[:0]
 	if err == errLineTooLong {
 		return "", errHeadTooLarge
 	}

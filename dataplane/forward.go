@@ -1,21 +1,53 @@
 package dataplane
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
 	"net"
 	"net/http"
-	"strconv"
 	"syscall"
 	"time"
 )
 
+// downstream is the client side of an exchange: the front end a request
+// came in on. clientConn (conn.go, h1.go) is HTTP/1.1, plain or over
+// TLS; h2stream (h2.go) is one HTTP/2 stream. Routing, activation,
+// balancing, the retry rule, request_timeout and the error statuses are
+// the exchange's, the same for every front end; a downstream only moves
+// bytes and says whether its client is still there.
+type downstream interface {
+	// info is the client part of the forwarded head.
+	info() *forwardInfo
+	// outBuf is a scratch buffer for the forwarded head.
+	outBuf() *[]byte
+	// gone reports whether the client went away, without blocking.
+	gone() bool
+	// context ends with parent or when the client goes away; release
+	// ends the watch. It is for long waits (a start queue).
+	context(parent context.Context) (ctx context.Context, release func())
+	// bodyInHand reports whether the request's whole body is at hand
+	// without reading from the client, so it can be sent twice.
+	bodyInHand(r *request) bool
+	// writeBody writes the request body to the instance; ex.bodyStarted
+	// is set once the client's body is being consumed.
+	writeBody(ex *exchange, bc *bconn) error
+	// doneBody drops a body that was at hand, after the exchange.
+	doneBody(r *request)
+	// informational passes a 1xx answer on to the client.
+	informational(ex *exchange, head []byte) error
+	// relay writes the response whose head is in ex.res and ex.bc.head,
+	// and gives the instance connection back when it is left clean. It
+	// reports whether the client connection can carry another request.
+	relay(ex *exchange) bool
+	// writeError answers a failed request and returns its status.
+	writeError(r *request, err error, keep bool) int
+}
+
 // serveRequest routes a parsed request, activates its app if need be,
 // forwards it and answers the client. It reports whether the client
 // connection can carry another request.
-func (p *Proxy) serveRequest(c *clientConn, r *request) bool {
+func (p *Proxy) serveRequest(c downstream, r *request) bool {
 	var start time.Time
 	if p.accessLog != nil {
 		start = time.Now()
@@ -34,14 +66,14 @@ func (p *Proxy) serveRequest(c *clientConn, r *request) bool {
 		err = newError(ErrUnavailable, a, nil)
 	}
 	keep := !r.hasBody() && r.keepAlive()
-	status := p.writeError(c, r, err, keep)
+	status := c.writeError(r, err, keep)
 	p.finish(r, a, nil, status, start)
 	return keep && status != statusClientClosed
 }
 
 // resolve finds the app for a request and makes sure it can take it,
 // activating it when it has no ready instance.
-func (p *Proxy) resolve(c *clientConn, r *request) (*app, error) {
+func (p *Proxy) resolve(c downstream, r *request) (*app, error) {
 	t := p.table.Load()
 	if !t.synced {
 		return nil, newError(ErrNotSynced, nil, nil)
@@ -66,7 +98,7 @@ func (p *Proxy) resolve(c *clientConn, r *request) (*app, error) {
 // relay of the answer.
 type exchange struct {
 	p    *Proxy
-	c    *clientConn
+	c    downstream
 	r    *request
 	a    *app
 	b    *backend // the instance of the current attempt
@@ -102,10 +134,10 @@ func idempotent(method string) bool {
 // (see retry). It reports whether the client connection can carry
 // another request.
 func (ex *exchange) run() bool {
-	p, r := ex.p, ex.r
+	r := ex.r
 	ex.start = time.Now()
 	ex.deadline = ex.start.Add(ex.a.requestTimeout)
-	ex.buffered = r.hasBody() && !r.framing.chunked && r.framing.length <= int64(ex.c.br.Buffered())
+	ex.buffered = r.hasBody() && ex.c.bodyInHand(r)
 	err := ex.attempt(false)
 	ex.observe(err)
 	if err != nil && ex.retryable(err) {
@@ -127,7 +159,7 @@ func (ex *exchange) run() bool {
 	}
 	a := ex.a
 	if ex.buffered {
-		_, _ = ex.c.br.Discard(int(r.framing.length))
+		ex.c.doneBody(r)
 	}
 	if err != nil {
 		re := newError(ErrBackend, a, err)
@@ -141,10 +173,10 @@ func (ex *exchange) run() bool {
 			re.kind = ErrBadFraming // the client's chunked body
 		}
 		keep := r.keepAlive() && (!r.hasBody() || ex.buffered) && !errors.Is(err, errBadChunk)
-		ex.status = p.writeError(ex.c, r, re, keep)
+		ex.status = ex.c.writeError(r, re, keep)
 		return keep && ex.status != statusClientClosed
 	}
-	return ex.relay()
+	return ex.c.relay(ex)
 }
 
 // retryable is the retry rule of the contract, for the first attempt's
@@ -297,55 +329,22 @@ func (ex *exchange) attempt(fresh bool) error {
 
 // send writes the request head and body to bc.
 func (ex *exchange) send(bc *bconn) error {
-	c, r := ex.c, ex.r
-	c.fi.token, c.fi.aspnet, c.fi.backend = ex.b.token, ex.a.aspnet, ex.b.addr
-	c.fi.prefix = ""
+	r := ex.r
+	fi := ex.c.info()
+	fi.token, fi.aspnet, fi.backend = ex.b.token, ex.a.aspnet, ex.b.addr
+	fi.prefix = ""
 	if ex.a.strip && ex.a.prefix != "/" {
-		c.fi.prefix = ex.a.prefix
+		fi.prefix = ex.a.prefix
 	}
-	c.out = appendRequestHead(c.out[:0], r, &c.fi)
-	_, _ = bc.bw.Write(c.out)
+	out := ex.c.outBuf()
+	*out = appendRequestHead((*out)[:0], r, fi)
+	_, _ = bc.bw.Write(*out)
 	var err error
-	switch {
-	case !r.hasBody():
-	case ex.buffered:
-		body, _ := c.br.Peek(int(r.framing.length))
-		_, _ = bc.bw.Write(body)
-	default:
-		if r.expect100 && !r.http10 && !ex.continued {
-			ex.continued = true
-			_, _ = c.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
-			if err := c.bw.Flush(); err != nil {
-				return errClientGone
-			}
-		}
-		ex.bodyStarted = true
-		// An instance that stops reading the body, or a client that
-		// stops sending it, cannot hold the request beyond
-		// request_timeout.
-		_ = bc.nc.SetWriteDeadline(ex.deadline)
-		c.setReadDeadline(ex.deadline)
-		if r.framing.chunked {
-			err = copyChunked(bc.bw, c.br, nil)
-		} else {
-			err = copyN(bc.bw, c.br, r.framing.length, nil)
-		}
-		if err == nil {
-			err = bc.bw.Flush()
-		}
-		if isTimeout(err) {
-			err = ErrTimeout
-		}
-		_ = bc.nc.SetWriteDeadline(time.Time{})
+	if r.hasBody() {
+		err = ex.c.writeBody(ex, bc)
 	}
 	if err == nil {
 		err = bc.bw.Flush()
-	}
-	if err != nil {
-		var ce *copyErr // here: it escapes, and would cost an allocation per request
-		if errors.As(err, &ce) && !ce.write && !errors.Is(err, errBadChunk) {
-			return errClientGone // the client's body broke off
-		}
 	}
 	return err
 }
@@ -379,11 +378,8 @@ func (ex *exchange) readResponse(bc *bconn) error {
 			}
 			return nil
 		}
-		if !ex.r.http10 { // 1xx: forward, then wait for the final answer
-			_, _ = ex.c.bw.Write(bc.head)
-			if ex.c.bw.Flush() != nil {
-				return errClientGone
-			}
+		if err := ex.c.informational(ex, bc.head); err != nil { // then wait for the final answer
+			return err
 		}
 	}
 }
@@ -418,121 +414,6 @@ func (ex *exchange) waitBody() error {
 	}
 	ex.bc.setReadDeadline(ex.nextCheck(time.Now(), time.Time{}))
 	return nil
-}
-
-// Response body framings towards the client.
-const (
-	bodyNone    = iota
-	bodyLength  // Content-Length, as the instance sent it
-	bodyChunked // chunked, passed through
-	bodyDechunk // chunked from the instance, decoded for an HTTP/1.0 client
-	bodyEOF     // until the instance closes, chunk-encoded for HTTP/1.1
-	bodyEOFRaw  // until the instance closes, to an HTTP/1.0 client
-)
-
-// relay writes the response head and body to the client, and returns the
-// instance connection to the pool when the exchange left it clean.
-func (ex *exchange) relay() bool {
-	c, r, res, bc := ex.c, ex.r, &ex.res, ex.bc
-	ex.status = res.status
-	keep := r.keepAlive() && !c.s.closing.Load()
-	mode := bodyNone
-	noBody := r.method == "HEAD" || res.status < 200 || res.status == 204 || res.status == 304
-	// A 204 or 304 that announces a body may send one, which would be
-	// read as the next response: its connection is not reused.
-	dirty := r.method != "HEAD" && (res.status == 204 && (res.chunked || res.length >= 0) ||
-		res.status == 304 && res.chunked)
-	switch {
-	case noBody:
-	case res.chunked && r.http10:
-		mode, keep = bodyDechunk, false
-	case res.chunked:
-		mode = bodyChunked
-	case res.length >= 0:
-		mode = bodyLength
-	case r.http10:
-		mode, keep = bodyEOFRaw, false
-	default:
-		mode = bodyEOF
-	}
-	w := c.bw
-	if r.http10 {
-		_, _ = w.WriteString("HTTP/1.0")
-	} else {
-		_, _ = w.WriteString("HTTP/1.1")
-	}
-	line, rest := cutLine(bc.head)
-	_, _ = w.Write(line[8:])
-	_, _ = w.WriteString("\r\n")
-	for {
-		line, rest = cutLine(rest)
-		if len(line) == 0 {
-			break
-		}
-		colon := bytes.IndexByte(line, ':')
-		if responseDrop(string(line[:colon]), res, bc.head) {
-			continue
-		}
-		_, _ = w.Write(line)
-		_, _ = w.WriteString("\r\n")
-	}
-	switch {
-	case res.status == http.StatusSwitchingProtocols:
-		_, _ = w.WriteString("Connection: Upgrade\r\nUpgrade: ")
-		_, _ = w.WriteString(res.upgrade)
-		_, _ = w.WriteString("\r\n\r\n")
-		tunnel(c, bc)
-		return false
-	case res.status == 204 || (res.status == 304 && res.chunked):
-		// no framing: these never have a body (RFC 9110 8.6, 6.4.1)
-	case res.chunked && (mode == bodyChunked || noBody):
-		_, _ = w.WriteString("Transfer-Encoding: chunked\r\n")
-	case res.length >= 0:
-		_, _ = w.WriteString("Content-Length: ")
-		_, _ = w.Write(strconv.AppendInt(c.out[:0], res.length, 10))
-		_, _ = w.WriteString("\r\n")
-	case mode == bodyEOF:
-		_, _ = w.WriteString("Transfer-Encoding: chunked\r\n")
-	}
-	switch {
-	case !keep:
-		_, _ = w.WriteString("Connection: close\r\n\r\n")
-	case r.http10:
-		_, _ = w.WriteString("Connection: keep-alive\r\n\r\n")
-	default:
-		_, _ = w.WriteString("\r\n")
-	}
-	var err error
-	switch mode {
-	case bodyLength:
-		err = copyN(w, bc.br, res.length, ex.waitBody)
-	case bodyChunked:
-		err = copyChunked(w, bc.br, ex.waitBody)
-	case bodyDechunk:
-		bc.setReadDeadline(time.Time{})
-		err = copyDechunked(w, bc.br)
-	case bodyEOF, bodyEOFRaw:
-		err = copyToEOF(w, bc.br, mode == bodyEOF, ex.waitBody)
-	}
-	if err == nil {
-		if err = w.Flush(); err != nil {
-			err = writeErr(err)
-		}
-	}
-	if err != nil {
-		bc.nc.Close()
-		var ce *copyErr
-		if errors.As(err, &ce) && !ce.write && !errors.Is(err, errClientGone) {
-			ex.p.logger.Debug("response body broke off", "app", ex.a.name, "instance", ex.b.instance, "error", err)
-		}
-		return false
-	}
-	if res.close || dirty || mode == bodyEOF || mode == bodyEOFRaw || mode == bodyDechunk {
-		bc.nc.Close()
-	} else {
-		ex.b.putConn(bc, ex.start)
-	}
-	return keep
 }
 
 // isConnFailure reports whether err means the request never got an answer
