@@ -75,8 +75,14 @@ func (c *clientConn) serve() {
 		c.nc.Close()
 		c.s.remove(c)
 	}()
-	if tc, ok := c.nc.(*tls.Conn); ok && !c.handshake(tc) {
-		return
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		if !c.handshake(tc) {
+			return
+		}
+		if tc.ConnectionState().NegotiatedProtocol == "h2" {
+			c.serveH2(tc) // active until it ends; shutdown sends GOAWAY
+			return
+		}
 	}
 	c.setReadDeadline(time.Now().Add(readHeaderTimeout))
 	for first := true; ; first = false {

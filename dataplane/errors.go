@@ -101,9 +101,9 @@ func statusFor(err error) int {
 	}
 }
 
-// writeError answers a failed request and returns the status it chose;
-// keep tells whether the connection stays open after it.
-func (p *Proxy) writeError(c *clientConn, r *request, err error, keep bool) int {
+// errorAnswer logs a failed request and returns its status and page (nil
+// for statusClientClosed, which is never sent).
+func (p *Proxy) errorAnswer(r *request, err error) (int, []byte) {
 	status := statusFor(err)
 	var re *requestError
 	errors.As(err, &re)
@@ -118,11 +118,22 @@ func (p *Proxy) writeError(c *clientConn, r *request, err error, keep bool) int 
 		p.logger.Debug("request failed", args...)
 	}
 	if status == statusClientClosed {
-		return status
+		return status, nil
 	}
 	body := errorPage(status, re)
 	if errors.Is(err, ErrOffline) && re != nil && re.app != nil && len(re.app.offlineBody) > 0 {
 		body = re.app.offlineBody
+	}
+	return status, body
+}
+
+// writeError answers a failed request on an HTTP/1.1 connection and
+// returns the status it chose; keep tells whether the connection stays
+// open after it.
+func (p *Proxy) writeError(c *clientConn, r *request, err error, keep bool) int {
+	status, body := p.errorAnswer(r, err)
+	if status == statusClientClosed {
+		return status
 	}
 	w := c.bw
 	if r.http10 {

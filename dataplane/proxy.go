@@ -2,12 +2,14 @@ package dataplane
 
 import (
 	"errors"
+	"net/http"
 	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"golang.org/x/net/http2"
 	"google.golang.org/grpc"
 
 	ancmv1 "github.com/ancm-dev/ancm/api/gen/ancm/v1"
@@ -70,6 +72,8 @@ type Proxy struct {
 
 	maxConns    int
 	sendTimeout time.Duration
+	h2          *http2.Server // the HTTP/2 front end (h2.go)
+	h2base      *http.Server  // its graceful shutdown
 	trustedNets []netip.Prefix
 	redirect    string
 
@@ -103,6 +107,7 @@ func New(opts Options) (*Proxy, error) {
 		p.sendTimeout = DefaultSendTimeout
 	}
 	p.maxConns = connectionBudget(logger, opts.MaxConnections)
+	p.h2, p.h2base = newH2(p)
 	p.trustedNets = opts.TrustedProxies
 	p.redirect = opts.RedirectHTTPS
 	p.table.Store(emptyTable())

@@ -78,6 +78,10 @@ loop:
 		<-errc
 	}
 	s.closeIdle()
+	// HTTP/2 connections get a GOAWAY and end when their streams do.
+	sctx, scancel := context.WithTimeout(context.Background(), time.Second)
+	_ = p.h2base.Shutdown(sctx)
+	scancel()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {

@@ -366,3 +366,62 @@ func tunnel(c *clientConn, bc *bconn) {
 	bc.nc.Close()
 	<-done
 }
+
+// copyDecoded copies a chunked body from src to dst decoded (for a client
+// that frames messages itself: HTTP/2), with the same checks as
+// copyChunked, and hands each trailer field that trailerAllowed allows
+// to trailer.
+func copyDecoded(dst *bufio.Writer, src *bufio.Reader, wait func() error, trailer func(name, value string)) error {
+	var lb [128]byte
+	for {
+		if src.Buffered() == 0 {
+			if err := dst.Flush(); err != nil {
+				return writeErr(err)
+			}
+		}
+		line, err := chunkLine(src, lb[:], wait)
+		if err != nil {
+			return readErr(err)
+		}
+		size, ok := chunkSize(line)
+		if !ok {
+			return readErr(errBadChunk)
+		}
+		if size == 0 {
+			break
+		}
+		if err := copyN(dst, src, size, wait); err != nil {
+			return err
+		}
+		line, err = chunkLine(src, lb[:], wait)
+		if err != nil {
+			return readErr(err)
+		}
+		if len(line) != 2 || line[0] != '\r' {
+			return readErr(errBadChunk)
+		}
+	}
+	total := 0
+	for {
+		line, err := chunkLine(src, lb[:], wait)
+		if err != nil {
+			return readErr(err)
+		}
+		total += len(line)
+		n := len(line)
+		if n < 2 || line[n-2] != '\r' || total > maxTrailerBytes {
+			return readErr(errBadChunk)
+		}
+		line = line[:n-2]
+		if len(line) == 0 {
+			return nil
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 || !validToken(line[:colon]) || !validValue(line[colon+1:]) {
+			return readErr(errBadChunk)
+		}
+		if name := string(line[:colon]); trailerAllowed(name) {
+			trailer(name, trimOWS(string(line[colon+1:])))
+		}
+	}
+}

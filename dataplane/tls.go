@@ -38,6 +38,8 @@ type TLSOptions struct {
 	ClientAuth   string
 	ClientCAFile string
 	MinVersion   uint16 // 0: TLS 1.2
+	// HTTP2 offers HTTP/2 by ALPN (h2.go).
+	HTTP2 bool
 }
 
 // handshakeTimeout bounds a TLS handshake.
@@ -202,6 +204,9 @@ func TLSConfig(certs *Certificates, opts TLSOptions) (*tls.Config, error) {
 		GetCertificate: certs.GetCertificate,
 		MinVersion:     opts.MinVersion,
 		NextProtos:     []string{"http/1.1"},
+	}
+	if opts.HTTP2 {
+		cfg.NextProtos = []string{"h2", "http/1.1"}
 	}
 	if cfg.MinVersion == 0 {
 		cfg.MinVersion = tls.VersionTLS12

@@ -40,6 +40,7 @@ func listenHTTPS(log hclog.Logger, f *config.File) (*httpsFront, error) {
 	}
 	cfg, err := dataplane.TLSConfig(certs, dataplane.TLSOptions{
 		Certificates: pairs, ClientAuth: h.ClientAuth, ClientCAFile: h.ClientCAFile, MinVersion: h.MinVersion,
+		HTTP2: h.HTTP2,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("https: %w", err)

@@ -1,0 +1,335 @@
+package dataplane
+
+// The HTTP/2 front end: golang.org/x/net/http2 serves a TLS connection
+// that negotiated "h2" by ALPN, and every stream becomes an exchange of
+// the one proxy core (forward.go), so HTTP/2 gets the routing, queueing,
+// balancing, retries, timeouts and error answers of HTTP/1.1.
+//
+// A stream's request is written as an HTTP/1.1 head and parsed by the
+// HTTP/1.1 parser (framing.go), so that the header rules (hop-by-hop
+// fields, the proxy's own headers and their underscore aliases, Host)
+// are the same code for both; x/net/http2 has already refused what HTTP/2
+// forbids (connection-specific fields, bad names and values). A body of
+// unknown length goes to the instance chunked, with the stream's
+// trailers; the answer goes back decoded, with the instance's trailers as
+// HTTP/2 trailers.
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/net/http2"
+)
+
+// maxConcurrentStreams bounds the streams of one HTTP/2 connection.
+const maxConcurrentStreams = 250
+
+// newH2 makes the HTTP/2 server of a Proxy. base only carries the
+// graceful shutdown (GOAWAY) to the connections served with it.
+func newH2(p *Proxy) (*http2.Server, *http.Server) {
+	base := &http.Server{}
+	s := &http2.Server{
+		MaxConcurrentStreams: maxConcurrentStreams,
+		IdleTimeout:          idleTimeout,
+		WriteByteTimeout:     p.sendTimeout,
+		ReadIdleTimeout:      idleTimeout,
+	}
+	_ = http2.ConfigureServer(base, s)
+	return s, base
+}
+
+// serveH2 serves an HTTP/2 connection until it ends.
+func (c *clientConn) serveH2(tc *tls.Conn) {
+	c.p.h2.ServeConn(tc, &http2.ServeConnOpts{
+		BaseConfig: c.p.h2base,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, hr *http.Request) {
+			st := &h2stream{c: c, w: w, hr: hr, fi: c.fi}
+			st.serve()
+		}),
+	})
+}
+
+// h2stream is one HTTP/2 stream as a downstream of the exchange.
+type h2stream struct {
+	c   *clientConn // the connection, for its client's address and certificate
+	w   http.ResponseWriter
+	hr  *http.Request
+	fi  forwardInfo
+	out []byte
+	req request
+	// abort: the answer broke off after its head; the stream is reset
+	// once the exchange is accounted for.
+	abort bool
+}
+
+// serve handles the stream's request.
+func (st *h2stream) serve() {
+	p, hr, r := st.c.p, st.hr, &st.req
+	if hr.Method == "CONNECT" {
+		st.plain(http.StatusMethodNotAllowed)
+		return
+	}
+	err := parseRequest(st.head(), r)
+	if err == nil {
+		err = r.resolveTarget()
+	}
+	if err != nil {
+		p.logger.Debug("request refused", "status", http.StatusBadRequest, "error", err, "proto", "h2")
+		p.stats.count(http.StatusBadRequest)
+		st.plain(http.StatusBadRequest)
+		return
+	}
+	p.serveRequest(st, r)
+	if st.abort {
+		panic(http.ErrAbortHandler) // resets the stream: a cut body must not pass for a whole one
+	}
+}
+
+// head writes the stream's request as an HTTP/1.1 head, fields sorted by
+// name for a stable order.
+func (st *h2stream) head() string {
+	hr := st.hr
+	var b strings.Builder
+	b.WriteString(hr.Method)
+	b.WriteByte(' ')
+	b.WriteString(hr.RequestURI)
+	b.WriteString(" HTTP/1.1\r\nHost: ")
+	b.WriteString(hr.Host)
+	b.WriteString("\r\n")
+	names := make([]string, 0, len(hr.Header))
+	for name := range hr.Header {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		if strings.EqualFold(name, "Host") || strings.EqualFold(name, "Content-Length") {
+			continue // the authority is Host; the framing is written below
+		}
+		for _, v := range hr.Header[name] {
+			b.WriteString(name)
+			b.WriteString(": ")
+			b.WriteString(v)
+			b.WriteString("\r\n")
+		}
+	}
+	switch {
+	case hr.ContentLength > 0:
+		b.WriteString("Content-Length: ")
+		b.WriteString(strconv.FormatInt(hr.ContentLength, 10))
+		b.WriteString("\r\n")
+	case hr.ContentLength < 0 && hr.Body != nil && hr.Body != http.NoBody:
+		b.WriteString("Transfer-Encoding: chunked\r\n")
+	}
+	b.WriteString("\r\n")
+	return b.String()
+}
+
+// plain answers with a bare status.
+func (st *h2stream) plain(status int) {
+	st.w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	st.w.WriteHeader(status)
+	_, _ = io.WriteString(st.w, strconv.Itoa(status)+" "+http.StatusText(status))
+}
+
+func (st *h2stream) info() *forwardInfo { return &st.fi }
+
+func (st *h2stream) outBuf() *[]byte { return &st.out }
+
+func (st *h2stream) gone() bool { return st.hr.Context().Err() != nil }
+
+func (st *h2stream) context(parent context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(parent)
+	stop := context.AfterFunc(st.hr.Context(), cancel)
+	return ctx, func() {
+		stop()
+		cancel()
+	}
+}
+
+// bodyInHand: a stream's body is read from the stream; none is at hand.
+func (st *h2stream) bodyInHand(*request) bool { return false }
+
+func (st *h2stream) doneBody(*request) {}
+
+// writeBody streams the body from the stream to the instance, as the
+// parsed head framed it: Content-Length bytes exactly, or chunks (one per
+// read, flushed: a stream's body may be a stream) and the stream's
+// trailers. The instance must take it within request_timeout.
+func (st *h2stream) writeBody(ex *exchange, bc *bconn) error {
+	ex.bodyStarted = true
+	_ = bc.nc.SetWriteDeadline(ex.deadline)
+	defer func() { _ = bc.nc.SetWriteDeadline(time.Time{}) }()
+	body := st.hr.Body
+	buf := getBuffer()
+	defer putBuffer(buf)
+	if !ex.r.framing.chunked {
+		n, err := io.CopyBuffer(bc.bw, io.LimitReader(body, ex.r.framing.length), buf)
+		switch {
+		case err != nil && isTimeout(err):
+			return ErrTimeout
+		case err != nil || n < ex.r.framing.length:
+			return errClientGone
+		}
+		return nil
+	}
+	var hdr []byte
+	for {
+		m, err := body.Read(buf)
+		if m > 0 {
+			hdr = strconv.AppendInt(hdr[:0], int64(m), 16)
+			hdr = append(hdr, "\r\n"...)
+			_, _ = bc.bw.Write(hdr)
+			_, _ = bc.bw.Write(buf[:m])
+			_, _ = bc.bw.WriteString("\r\n")
+			if werr := bc.bw.Flush(); werr != nil {
+				if isTimeout(werr) {
+					return ErrTimeout
+				}
+				return werr
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return errClientGone
+		}
+	}
+	_, _ = bc.bw.WriteString("0\r\n")
+	for name, vals := range st.hr.Trailer {
+		if !trailerAllowed(name) || !validToken(name) {
+			continue
+		}
+		for _, v := range vals {
+			if validValue(v) {
+				_, _ = bc.bw.WriteString(name + ": " + v + "\r\n")
+			}
+		}
+	}
+	_, _ = bc.bw.WriteString("\r\n")
+	return nil
+}
+
+// informational passes a 103 Early Hints on (the HTTP/2 server answers
+// 100 Continue itself when the handler reads the body).
+func (st *h2stream) informational(ex *exchange, head []byte) error {
+	if ex.res.status != http.StatusEarlyHints {
+		return nil
+	}
+	h := st.w.Header()
+	eachField(head, func(name, value string) { h.Add(name, value) })
+	st.w.WriteHeader(http.StatusEarlyHints)
+	for k := range h {
+		delete(h, k)
+	}
+	return nil
+}
+
+// relay writes the response to the stream: the fields the proxy does not
+// drop, the body decoded, the instance's trailers as trailers.
+func (st *h2stream) relay(ex *exchange) bool {
+	res, bc, r := &ex.res, ex.bc, ex.r
+	ex.status = res.status
+	h := st.w.Header()
+	eachField(bc.head, func(name, value string) {
+		if !responseDrop(name, res, bc.head) {
+			h.Add(name, value)
+		}
+	})
+	noBody := r.method == "HEAD" || res.status == 204 || res.status == 304
+	dirty := r.method != "HEAD" && (res.status == 204 && (res.chunked || res.length >= 0) ||
+		res.status == 304 && res.chunked)
+	if res.length >= 0 && !res.chunked {
+		h.Set("Content-Length", strconv.FormatInt(res.length, 10))
+	}
+	st.w.WriteHeader(res.status)
+	var err error
+	if !noBody {
+		f, _ := st.w.(http.Flusher)
+		w := bufio.NewWriterSize(flushWriter{st.w, f}, 16<<10)
+		switch {
+		case res.chunked:
+			err = copyDecoded(w, bc.br, ex.waitBody, func(name, value string) {
+				h.Add(http.TrailerPrefix+name, value)
+			})
+		case res.length >= 0:
+			err = copyN(w, bc.br, res.length, ex.waitBody)
+		default:
+			err = copyToEOF(w, bc.br, false, ex.waitBody)
+		}
+		if err == nil {
+			if err = w.Flush(); err != nil {
+				err = writeErr(err)
+			}
+		}
+	}
+	switch {
+	case err != nil:
+		bc.nc.Close()
+		ex.p.logger.Debug("response body broke off", "app", ex.a.name, "instance", ex.b.instance, "error", err, "proto", "h2")
+		st.abort = true
+	case res.close || dirty || (!noBody && !res.chunked && res.length < 0):
+		bc.nc.Close()
+	default:
+		ex.b.putConn(bc, ex.start)
+	}
+	return true
+}
+
+// writeError answers a failed request on the stream.
+func (st *h2stream) writeError(r *request, err error, _ bool) int {
+	status, body := st.c.p.errorAnswer(r, err)
+	if status == statusClientClosed {
+		return status
+	}
+	h := st.w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	if status == http.StatusServiceUnavailable {
+		h.Set("Retry-After", retryAfter)
+	}
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	st.w.WriteHeader(status)
+	if r.method != "HEAD" {
+		_, _ = st.w.Write(body)
+	}
+	return status
+}
+
+// flushWriter writes to a ResponseWriter and flushes it, so that what the
+// instance sent reaches the client before the proxy waits for more.
+type flushWriter struct {
+	w http.ResponseWriter
+	f http.Flusher
+}
+
+func (f flushWriter) Write(p []byte) (int, error) {
+	n, err := f.w.Write(p)
+	if err == nil && f.f != nil {
+		f.f.Flush()
+	}
+	return n, err
+}
+
+// eachField calls fn for each field line of a head after its first line.
+func eachField(head []byte, fn func(name, value string)) {
+	_, s := cutLine(head)
+	for len(s) > 0 {
+		var line []byte
+		line, s = cutLine(s)
+		if len(line) == 0 {
+			return
+		}
+		if colon := strings.IndexByte(string(line), ':'); colon > 0 {
+			fn(string(line[:colon]), trimOWS(string(line[colon+1:])))
+		}
+	}
+}
