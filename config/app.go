@@ -20,6 +20,7 @@ func defaultApp(name string) App {
 		StopSignal:          DefaultStopSignal,
 		QueueSize:           DefaultQueueSize,
 		OfflineFile:         DefaultOfflineFile,
+		Protocol:            ProtocolHTTP1,
 		Health:              Health{Interval: DefaultHealthInterval},
 		StdoutLog:           StdoutLog{Enabled: true, MaxSize: DefaultLogMaxSize, MaxFiles: DefaultLogMaxFiles},
 	}
@@ -48,6 +49,7 @@ func (a App) Equal(b App) bool {
 		a.OfflineFile == b.OfflineFile &&
 		a.ErrorDetail == b.ErrorDetail &&
 		a.Compat == b.Compat &&
+		a.Protocol == b.Protocol &&
 		a.Health == b.Health &&
 		a.StdoutLog == b.StdoutLog
 }

@@ -334,6 +334,7 @@ func (p *parser) app(b *hclsyntax.Block) (a App, s *scope, ok bool) {
 	s.str("offline_file", &a.OfflineFile)
 	s.boolean("error_detail", &a.ErrorDetail)
 	s.str("compat", &a.Compat)
+	s.str("protocol", &a.Protocol)
 
 	if hb := s.block("health"); hb != nil {
 		h := s.nested(hb.Body, "health")

@@ -64,6 +64,7 @@ func TestLoadFull(t *testing.T) {
 		OfflineFile:         "",
 		ErrorDetail:         true,
 		Compat:              "aspnetcore",
+		Protocol:            "http1",
 		Health:              Health{Path: "/healthz", Interval: 2 * time.Second},
 		StdoutLog:           StdoutLog{Enabled: false, MaxSize: 512 << 10, MaxFiles: 10},
 	}
@@ -119,6 +120,7 @@ func TestDefaults(t *testing.T) {
 		StopSignal:          "SIGTERM",
 		QueueSize:           100,
 		OfflineFile:         "app_offline.htm",
+		Protocol:            "http1",
 		Health:              Health{Interval: 10 * time.Second},
 		StdoutLog:           StdoutLog{Enabled: true, MaxSize: 10 << 20, MaxFiles: 5},
 	}

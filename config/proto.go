@@ -41,6 +41,7 @@ func (a App) Proto() *ancmv1.AppSpec {
 		OfflineFile:         proto.String(a.OfflineFile),
 		ErrorDetail:         a.ErrorDetail,
 		StripPrefix:         a.StripPrefix,
+		Protocol:            a.Protocol,
 		Compat:              a.Compat,
 		Health: &ancmv1.HealthCheck{
 			Path:     a.Health.Path,
@@ -77,6 +78,9 @@ func AppFromProto(spec *ancmv1.AppSpec) (App, error) {
 	a.Hosts = slices.Clone(spec.GetHosts())
 	a.ErrorDetail = spec.GetErrorDetail()
 	a.StripPrefix = spec.GetStripPrefix()
+	if p := spec.GetProtocol(); p != "" {
+		a.Protocol = p
+	}
 	a.Compat = spec.GetCompat()
 
 	switch dir := spec.GetDir(); {

@@ -215,6 +215,7 @@ func TestEqual(t *testing.T) {
 		"hosts":        func(a *App) { a.Hosts = nil },
 		"path_prefix":  func(a *App) { a.PathPrefix = "/x" },
 		"strip_prefix": func(a *App) { a.StripPrefix = true },
+		"protocol":     func(a *App) { a.Protocol = ProtocolH2C },
 		"start":        func(a *App) { a.Start = StartEager },
 		"processes":    func(a *App) { a.Processes = 2 },
 		"startup":      func(a *App) { a.StartupTimeout++ },

@@ -28,7 +28,7 @@ var (
 	appSchema = schema{
 		attrs: []string{"command", "args", "dir", "env", "hosts", "path_prefix", "strip_prefix", "start", "processes",
 			"startup_timeout", "shutdown_timeout", "request_timeout", "rapid_fails_per_minute",
-			"stop_signal", "queue_size", "offline_file", "error_detail", "compat"},
+			"stop_signal", "queue_size", "offline_file", "error_detail", "compat", "protocol"},
 		blocks: []string{"health", "stdout_log"},
 	}
 	healthSchema    = schema{attrs: []string{"path", "interval"}}

@@ -106,6 +106,7 @@ type App struct {
 	OfflineFile         string // relative to Dir; "" disables
 	ErrorDetail         bool
 	Compat              string // "" or "aspnetcore"
+	Protocol            string // how the data plane talks to it: "http1" or "h2c"
 
 	Health    Health
 	StdoutLog StdoutLog

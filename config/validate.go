@@ -121,6 +121,15 @@ func checkApp(a *App) []problem {
 	if a.Compat != "" && a.Compat != CompatASPNETCore {
 		bad("compat", "", "must be \"\" or %q, not %q", CompatASPNETCore, a.Compat)
 	}
+	switch a.Protocol {
+	case ProtocolHTTP1:
+	case ProtocolH2C:
+		if a.Health.Path != "" {
+			bad("health.path", "", "is an HTTP/1.1 check, and protocol = \"h2c\" apps speak HTTP/2 only: leave it out (readiness is then the port accepting connections)")
+		}
+	default:
+		bad("protocol", "", "must be %q or %q, not %q", ProtocolHTTP1, ProtocolH2C, a.Protocol)
+	}
 	if p := a.Health.Path; p != "" && (!strings.HasPrefix(p, "/") || strings.ContainsFunc(p, isSpaceOrControl)) {
 		bad("health.path", "", "must be a request path starting with \"/\", not %q", p)
 	}
@@ -132,6 +141,12 @@ func checkApp(a *App) []problem {
 	}
 	return ps
 }
+
+// Protocols an app may speak to the data plane.
+const (
+	ProtocolHTTP1 = "http1"
+	ProtocolH2C   = "h2c" // cleartext HTTP/2 with prior knowledge: gRPC servers
+)
 
 // CompatASPNETCore is the compat value that speaks the IIS integration
 // contract.

@@ -517,6 +517,7 @@ func (a *app) routeLocked() *ancmv1.AppRoute {
 		RequestTimeout: durationpb.New(a.cfg.RequestTimeout),
 		ErrorDetail:    a.cfg.ErrorDetail,
 		StripPrefix:    a.cfg.StripPrefix,
+		Protocol:       a.cfg.Protocol,
 		Compat:         a.cfg.Compat,
 	}
 	if a.offline {

@@ -42,6 +42,11 @@ type downstream interface {
 	relay(ex *exchange) bool
 	// writeError answers a failed request and returns its status.
 	writeError(r *request, err error, keep bool) int
+	// bodyReader returns the request body as a stream for an h2c
+	// instance, with its length (-1: unknown); nil without a body.
+	bodyReader(ex *exchange) (io.ReadCloser, int64, error)
+	// relayStream writes an h2c instance's response (h2c.go).
+	relayStream(ex *exchange, res *http.Response) bool
 }
 
 // serveRequest routes a parsed request, activates its app if need be,
@@ -58,7 +63,12 @@ func (p *Proxy) serveRequest(c downstream, r *request) bool {
 	if err == nil && a != nil {
 		if b := a.pick(nil); b != nil {
 			ex := exchange{p: p, c: c, r: r, a: a, b: b}
-			keep := ex.run()
+			var keep bool
+			if a.h2c {
+				keep = ex.runH2C()
+			} else {
+				keep = ex.run()
+			}
 			ex.b.outstanding.Add(-1)
 			p.finish(r, ex.a, ex.b, ex.status, start)
 			return keep
@@ -118,6 +128,8 @@ type exchange struct {
 	wrote    bool // the instance's socket took bytes of the request
 	answered bool // a byte of an answer arrived (a 1xx counts)
 	timedOut bool // request_timeout passed waiting for the response head
+
+	cancel context.CancelFunc // ends an h2c request's stream (h2c.go)
 }
 
 // Idempotent methods (RFC 9110 9.2.2) that may be sent again when their

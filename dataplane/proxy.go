@@ -74,8 +74,10 @@ type Proxy struct {
 	sendTimeout time.Duration
 	h2          *http2.Server // the HTTP/2 front end (h2.go)
 	h2base      *http.Server  // its graceful shutdown
-	trustedNets []netip.Prefix
-	redirect    string
+	// h2cTransport speaks to protocol = "h2c" instances (h2c.go).
+	h2cTransport *http2.Transport
+	trustedNets  []netip.Prefix
+	redirect     string
 
 	stats counters
 }
@@ -108,6 +110,7 @@ func New(opts Options) (*Proxy, error) {
 	}
 	p.maxConns = connectionBudget(logger, opts.MaxConnections)
 	p.h2, p.h2base = newH2(p)
+	p.h2cTransport = newH2CTransport()
 	p.trustedNets = opts.TrustedProxies
 	p.redirect = opts.RedirectHTTPS
 	p.table.Store(emptyTable())

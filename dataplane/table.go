@@ -46,6 +46,7 @@ type app struct {
 	hosts    []string
 	prefix   string
 	strip    bool // strip_prefix: forward paths without prefix
+	h2c      bool // protocol = "h2c": forwarded over cleartext HTTP/2
 	state    ancmv1.AppState
 	reason   string
 	revision uint64
@@ -143,6 +144,7 @@ func compileApp(r *ancmv1.AppRoute, old *app, msgRevision uint64) *app {
 		name:           r.GetApp(),
 		prefix:         normalizePrefix(r.GetPathPrefix()),
 		strip:          r.GetStripPrefix(),
+		h2c:            r.GetProtocol() == "h2c",
 		state:          r.GetState(),
 		reason:         r.GetStateReason(),
 		revision:       r.GetRevision(),

@@ -189,7 +189,9 @@ type AppRoute struct {
 	// Revision at which this app last changed.
 	Revision uint64 `protobuf:"varint,14,opt,name=revision,proto3" json:"revision,omitempty"`
 	// Forward paths without path_prefix.
-	StripPrefix   bool `protobuf:"varint,30,opt,name=strip_prefix,json=stripPrefix,proto3" json:"strip_prefix,omitempty"`
+	StripPrefix bool `protobuf:"varint,30,opt,name=strip_prefix,json=stripPrefix,proto3" json:"strip_prefix,omitempty"`
+	// "h2c": forward over cleartext HTTP/2; otherwise HTTP/1.1.
+	Protocol      string `protobuf:"bytes,31,opt,name=protocol,proto3" json:"protocol,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -327,6 +329,13 @@ func (x *AppRoute) GetStripPrefix() bool {
 		return x.StripPrefix
 	}
 	return false
+}
+
+func (x *AppRoute) GetProtocol() string {
+	if x != nil {
+		return x.Protocol
+	}
+	return ""
 }
 
 // Endpoint is one instance that may take traffic.
@@ -567,7 +576,7 @@ const file_ancm_v1_endpoints_proto_rawDesc = "" +
 	"\brevision\x18\x02 \x01(\x04R\brevision\x12\x12\n" +
 	"\x04full\x18\x03 \x01(\bR\x04full\x12%\n" +
 	"\x04apps\x18\x04 \x03(\v2\x11.ancm.v1.AppRouteR\x04apps\x12\x18\n" +
-	"\aremoved\x18\x05 \x03(\tR\aremoved\"\xaf\x04\n" +
+	"\aremoved\x18\x05 \x03(\tR\aremoved\"\xcb\x04\n" +
 	"\bAppRoute\x12\x10\n" +
 	"\x03app\x18\x01 \x01(\tR\x03app\x12\x14\n" +
 	"\x05hosts\x18\x02 \x03(\tR\x05hosts\x12\x1f\n" +
@@ -586,7 +595,8 @@ const file_ancm_v1_endpoints_proto_rawDesc = "" +
 	"\foffline_body\x18\f \x01(\fR\vofflineBody\x12\x19\n" +
 	"\blog_tail\x18\r \x03(\tR\alogTail\x12\x1a\n" +
 	"\brevision\x18\x0e \x01(\x04R\brevision\x12!\n" +
-	"\fstrip_prefix\x18\x1e \x01(\bR\vstripPrefix\"\xb6\x01\n" +
+	"\fstrip_prefix\x18\x1e \x01(\bR\vstripPrefix\x12\x1a\n" +
+	"\bprotocol\x18\x1f \x01(\tR\bprotocol\"\xb6\x01\n" +
 	"\bEndpoint\x12\x1a\n" +
 	"\binstance\x18\x01 \x01(\rR\binstance\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x14\n" +

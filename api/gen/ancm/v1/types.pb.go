@@ -359,7 +359,10 @@ type AppSpec struct {
 	StdoutLog *StdoutLog   `protobuf:"bytes,20,opt,name=stdout_log,json=stdoutLog,proto3" json:"stdout_log,omitempty"`
 	// The app gets request paths without path_prefix ("/shop/cart" arrives
 	// as "/cart"), and the prefix in X-Forwarded-Prefix.
-	StripPrefix   bool `protobuf:"varint,30,opt,name=strip_prefix,json=stripPrefix,proto3" json:"strip_prefix,omitempty"`
+	StripPrefix bool `protobuf:"varint,30,opt,name=strip_prefix,json=stripPrefix,proto3" json:"strip_prefix,omitempty"`
+	// How the data plane talks to the app: "http1" (the default when unset)
+	// or "h2c", cleartext HTTP/2 (gRPC servers).
+	Protocol      string `protobuf:"bytes,31,opt,name=protocol,proto3" json:"protocol,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -539,6 +542,13 @@ func (x *AppSpec) GetStripPrefix() bool {
 		return x.StripPrefix
 	}
 	return false
+}
+
+func (x *AppSpec) GetProtocol() string {
+	if x != nil {
+		return x.Protocol
+	}
+	return ""
 }
 
 // ExitStatus records how an instance's process ended.
@@ -864,7 +874,7 @@ const file_ancm_v1_types_proto_rawDesc = "" +
 	"\bmax_size\x18\x02 \x01(\x04R\amaxSize\x12\x1b\n" +
 	"\tmax_files\x18\x03 \x01(\rR\bmaxFilesB\n" +
 	"\n" +
-	"\b_enabled\"\xb0\a\n" +
+	"\b_enabled\"\xcc\a\n" +
 	"\aAppSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\acommand\x18\x02 \x01(\tR\acommand\x12\x12\n" +
@@ -891,7 +901,8 @@ const file_ancm_v1_types_proto_rawDesc = "" +
 	"\x06health\x18\x13 \x01(\v2\x14.ancm.v1.HealthCheckR\x06health\x121\n" +
 	"\n" +
 	"stdout_log\x18\x14 \x01(\v2\x12.ancm.v1.StdoutLogR\tstdoutLog\x12!\n" +
-	"\fstrip_prefix\x18\x1e \x01(\bR\vstripPrefix\x1a6\n" +
+	"\fstrip_prefix\x18\x1e \x01(\bR\vstripPrefix\x12\x1a\n" +
+	"\bprotocol\x18\x1f \x01(\tR\bprotocol\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x19\n" +

@@ -1,0 +1,375 @@
+package dataplane
+
+// Apps with protocol = "h2c" (gRPC servers) are spoken to in cleartext
+// HTTP/2 with prior knowledge, through one golang.org/x/net/http2
+// Transport that keeps a multiplexed connection per instance. Request and
+// response bodies are streamed both ways at once, and trailers pass end
+// to end, so a gRPC call of any kind (unary, server, client or
+// bidirectional streaming) goes through.
+//
+// The forwarded header fields are the ones appendRequestHead writes for
+// an HTTP/1.1 instance (one set of rules: the token, X-Forwarded-*,
+// strip_prefix, what is dropped), read back into the HTTP/2 request.
+// request_timeout bounds the wait for the response head, not the stream
+// after it. A request is sent again only when no connection to its
+// instance could be made, on another instance.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/net/http2"
+)
+
+// maxBufferedH2CBody bounds a chunked HTTP/1.1 request body for an h2c
+// app, which is read whole before it is sent (HTTP/1.1 clients of gRPC
+// servers are rare; streamed bodies come over HTTP/2).
+const maxBufferedH2CBody = 8 << 20
+
+// newH2CTransport is the transport to h2c instances.
+func newH2CTransport() *http2.Transport {
+	return &http2.Transport{
+		AllowHTTP: true,
+		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+			return dialer.DialContext(ctx, network, addr)
+		},
+		ReadIdleTimeout: 30 * time.Second,
+		PingTimeout:     10 * time.Second,
+	}
+}
+
+// errH2CTarget: "OPTIONS *" has no HTTP/2 form to forward.
+var errH2CTarget = errors.New("request target cannot be sent to an h2c app")
+
+// runH2C forwards the request to an h2c instance and relays the answer.
+func (ex *exchange) runH2C() bool {
+	r := ex.r
+	ex.start = time.Now()
+	ex.deadline = ex.start.Add(ex.a.requestTimeout)
+	res, err := ex.roundTrip()
+	if err != nil && isDialFailure(err) && !ex.bodyStarted {
+		ex.p.eject(ex.a, ex.b)
+		if nb := ex.a.pick(ex.b); nb != nil {
+			ex.switchTo(ex.a, nb)
+			res, err = ex.roundTrip()
+		}
+	}
+	if err != nil {
+		if ex.cancel != nil {
+			ex.cancel()
+		}
+		re := newError(ErrBackend, ex.a, err)
+		re.instance = int(ex.b.instance)
+		switch {
+		case ex.timedOut:
+			re.kind = ErrTimeout
+		case errors.Is(err, errBadChunk):
+			re.kind = ErrBadFraming
+		case errors.Is(err, errH2CTarget):
+			re.kind = ErrBadFraming
+		case ex.c.gone():
+			re.kind = context.Canceled
+		}
+		keep := r.keepAlive() && !r.hasBody()
+		ex.status = ex.c.writeError(r, re, keep)
+		return keep && ex.status != statusClientClosed
+	}
+	ex.status = res.StatusCode
+	defer ex.cancel()
+	defer res.Body.Close()
+	return ex.c.relayStream(ex, res)
+}
+
+// roundTrip sends the request to ex.b and returns the response head. The
+// request's context ends with ex.cancel, which the caller calls when the
+// exchange is over.
+func (ex *exchange) roundTrip() (*http.Response, error) {
+	if ex.cancel != nil {
+		ex.cancel()
+	}
+	fi := ex.c.info()
+	fi.token, fi.aspnet, fi.backend = ex.b.token, ex.a.aspnet, ex.b.addr
+	fi.prefix = ""
+	if ex.a.strip && ex.a.prefix != "/" {
+		fi.prefix = ex.a.prefix
+	}
+	out := ex.c.outBuf()
+	*out = appendRequestHead((*out)[:0], ex.r, fi)
+	uri, host, hdr := h2cFields(*out)
+	if uri == "*" {
+		return nil, errH2CTarget
+	}
+	u, err := url.ParseRequestURI(uri)
+	if err != nil {
+		return nil, errH2CTarget
+	}
+	u.Scheme, u.Host = "http", ex.b.addr
+	body, length, err := ex.c.bodyReader(ex)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ex.cancel = cancel
+	req := (&http.Request{
+		Method: ex.r.method, URL: u, Host: host, Header: hdr,
+		Proto: "HTTP/2.0", ProtoMajor: 2, Body: body, ContentLength: length,
+	}).WithContext(ctx)
+	if body == nil {
+		req.Body = http.NoBody
+	}
+	var fired atomic.Bool
+	timer := time.AfterFunc(time.Until(ex.deadline), func() { fired.Store(true); cancel() })
+	res, err := ex.p.h2cTransport.RoundTrip(req)
+	timer.Stop()
+	if fired.Load() && err != nil {
+		ex.timedOut = true
+		err = ErrTimeout
+	}
+	if err == nil && ex.b.timeouts.Load() != 0 {
+		ex.b.timeouts.Store(0)
+	}
+	return res, err
+}
+
+// h2cFields reads the forwarded head appendRequestHead wrote: the target,
+// Host, and the fields an HTTP/2 request carries (no connection-specific
+// ones, no framing: HTTP/2 frames itself).
+func h2cFields(head []byte) (uri, host string, hdr http.Header) {
+	line, _ := cutLine(head)
+	if _, rest, ok := bytes.Cut(line, []byte(" ")); ok {
+		if i := bytes.LastIndexByte(rest, ' '); i >= 0 {
+			uri = string(rest[:i])
+		}
+	}
+	hdr = http.Header{}
+	eachField(head, func(name, value string) {
+		switch strings.ToLower(name) {
+		case "host":
+			host = value
+		case "content-length", "transfer-encoding", "connection", "upgrade", "keep-alive", "proxy-connection":
+		default:
+			hdr.Add(name, value)
+		}
+	})
+	return uri, host, hdr
+}
+
+// isDialFailure reports whether err means no connection to the instance
+// could be made: nothing of the request was sent.
+func isDialFailure(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial" || errors.Is(err, syscall.ECONNREFUSED)
+}
+
+// readMark sets started on the first read of a body.
+type readMark struct {
+	r       io.Reader
+	started *bool
+}
+
+func (m readMark) Read(p []byte) (int, error) {
+	*m.started = true
+	return m.r.Read(p)
+}
+
+func (m readMark) Close() error { return nil }
+
+// bodyReader gives the body of an HTTP/1.1 request as a stream: a
+// Content-Length body straight from the connection, a chunked one
+// checked and read whole (at most maxBufferedH2CBody).
+func (c *clientConn) bodyReader(ex *exchange) (io.ReadCloser, int64, error) {
+	r := ex.r
+	if !r.hasBody() {
+		return nil, 0, nil
+	}
+	if !r.framing.chunked {
+		c.setReadDeadline(time.Time{})
+		return readMark{io.LimitReader(c.br, r.framing.length), &ex.bodyStarted}, r.framing.length, nil
+	}
+	ex.bodyStarted = true
+	var buf bytes.Buffer
+	w := bufio.NewWriter(&limitWriter{w: &buf, n: maxBufferedH2CBody})
+	c.setReadDeadline(ex.deadline)
+	if err := copyDecoded(w, c.br, nil, func(string, string) {}); err != nil {
+		return nil, 0, err
+	}
+	if err := w.Flush(); err != nil {
+		return nil, 0, err
+	}
+	return io.NopCloser(&buf), int64(buf.Len()), nil
+}
+
+// limitWriter fails writes beyond n bytes.
+type limitWriter struct {
+	w io.Writer
+	n int
+}
+
+var errBodyTooLarge = errors.New("request body too large to buffer")
+
+func (l *limitWriter) Write(p []byte) (int, error) {
+	if len(p) > l.n {
+		return 0, errBodyTooLarge
+	}
+	l.n -= len(p)
+	return l.w.Write(p)
+}
+
+// relayStream writes an h2c instance's response to an HTTP/1.1 client:
+// chunked unless its length is known and it has no trailers, with its
+// trailers in the chunked trailer section.
+func (c *clientConn) relayStream(ex *exchange, res *http.Response) bool {
+	r, w := ex.r, c.bw
+	keep := r.keepAlive() && !c.s.closing.Load()
+	noBody := r.method == "HEAD" || res.StatusCode == 204 || res.StatusCode == 304
+	chunked := !noBody && !r.http10 && (res.ContentLength < 0 || len(res.Trailer) > 0)
+	if !noBody && r.http10 && res.ContentLength < 0 {
+		keep = false
+	}
+	if r.http10 {
+		_, _ = w.WriteString("HTTP/1.0 ")
+	} else {
+		_, _ = w.WriteString("HTTP/1.1 ")
+	}
+	_, _ = w.WriteString(strconv.Itoa(res.StatusCode) + " " + http.StatusText(res.StatusCode) + "\r\n")
+	for name, vals := range res.Header {
+		if h2cHopByHop(name) {
+			continue
+		}
+		for _, v := range vals {
+			_, _ = w.WriteString(name + ": " + v + "\r\n")
+		}
+	}
+	switch {
+	case chunked:
+		_, _ = w.WriteString("Transfer-Encoding: chunked\r\n")
+	case !noBody && res.ContentLength >= 0:
+		_, _ = w.WriteString("Content-Length: " + strconv.FormatInt(res.ContentLength, 10) + "\r\n")
+	}
+	switch {
+	case !keep:
+		_, _ = w.WriteString("Connection: close\r\n\r\n")
+	case r.http10:
+		_, _ = w.WriteString("Connection: keep-alive\r\n\r\n")
+	default:
+		_, _ = w.WriteString("\r\n")
+	}
+	if noBody {
+		return w.Flush() == nil && keep
+	}
+	buf := getBuffer()
+	defer putBuffer(buf)
+	var hdr []byte
+	for {
+		m, err := res.Body.Read(buf)
+		if m > 0 {
+			if chunked {
+				hdr = strconv.AppendInt(hdr[:0], int64(m), 16)
+				_, _ = w.Write(append(hdr, '\r', '\n'))
+			}
+			_, _ = w.Write(buf[:m])
+			if chunked {
+				_, _ = w.WriteString("\r\n")
+			}
+			if w.Flush() != nil {
+				return false
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			ex.p.logger.Debug("response body broke off", "app", ex.a.name, "instance", ex.b.instance, "error", err)
+			return false
+		}
+	}
+	if chunked {
+		_, _ = w.WriteString("0\r\n")
+		for name, vals := range res.Trailer {
+			if !trailerAllowed(name) {
+				continue
+			}
+			for _, v := range vals {
+				_, _ = w.WriteString(name + ": " + v + "\r\n")
+			}
+		}
+		_, _ = w.WriteString("\r\n")
+	}
+	return w.Flush() == nil && keep
+}
+
+// h2cHopByHop reports the response fields that never pass to a client.
+func h2cHopByHop(name string) bool {
+	switch strings.ToLower(name) {
+	case "connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection", "te", "trailer", "content-length":
+		return true
+	}
+	return false
+}
+
+// bodyReader gives a stream's body as it arrives, for full-duplex
+// streaming to the instance.
+func (st *h2stream) bodyReader(ex *exchange) (io.ReadCloser, int64, error) {
+	if !ex.r.hasBody() {
+		return nil, 0, nil
+	}
+	length := int64(-1)
+	if !ex.r.framing.chunked {
+		length = ex.r.framing.length
+	}
+	return readMark{st.hr.Body, &ex.bodyStarted}, length, nil
+}
+
+// relayStream writes an h2c instance's response to the stream, flushing
+// each read (a gRPC stream's messages go out as they come) and passing
+// its trailers.
+func (st *h2stream) relayStream(ex *exchange, res *http.Response) bool {
+	h := st.w.Header()
+	for name, vals := range res.Header {
+		if !h2cHopByHop(name) {
+			h[name] = vals
+		}
+	}
+	// The head is not flushed on its own: an answer with no body and no
+	// trailers (gRPC's trailers-only) then leaves as one HEADERS frame
+	// that ends the stream.
+	st.w.WriteHeader(res.StatusCode)
+	f, _ := st.w.(http.Flusher)
+	buf := getBuffer()
+	defer putBuffer(buf)
+	for {
+		m, err := res.Body.Read(buf)
+		if m > 0 {
+			if _, werr := st.w.Write(buf[:m]); werr != nil {
+				return false
+			}
+			if f != nil {
+				f.Flush()
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			ex.p.logger.Debug("response stream broke off", "app", ex.a.name, "instance", ex.b.instance, "error", err, "proto", "h2c")
+			st.abort = true
+			return false
+		}
+	}
+	for name, vals := range res.Trailer {
+		h[http.TrailerPrefix+name] = vals
+	}
+	return true
+}
