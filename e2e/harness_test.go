@@ -19,7 +19,7 @@ import (
 
 // bin holds the binaries built once for all tests.
 var bin struct {
-	dir, ancmd, ancmctl, testapp, compatapp string
+	dir, ancmd, ancmctl, testapp, compatapp, grpcapp string
 }
 
 func TestMain(m *testing.M) {
@@ -33,7 +33,8 @@ func TestMain(m *testing.M) {
 	bin.ancmctl = filepath.Join(dir, "ancmctl")
 	bin.testapp = filepath.Join(dir, "testapp")
 	bin.compatapp = filepath.Join(dir, "compatapp")
-	build := exec.Command("go", "build", "-o", dir+"/", "../cmd/ancmd", "../cmd/ancmctl", "./testapp", "./compatapp")
+	bin.grpcapp = filepath.Join(dir, "grpcapp")
+	build := exec.Command("go", "build", "-o", dir+"/", "../cmd/ancmd", "../cmd/ancmctl", "./testapp", "./compatapp", "./grpcapp")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build:", err)
@@ -115,7 +116,7 @@ func prepareDaemon(t *testing.T, apps string) *daemon {
 func (d *daemon) writeConfig(apps string) {
 	d.t.Helper()
 	src := fmt.Sprintf("listen = %q\ncontrol = %q\nstate_dir = %q\nlog_level = \"debug\"\n\n%s\n",
-		d.listen, d.control, d.dir, strings.ReplaceAll(apps, "TESTAPP", bin.testapp))
+		d.listen, d.control, d.dir, strings.NewReplacer("TESTAPP", bin.testapp, "GRPCAPP", bin.grpcapp).Replace(apps))
 	if err := os.WriteFile(d.config, []byte(src), 0o644); err != nil {
 		d.t.Fatal(err)
 	}
