@@ -1,4 +1,4 @@
-// Package config reads ancm's HCL config file (the format of DESIGN.md)
+// Package config reads ancm's HCL config file (docs/configuration.md)
 // into typed, validated structs with every default filled in, and converts
 // apps to and from the API's ancm.v1.AppSpec with the same rules, so that an
 // app is accepted or refused alike whether it comes from the config file,
