@@ -40,6 +40,9 @@ interrupted. With -o json each event is one JSON object on its own line.`,
 			for {
 				resp, err := stream.Recv()
 				if errors.Is(err, io.EOF) {
+					if follow {
+						return errStreamEnded
+					}
 					if !header {
 						return p.EventHeader()
 					}

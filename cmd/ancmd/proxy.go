@@ -2,54 +2,77 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"net"
 	"os"
 	"os/signal"
 	"syscall"
 
+	"github.com/spf13/cobra"
+
 	"github.com/ancm-dev/ancm/api/client"
 	"github.com/ancm-dev/ancm/dataplane"
 )
 
-// runProxy runs a data plane that follows a control plane elsewhere.
-func runProxy(args []string) int {
-	fs := flag.NewFlagSet("proxy", flag.ContinueOnError)
-	control := fs.String("control", "", "control plane address (unix:///path or tcp://host:port); default: $ANCM_ADDR, then the default socket")
-	listen := fs.String("listen", "127.0.0.1:8080", "address to serve HTTP on")
-	node := fs.String("node", "", "name of this data plane in the control plane's logs (default: hostname and pid)")
-	level := fs.String("log-level", "info", "trace|debug|info|warn|error")
-	format := fs.String("log-format", "text", "text|json")
-	accessLog := fs.Bool("access-log", false, "log one line per request")
-	var files client.TLSFiles
-	fs.StringVar(&files.CAFile, "cacert", "", "CA certificate to verify a tcp control plane")
-	fs.StringVar(&files.CertFile, "cert", "", "client certificate for a tcp control plane")
-	fs.StringVar(&files.KeyFile, "key", "", "client key for a tcp control plane")
-	if err := fs.Parse(args); err != nil {
-		return 2
+// proxyFlags are the settings of a data plane run alone.
+type proxyFlags struct {
+	control, listen, node, level, format string
+	accessLog                            bool
+	files                                client.TLSFiles
+}
+
+func proxyCommand() *cobra.Command {
+	var pf proxyFlags
+	cmd := &cobra.Command{
+		Use:   "proxy [--control ADDR] [--listen ADDR]",
+		Short: "Run a data plane alone",
+		Long: `Run a data plane that follows a control plane elsewhere ("ancmd control" or
+"ancmd serve") through the ancm.v1 API, and proxies HTTP on --listen to the
+apps it publishes. It takes no config file. Several proxies can follow one
+control plane.`,
+		Example: `  ancmd proxy --control unix:///var/lib/ancm/ancm.sock --listen 0.0.0.0:80
+  ancmd proxy --control tcp://10.0.0.5:7070 --cacert ca.pem --cert proxy.pem --key proxy.key`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runProxy(cmd, pf)
+		},
 	}
-	log := newLogger(*level, *format)
-	addr := client.ResolveAddress(*control)
-	conn, err := client.Dial(addr, files)
+	f := cmd.Flags()
+	f.StringVar(&pf.control, "control", "", "control plane address (unix:///path or tcp://host:port); default: $ANCM_ADDR, then the default socket")
+	f.StringVar(&pf.listen, "listen", "127.0.0.1:8080", "address to serve HTTP on")
+	f.StringVar(&pf.node, "node", "", "name of this data plane in the control plane's logs (default: hostname and pid)")
+	f.StringVar(&pf.level, "log-level", "info", "trace|debug|info|warn|error")
+	f.StringVar(&pf.format, "log-format", "text", "text|json")
+	f.BoolVar(&pf.accessLog, "access-log", false, "log one line per request")
+	f.StringVar(&pf.files.CAFile, "cacert", "", "CA certificate to verify a tcp control plane")
+	f.StringVar(&pf.files.CertFile, "cert", "", "client certificate for a tcp control plane")
+	f.StringVar(&pf.files.KeyFile, "key", "", "client key for a tcp control plane")
+	return cmd
+}
+
+// runProxy runs a data plane that follows a control plane elsewhere.
+func runProxy(cmd *cobra.Command, pf proxyFlags) error {
+	stderr := cmd.ErrOrStderr()
+	log, _ := newLogger(pf.level, pf.format)
+	addr := client.ResolveAddress(pf.control)
+	conn, err := client.Dial(addr, pf.files)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "ancmd proxy:", err)
-		return 2
+		return fmt.Errorf("--control: %w", err)
 	}
 	defer conn.Close()
-	if *node == "" {
+	if pf.node == "" {
 		h, _ := os.Hostname()
-		*node = fmt.Sprintf("%s/%d", h, os.Getpid())
+		pf.node = fmt.Sprintf("%s/%d", h, os.Getpid())
 	}
-	dp, err := dataplane.New(dataplane.Options{Logger: log, Conn: conn, Node: *node, AccessLog: *accessLog})
+	dp, err := dataplane.New(dataplane.Options{Logger: log, Conn: conn, Node: pf.node, AccessLog: pf.accessLog})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "ancmd proxy:", err)
-		return 1
+		fmt.Fprintln(stderr, "ancmd proxy:", err)
+		return failure{exitError}
 	}
-	ln, err := net.Listen("tcp", *listen)
+	ln, err := net.Listen("tcp", pf.listen)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "ancmd proxy:", err)
-		return 1
+		fmt.Fprintln(stderr, "ancmd proxy:", err)
+		return failure{exitError}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -58,8 +81,8 @@ func runProxy(args []string) int {
 	log.Info("proxy listening", "listen", ln.Addr().String(), "control", addr)
 	if err := dp.Serve(ctx, ln); err != nil {
 		log.Error("proxy stopped", "error", err)
-		return 1
+		return failure{exitError}
 	}
 	log.Info("stopped")
-	return 0
+	return nil
 }
