@@ -71,7 +71,7 @@
 //     an exact host, then a wildcard, then any host, and then the longest
 //     prefix. The control plane runs CheckRoutes over the apps it would run
 //     after an apply.
-//   - log_level and log_format are lower case, as written in DESIGN.md.
+//   - log_level and log_format are lower case, as in docs/configuration.md.
 //   - ParseApps takes the same file format; top-level settings are allowed
 //     and ignored: their names must be known, their values are not
 //     checked.

@@ -119,3 +119,14 @@ func TestReferenceExamples(t *testing.T) {
 		t.Errorf("%s: no hcl example", reference)
 	}
 }
+
+// TestContribConfig checks the config file the package installs.
+func TestContribConfig(t *testing.T) {
+	f, err := Load("../contrib/ancm.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.StateDir != "/var/lib/ancm" {
+		t.Errorf("state_dir = %q, want the unit's StateDirectory /var/lib/ancm", f.StateDir)
+	}
+}

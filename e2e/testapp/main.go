@@ -11,8 +11,8 @@
 //	never       never listen
 //	unhealthy-after N  /healthz fails after N checks
 //
-// It checks ANCM-Token and answers 400 without the right one, like the apps
-// of DESIGN.md should.
+// It checks ANCM-Token and answers 400 without the right one, as docs/apps.md
+// asks of every app.
 package main
 
 import (
