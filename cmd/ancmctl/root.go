@@ -97,6 +97,7 @@ as JSON (streams: one JSON object per line).
 		c.endpointsCommand(),
 		c.versionCommand(),
 		c.completionCommand(),
+		c.manCommand(),
 	)
 	c.root = root
 	return root

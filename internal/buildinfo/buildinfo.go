@@ -15,12 +15,14 @@ import (
 // Set by `make build` (and so by the package) with
 //
 //	-ldflags "-X github.com/ancm-dev/ancm/internal/buildinfo.version=v1.2.3
-//	          -X github.com/ancm-dev/ancm/internal/buildinfo.commit=abc..."
+//	          -X github.com/ancm-dev/ancm/internal/buildinfo.commit=abc...
+//	          -X github.com/ancm-dev/ancm/internal/buildinfo.modified=true"
 //
-// Either may be empty; the build info fills in what it can.
+// Any may be empty; the build info fills in what it can.
 var (
-	version string
-	commit  string
+	version  string
+	commit   string
+	modified string
 )
 
 // Info describes one build.
@@ -42,7 +44,9 @@ type Info struct {
 // Read returns the running binary's build.
 func Read() Info {
 	bi, _ := debug.ReadBuildInfo()
-	return read(bi, version, commit)
+	info := read(bi, version, commit)
+	info.Modified = info.Modified || modified == "true"
+	return info
 }
 
 func read(bi *debug.BuildInfo, ldVersion, ldCommit string) Info {
