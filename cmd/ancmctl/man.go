@@ -14,10 +14,11 @@ import (
 // runs it. Hidden: it is for building the package, not for operators.
 func (c *cli) manCommand() *cobra.Command {
 	return &cobra.Command{
-		Use:    "man DIR",
-		Short:  "Write the man pages of ancmctl to DIR",
-		Hidden: true,
-		Args:   exactArgs("DIR"),
+		Use:     "man DIR",
+		Short:   "Write the man pages of ancmctl to DIR",
+		Example: `  ancmctl man man/ && man -l man/ancmctl.1`,
+		Hidden:  true,
+		Args:    exactArgs("DIR"),
 		RunE: c.runE(func(cmd *cobra.Command, args []string) error {
 			root := cmd.Root()
 			root.DisableAutoGenTag = true
