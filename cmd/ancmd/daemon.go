@@ -141,6 +141,17 @@ func serve(log hclog.Logger, setLevel func(string), path string, f *config.File,
 		log.Info("proxy listening", "listen", proxyLn.Addr().String())
 	}
 
+	notify := notifier{log: log}
+	notify.ready(fmt.Sprintf("serving %d apps", len(f.Apps)))
+	go notify.watchdog(ctx, func() bool {
+		select {
+		case <-sup.Closed():
+			return false
+		default:
+			return true
+		}
+	})
+
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
@@ -150,7 +161,9 @@ loop:
 		select {
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
+				notify.reloading()
 				f = reload(log, setLevel, path, f, sup)
+				notify.ready(fmt.Sprintf("serving %d apps", len(f.Apps)))
 				continue
 			}
 			log.Info("shutting down", "signal", sig.String())
@@ -168,6 +181,7 @@ loop:
 
 	// Stop accepting and finish in-flight requests, then stop the apps,
 	// then the API (its watch streams end when the supervisor closes).
+	notify.stopping()
 	hs.Shutdown()
 	cancel()
 	if withProxy {

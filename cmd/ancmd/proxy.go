@@ -79,6 +79,13 @@ func runProxy(cmd *cobra.Command, pf proxyFlags) error {
 	go func() { _ = dp.Run(ctx) }()
 	waitSynced(log, dp)
 	log.Info("proxy listening", "listen", ln.Addr().String(), "control", addr)
+	notify := notifier{log: log}
+	notify.ready("proxying on " + ln.Addr().String())
+	go notify.watchdog(ctx, func() bool { return true })
+	go func() {
+		<-ctx.Done()
+		notify.stopping()
+	}()
 	if err := dp.Serve(ctx, ln); err != nil {
 		log.Error("proxy stopped", "error", err)
 		return failure{exitError}
