@@ -26,17 +26,20 @@ all: build
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ ./cmd/...
 
-# Man pages from the cobra commands: ancmd(8) and ancmctl(1), a page per verb.
+# Man pages: ancmd(8) and ancmctl(1), a page per verb, from the cobra
+# commands; ancm.hcl(5) from docs/configuration.md (go-md2man, a tool in
+# go.mod).
 man: build
 	rm -rf man && mkdir -p man
 	bin/ancmd man man
 	bin/ancmctl man man
+	{ printf '%% ANCM.HCL 5 "" "ancm $(VERSION)" "ancm manual"\n\n'; cat docs/configuration.md; } | $(GO) tool go-md2man > man/ancm.hcl.5
 
 # dist/ancm_VERSION_ARCH.deb: binaries, man pages, the systemd unit, the
 # default config as a conffile, the docs. packaging/nfpm.yaml says what goes
 # where.
 deb: build man
-	rm -rf build/deb && mkdir -p build/deb/man dist
+	rm -rf build/deb dist/ancm_*.deb && mkdir -p build/deb/man dist
 	sed 's|/usr/local/bin/|/usr/bin/|g' contrib/ancmd.service > build/deb/ancmd.service
 	for f in man/*; do gzip -9n < "$$f" > build/deb/man/$$(basename "$$f").gz; done
 	bin/ancmctl completion bash > build/deb/ancmctl.bash

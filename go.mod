@@ -157,6 +157,7 @@ require (
 
 tool (
 	github.com/bufbuild/buf/cmd/buf
+	github.com/cpuguy83/go-md2man/v2
 	github.com/goreleaser/nfpm/v2/cmd/nfpm
 	google.golang.org/grpc/cmd/protoc-gen-go-grpc
 	google.golang.org/protobuf/cmd/protoc-gen-go

@@ -17,7 +17,7 @@ step "inspect $deb"
 contents=$(dpkg-deb -c "$deb")
 for f in ./usr/bin/ancmd ./usr/bin/ancmctl ./usr/lib/systemd/system/ancmd.service \
   ./etc/ancm/ancm.hcl ./usr/share/man/man8/ancmd.8.gz ./usr/share/man/man1/ancmctl.1.gz \
-  ./usr/share/man/man1/ancmctl-logs.1.gz ./usr/share/doc/ancm/configuration.md ./var/lib/ancm/; do
+  ./usr/share/man/man1/ancmctl-logs.1.gz ./usr/share/man/man5/ancm.hcl.5.gz ./usr/share/doc/ancm/configuration.md ./var/lib/ancm/; do
   grep -q " $f\$" <<<"$contents" || fail "$f is not in the package"
 done
 [ "$(dpkg-deb --ctrl-tarfile "$deb" | tar -xOf - ./conffiles)" = /etc/ancm/ancm.hcl ] ||
