@@ -217,6 +217,15 @@ func runArgs(args ...string) result {
 	return result{code: code, stdout: out.String(), stderr: errb.String()}
 }
 
+// A bad $ANCM_ADDR is a usage error that names the variable.
+func TestBadEnvAddr(t *testing.T) {
+	t.Setenv(client.EnvAddr, "http://x")
+	r := runArgs("apps")
+	if r.code != exitUsage || !strings.Contains(r.stderr, `$ANCM_ADDR: "http://x": scheme "http" is not unix or tcp`) {
+		t.Errorf("exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
 func TestRunInProcess(t *testing.T) {
 	addr := startServer(t)
 	dir := t.TempDir()

@@ -134,7 +134,11 @@ func (c *cli) dial() (*grpc.ClientConn, error) {
 	}
 	conn, err := client.Dial(c.address(), c.tls)
 	if errors.Is(err, client.ErrBadAddress) {
-		return nil, usageError{err: fmt.Errorf("--addr: %w", err)}
+		from := "--addr"
+		if c.addr == "" {
+			from = "$" + client.EnvAddr
+		}
+		return nil, usageError{err: fmt.Errorf("%s: %w", from, err)}
 	}
 	if err != nil {
 		return nil, err
