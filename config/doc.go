@@ -57,7 +57,7 @@
 //     side before the spec is sent.
 //   - Names: 1..63 of letters, digits, '.', '_', '-', not starting with '.'
 //     or '-': a name becomes a file name.
-//   - Hosts: lower-cased; a DNS name or "*.domain" (one label's wildcard),
+//   - Hosts: lower-cased; a DNS name or "*.domain" (every name below it),
 //     no scheme, port or path; listed once per app.
 //   - path_prefix: starts with "/", is cleaned (no "//", "." or trailing
 //     "/" unless it is "/"); ".." segments, queries and fragments are

@@ -430,3 +430,16 @@ func TestEveryCommandHasExample(t *testing.T) {
 		}
 	}
 }
+
+func TestManPages(t *testing.T) {
+	dir := t.TempDir()
+	r := runArgs("man", dir)
+	if r.code != 0 {
+		t.Fatalf("man: exit %d: %s", r.code, r.stderr)
+	}
+	for _, name := range []string{"ancmctl.1", "ancmctl-logs.1", "ancmctl-apply.1"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			t.Error(err)
+		}
+	}
+}

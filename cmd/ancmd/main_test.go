@@ -121,3 +121,24 @@ func TestReloadCoversEveryKey(t *testing.T) {
 		t.Errorf("config key %s: a reload neither applies it (liveKeys) nor warns that it needs a restart (restartChanges)", k)
 	}
 }
+
+func TestManPages(t *testing.T) {
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	if code := run([]string{"man", dir}, &out, &errb); code != 0 {
+		t.Fatalf("man: exit %d: %s", code, errb.String())
+	}
+	for _, name := range []string{"ancmd.8", "ancmd-serve.8", "ancmd-proxy.8", "ancmd-validate.8"} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		if !strings.Contains(string(b), ".TH \"ANCMD\" \"8\"") {
+			t.Errorf("%s has no ANCMD(8) title:\n%.200s", name, b)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ancmd-man.8")); err == nil {
+		t.Error("the hidden man verb has a page of its own")
+	}
+}
