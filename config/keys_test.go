@@ -3,11 +3,15 @@ package config
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"os"
+	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // reference is the operators' reference that every key must be in.
@@ -129,4 +133,107 @@ func TestContribConfig(t *testing.T) {
 	if f.StateDir != "/var/lib/ancm" {
 		t.Errorf("state_dir = %q, want the unit's StateDirectory /var/lib/ancm", f.StateDir)
 	}
+}
+
+// TestReferenceDefaults checks each default of the reference that is one
+// literal, as "`120s`" or "`"on_demand"`", against what the parser fills
+// in for a file that leaves the key out.
+func TestReferenceDefaults(t *testing.T) {
+	f, err := Parse([]byte("app \"x\" {\n  command = \"y\"\n}\n"), "/etc/ancm/ancm.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for key, cells := range referenceRows(t) {
+		if len(cells) != 5 {
+			continue // TestKeysDocumented reports it
+		}
+		lit, ok := soleLiteral(cells[1])
+		if !ok || key == "control" { // control's default names STATE_DIR
+			continue
+		}
+		var v reflect.Value
+		if rest, ok := strings.CutPrefix(key, "app."); ok {
+			v = fieldOf(reflect.ValueOf(f.Apps[0]), rest)
+		} else {
+			v = fieldOf(reflect.ValueOf(*f), key)
+		}
+		if !v.IsValid() {
+			t.Errorf("%s: the default of %s is %s, but no field of File or App is named after the key", reference, key, lit)
+			continue
+		}
+		checked++
+		if want, got := lit, defaultText(v, lit); got != want {
+			t.Errorf("%s: the default of %s is %s; the parser's is %s", reference, key, want, got)
+		}
+	}
+	if checked < 15 {
+		t.Errorf("only %d defaults checked", checked)
+	}
+}
+
+// soleLiteral returns the text of a cell that is one `code span`.
+func soleLiteral(cell string) (string, bool) {
+	if len(cell) < 2 || cell[0] != '`' || cell[len(cell)-1] != '`' || strings.Count(cell, "`") != 2 {
+		return "", false
+	}
+	return cell[1 : len(cell)-1], true
+}
+
+// fieldOf follows a dotted key through struct fields named after its
+// parts: "health.interval" is Health.Interval.
+func fieldOf(v reflect.Value, key string) reflect.Value {
+	for part := range strings.SplitSeq(key, ".") {
+		name := ""
+		for w := range strings.SplitSeq(part, "_") {
+			if w != "" {
+				name += strings.ToUpper(w[:1]) + w[1:]
+			}
+		}
+		if v.Kind() != reflect.Struct {
+			return reflect.Value{}
+		}
+		v = v.FieldByName(name)
+		if !v.IsValid() {
+			return v
+		}
+	}
+	return v
+}
+
+// defaultText writes a parsed value the way lit writes it, or says what it
+// is when lit does not parse as the field's type.
+func defaultText(v reflect.Value, lit string) string {
+	unquoted, err := strconv.Unquote(lit)
+	switch {
+	case v.Type() == reflect.TypeFor[time.Duration]():
+		d, perr := time.ParseDuration(unquoted)
+		if err != nil || perr != nil || d != time.Duration(v.Int()) {
+			return strconv.Quote(time.Duration(v.Int()).String())
+		}
+	case v.Kind() == reflect.Int64: // a size
+		n, perr := ParseSize(unquoted)
+		if err != nil || perr != nil || n != v.Int() {
+			return strconv.Quote(strconv.FormatInt(v.Int(), 10) + "B")
+		}
+	case v.Kind() == reflect.Int:
+		if lit != strconv.FormatInt(v.Int(), 10) {
+			return strconv.FormatInt(v.Int(), 10)
+		}
+	case v.Kind() == reflect.Bool:
+		if lit != strconv.FormatBool(v.Bool()) {
+			return strconv.FormatBool(v.Bool())
+		}
+	case v.Kind() == reflect.String:
+		if err != nil || unquoted != v.String() {
+			return strconv.Quote(v.String())
+		}
+	case v.Kind() == reflect.Slice, v.Kind() == reflect.Map:
+		if lit != "[]" && lit != "{}" || v.Len() != 0 {
+			return fmt.Sprintf("%v", v.Interface())
+		}
+	default:
+		return "a " + v.Kind().String()
+	}
+	return lit
 }
