@@ -237,3 +237,53 @@ func defaultText(v reflect.Value, lit string) string {
 	}
 	return lit
 }
+
+// rangeCell is a values cell that gives a number range: "1..100".
+var rangeCell = regexp.MustCompile(`^(-?\d+)\.\.(\d+)$`)
+
+// TestReferenceRanges checks each number range of the reference: its ends
+// are accepted, one past them refused.
+func TestReferenceRanges(t *testing.T) {
+	checked := 0
+	for key, cells := range referenceRows(t) {
+		if len(cells) != 5 || cells[0] != "number" {
+			continue
+		}
+		m := rangeCell.FindStringSubmatch(cells[2])
+		if m == nil {
+			continue
+		}
+		lo, _ := strconv.Atoi(m[1])
+		hi, _ := strconv.Atoi(m[2])
+		checked++
+		for _, tc := range []struct {
+			n  int
+			ok bool
+		}{{lo, true}, {hi, true}, {lo - 1, false}, {hi + 1, false}} {
+			src := fileSetting(key, strconv.Itoa(tc.n))
+			_, err := Parse([]byte(src), "/etc/ancm/ancm.hcl")
+			if (err == nil) != tc.ok {
+				t.Errorf("%s: %s is %s, but %s = %d gives %v", reference, key, cells[2], key, tc.n, err)
+			}
+		}
+	}
+	if checked < 4 {
+		t.Errorf("only %d ranges checked", checked)
+	}
+}
+
+// fileSetting writes a config file that sets one key, in its block, with
+// an app around it if it is an app's.
+func fileSetting(key, value string) string {
+	parts := strings.Split(key, ".")
+	body := parts[len(parts)-1] + " = " + value + "\n"
+	for i := len(parts) - 2; i >= 0; i-- {
+		switch parts[i] {
+		case "app":
+			body = "app \"x\" {\n  command = \"y\"\n" + body + "}\n"
+		default:
+			body = parts[i] + " {\n" + body + "}\n"
+		}
+	}
+	return body
+}
