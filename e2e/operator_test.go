@@ -1,7 +1,10 @@
 package e2e
 
 import (
+	"net"
+	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -61,5 +64,52 @@ app "broken" {
 	}
 	if !strings.Contains(tail, "[0] ") {
 		t.Errorf("logs shows none of the app's output:\n%s", tail)
+	}
+}
+
+// `systemctl reload` of a unit running `ancmd proxy` sends SIGHUP: the
+// proxy has no file to re-read and must not die of it.
+func TestProxySurvivesSIGHUP(t *testing.T) {
+	d := prepareDaemon(t, helloApp)
+	d.start("control")
+	listen := freeAddr(t)
+	proxy := exec.Command(bin.ancmd, "proxy", "--control", d.control, "--listen", listen)
+	out := newSyncBuffer()
+	proxy.Stdout, proxy.Stderr = out, out
+	if err := proxy.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- proxy.Wait() }()
+	t.Cleanup(func() {
+		_ = proxy.Process.Kill()
+		<-done
+	})
+	waitFor(t, 20*time.Second, "the proxy to listen", func() bool {
+		c, err := net.Dial("tcp", listen)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	if code, _ := get(t, "http://"+listen+"/"); code != 200 {
+		t.Fatalf("GET through the proxy: %d", code)
+	}
+	_ = proxy.Process.Signal(syscall.SIGHUP)
+	waitFor(t, 10*time.Second, "the proxy to note the SIGHUP", func() bool {
+		return strings.Contains(out.String(), "SIGHUP ignored")
+	})
+	if code, _ := get(t, "http://"+listen+"/"); code != 200 {
+		t.Errorf("GET after SIGHUP: %d\n%s", code, out.String())
+	}
+	_ = proxy.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-done:
+		done <- err
+		if err != nil {
+			t.Errorf("proxy exit after SIGTERM: %v\n%s", err, out.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Errorf("proxy still running 20s after SIGTERM")
 	}
 }

@@ -47,6 +47,12 @@ func runDaemon(cmd *cobra.Command, path string, withProxy bool) error {
 }
 
 func serve(log hclog.Logger, setLevel func(string), path string, f *config.File, withProxy bool) error {
+	// Signals are taken from the start: a SIGHUP or SIGTERM that arrives
+	// while the planes come up waits for the loop below instead of ending
+	// the process (SIGHUP's default action).
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
 	sup, err := controlplane.New(controlplane.Options{Logger: log, StateDir: f.StateDir})
 	if err != nil {
 		return err
@@ -152,9 +158,6 @@ func serve(log hclog.Logger, setLevel func(string), path string, f *config.File,
 		}
 	})
 
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	defer signal.Stop(sigs)
 	var runErr error
 loop:
 	for {

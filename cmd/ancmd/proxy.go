@@ -54,6 +54,23 @@ control plane.`,
 func runProxy(cmd *cobra.Command, pf proxyFlags) error {
 	stderr := cmd.ErrOrStderr()
 	log, _ := newLogger(pf.level, pf.format)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	// A proxy has no config file: SIGHUP (systemctl reload) is noted, not
+	// taken for its default action, which would end the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				log.Info("SIGHUP ignored: ancmd proxy has no config file; it follows the control plane")
+			}
+		}
+	}()
 	addr := client.ResolveAddress(pf.control)
 	conn, err := client.Dial(addr, pf.files)
 	if err != nil {
@@ -74,8 +91,6 @@ func runProxy(cmd *cobra.Command, pf proxyFlags) error {
 		fmt.Fprintln(stderr, "ancmd proxy:", err)
 		return failure{exitError}
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
 	go func() { _ = dp.Run(ctx) }()
 	waitSynced(log, dp)
 	log.Info("proxy listening", "listen", ln.Addr().String(), "control", addr)
