@@ -269,6 +269,7 @@ func reload(log hclog.Logger, setLevel func(string), path string, cur *config.Fi
 	defer cancel()
 	if err := sup.Reload(ctx, f.Apps); err != nil {
 		log.Error("reload failed", "file", path, "error", err)
+		next.Apps = cur.Apps
 		return &next
 	}
 	log.Info("config reloaded", "file", path, "apps", len(f.Apps))
