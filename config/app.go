@@ -5,8 +5,8 @@ import (
 	"slices"
 )
 
-// defaultApp returns an app with every default of DESIGN.md filled in; Dir
-// is left to the caller.
+// defaultApp returns an app with every default of docs/configuration.md
+// filled in; Dir is left to the caller.
 func defaultApp(name string) App {
 	return App{
 		Name:                name,

@@ -1,4 +1,4 @@
-// Package config reads ancm's HCL config file (the format of DESIGN.md)
+// Package config reads ancm's HCL config file (docs/configuration.md)
 // into typed, validated structs with every default filled in, and converts
 // apps to and from the API's ancm.v1.AppSpec with the same rules, so that an
 // app is accepted or refused alike whether it comes from the config file,
@@ -57,7 +57,7 @@
 //     side before the spec is sent.
 //   - Names: 1..63 of letters, digits, '.', '_', '-', not starting with '.'
 //     or '-': a name becomes a file name.
-//   - Hosts: lower-cased; a DNS name or "*.domain" (one label's wildcard),
+//   - Hosts: lower-cased; a DNS name or "*.domain" (every name below it),
 //     no scheme, port or path; listed once per app.
 //   - path_prefix: starts with "/", is cleaned (no "//", "." or trailing
 //     "/" unless it is "/"); ".." segments, queries and fragments are
@@ -71,7 +71,7 @@
 //     an exact host, then a wildcard, then any host, and then the longest
 //     prefix. The control plane runs CheckRoutes over the apps it would run
 //     after an apply.
-//   - log_level and log_format are lower case, as written in DESIGN.md.
+//   - log_level and log_format are lower case, as in docs/configuration.md.
 //   - ParseApps takes the same file format; top-level settings are allowed
 //     and ignored: their names must be known, their values are not
 //     checked.

@@ -27,7 +27,7 @@ type HTTPS struct {
 	Certificates []CertPair
 	ClientAuth   string // none|request|require
 	ClientCAFile string // absolute; required with request or require
-	MinVersion   uint16 // tls.VersionTLS12 or tls.VersionTLS13
+	MinVersion   string // "1.2" or "1.3"; see TLSMinVersion
 	HTTP2        bool   // offered by ALPN
 	RedirectHTTP bool   // the plain listener answers 308 to https
 }
@@ -48,6 +48,19 @@ var (
 	clientAuthModes   = []string{ClientAuthNone, ClientAuthRequest, ClientAuthRequire}
 	tlsVersions       = map[string]uint16{"1.2": tls.VersionTLS12, "1.3": tls.VersionTLS13}
 )
+
+// defaultHTTPS is an https block with every default filled in.
+func defaultHTTPS() *HTTPS {
+	return &HTTPS{ClientAuth: ClientAuthNone, MinVersion: DefaultHTTPSMinVersion, HTTP2: true}
+}
+
+// TLSMinVersion is MinVersion as a crypto/tls version.
+func (h *HTTPS) TLSMinVersion() uint16 {
+	if v, ok := tlsVersions[h.MinVersion]; ok {
+		return v
+	}
+	return tls.VersionTLS12
+}
 
 // https decodes the https block and trusted_proxies into f. Certificate
 // pairs are loaded here, so that an unreadable or mismatched pair is an
@@ -70,7 +83,7 @@ func (p *parser) https(s *scope, f *File) {
 	}
 	h := s.nested(b.Body, "https")
 	h.checkKeys(httpsSchema)
-	f.HTTPS = &HTTPS{ClientAuth: ClientAuthNone, MinVersion: tls.VersionTLS12, HTTP2: true}
+	f.HTTPS = defaultHTTPS()
 	if !h.str("listen", &f.HTTPS.Listen) {
 		h.errf(b.DefRange(), "https.listen", `required: the address of the TLS listener, as listen = "0.0.0.0:443"`)
 	} else if err := checkListen(f.HTTPS.Listen); err != nil {
@@ -88,13 +101,10 @@ func (p *parser) https(s *scope, f *File) {
 	if f.HTTPS.ClientAuth != ClientAuthNone && f.HTTPS.ClientCAFile == "" && !h.failed["https.client_auth"] {
 		h.errf(h.pos["https.client_auth"], "https.client_auth", "client_auth = %q needs client_ca_file, the CA that signs client certificates", f.HTTPS.ClientAuth)
 	}
-	mv := DefaultHTTPSMinVersion
-	if h.str("min_version", &mv) {
-		v, ok := tlsVersions[mv]
-		if !ok {
-			h.errf(h.pos["https.min_version"], "https.min_version", `must be "1.2" or "1.3", not %q`, mv)
+	if h.str("min_version", &f.HTTPS.MinVersion) {
+		if _, ok := tlsVersions[f.HTTPS.MinVersion]; !ok {
+			h.errf(h.pos["https.min_version"], "https.min_version", `must be "1.2" or "1.3", not %q`, f.HTTPS.MinVersion)
 		}
-		f.HTTPS.MinVersion = v
 	}
 	h.boolean("http2", &f.HTTPS.HTTP2)
 	h.boolean("redirect_http", &f.HTTPS.RedirectHTTP)

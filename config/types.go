@@ -7,7 +7,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 )
 
-// Defaults of the config file, as DESIGN.md gives them.
+// Defaults of the config file, as docs/configuration.md gives them.
 const (
 	DefaultListen              = "127.0.0.1:8080"
 	DefaultStateDir            = "/var/lib/ancm"

@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// Limits of the values that DESIGN.md does not bound itself.
+// Limits of the values that the contract does not bound itself.
 const (
 	MaxNameLength  = 63
 	MaxLogMaxFiles = 1000

@@ -16,9 +16,12 @@ import (
 	"github.com/ancm-dev/ancm/config"
 )
 
-// Version is the daemon's version, reported by SystemService.GetInfo; set by
-// the linker or from the build info in main.
-var Version = "dev"
+// Version and Commit are the daemon's version and VCS revision, reported by
+// SystemService.GetInfo; main sets them from internal/buildinfo.
+var (
+	Version = "dev"
+	Commit  = ""
+)
 
 // Service adapts a Supervisor to the ancm.v1 gRPC services. It only
 // translates: requests are checked for the fields at fault, work is done by
@@ -260,6 +263,7 @@ func (s *Service) WatchEvents(req *ancmv1.WatchEventsRequest, stream grpc.Server
 func (s *Service) GetInfo(context.Context, *ancmv1.GetInfoRequest) (*ancmv1.GetInfoResponse, error) {
 	return &ancmv1.GetInfoResponse{
 		Version:   Version,
+		Commit:    Commit,
 		Epoch:     s.sup.Epoch(),
 		StartedAt: timestamppb.New(s.sup.StartedAt()),
 		StateDir:  s.sup.StateDir(),

@@ -145,8 +145,8 @@ func TestCtlVerbs(t *testing.T) {
 	// apps, ls, get.
 	for _, verb := range []string{"apps", "ls"} {
 		out := d.mustCtl(verb)
-		if !strings.HasPrefix(out, "APP") || !regexp.MustCompile(`(?m)^fromfile\s+IDLE\s`).MatchString(out) {
-			t.Errorf("%s:\n%s\nwant a table with fromfile IDLE", verb, out)
+		if !strings.HasPrefix(out, "APP") || !regexp.MustCompile(`(?m)^fromfile\s+config\s+IDLE\s`).MatchString(out) {
+			t.Errorf("%s:\n%s\nwant a table with fromfile config IDLE", verb, out)
 		}
 	}
 	if out := d.mustCtl("get", "fromfile"); !strings.Contains(out, "Name:") || !strings.Contains(out, "fromfile") || !regexp.MustCompile(`Source:\s+config`).MatchString(out) {
@@ -202,7 +202,7 @@ app "gamma" {
 	// start, restart, stop.
 	pid1 := d.running("beta")
 	out := d.mustCtl("restart", "beta")
-	if !regexp.MustCompile(`(?m)^beta\s+RUNNING\s`).MatchString(out) {
+	if !regexp.MustCompile(`(?m)^beta\s+api\s+RUNNING\s`).MatchString(out) {
 		t.Errorf("restart beta:\n%s", out)
 	}
 	s := d.waitState("beta", "APP_STATE_RUNNING", 15*time.Second)

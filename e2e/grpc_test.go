@@ -2,6 +2,9 @@ package e2e
 
 import (
 	"context"
+	"errors"
+	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -50,9 +53,10 @@ func TestReflectionAndHealth(t *testing.T) {
 	}
 }
 
-// Followers of the watch streams see them end cleanly (exit 0) when the
-// daemon shuts down, instead of an error.
-func TestWatchStreamsEndCleanlyOnShutdown(t *testing.T) {
+// Followers of the watch streams end when the daemon shuts down, saying so
+// in one line and with exit 6 (daemon not reachable), so that a script
+// following them knows the stream did not simply run out.
+func TestFollowersSayWhenTheDaemonStops(t *testing.T) {
 	d := newDaemon(t, helloApp)
 	if code, _ := get(t, d.url("/")); code != 200 {
 		t.Fatal("warm-up failed")
@@ -76,8 +80,12 @@ func TestWatchStreamsEndCleanlyOnShutdown(t *testing.T) {
 		go func() { done <- p.cmd.Wait() }()
 		select {
 		case err := <-done:
-			if err != nil {
-				t.Errorf("ancmctl %s after shutdown: %v\n%s", name, err, p.out.String())
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 6 {
+				t.Errorf("ancmctl %s after shutdown: %v, want exit 6\n%s", name, err, p.out.String())
+			}
+			if want := "ancmctl: the daemon ended the stream: ancmd is shutting down or restarting\n"; !strings.HasSuffix(p.out.String(), want) {
+				t.Errorf("ancmctl %s after shutdown does not end with %q:\n%s", name, want, p.out.String())
 			}
 		case <-time.After(10 * time.Second):
 			t.Errorf("ancmctl %s still running 10s after the daemon stopped", name)

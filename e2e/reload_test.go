@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"fmt"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -95,5 +97,42 @@ app "kept" {
 	}
 	if _, _, code := d.ctl("get", "added"); code != 0 {
 		t.Errorf("a refused reload removed an app")
+	}
+}
+
+// A SIGHUP applies a new log_level at once and names each setting that
+// needs a restart of ancmd, keeping its old value, instead of logging
+// "config reloaded" as if all had been applied.
+func TestSIGHUPSettings(t *testing.T) {
+	d := prepareDaemon(t, helloApp)
+	write := func(level, listen string) {
+		src := fmt.Sprintf("listen = %q\ncontrol = %q\nstate_dir = %q\nlog_level = %q\n%s",
+			listen, d.control, d.dir, level, strings.ReplaceAll(helloApp, "TESTAPP", bin.testapp))
+		if err := os.WriteFile(d.config, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("warn", d.listen)
+	d.start("serve")
+	if strings.Contains(d.out.String(), "[INFO]") {
+		t.Fatalf("info lines at log_level warn:\n%s", d.out.String())
+	}
+
+	other := freeAddr(t)
+	write("debug", other)
+	_ = d.cmd.Process.Signal(syscall.SIGHUP)
+	// An info line shows only if debug is in force.
+	waitFor(t, 10*time.Second, "the reload's log lines", func() bool {
+		out := d.out.String()
+		return strings.Contains(out, "log level changed: from=warn to=debug") &&
+			strings.Contains(out, "config reloaded")
+	})
+	out := d.out.String()
+	want := fmt.Sprintf("config change needs a restart of ancmd; keeping the old value: key=listen running=%s file=%s", d.listen, other)
+	if !strings.Contains(out, "[WARN]") || !strings.Contains(out, want) {
+		t.Errorf("no warning %q:\n%s", want, out)
+	}
+	if code, _ := get(t, d.url("/")); code != 200 {
+		t.Errorf("the old listen address after the reload: %d", code)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"google.golang.org/grpc"
@@ -31,7 +32,8 @@ type Address struct {
 func (a Address) String() string { return a.Network + "://" + a.Path }
 
 // ParseAddress parses "unix:///path", "tcp://host:port", a bare absolute path
-// (taken as a unix socket) or a bare host:port (taken as tcp).
+// (taken as a unix socket) or a bare host:port (taken as tcp). A TCP port is
+// a number; any other scheme ("http://...") is refused.
 func ParseAddress(s string) (Address, error) {
 	switch {
 	case strings.HasPrefix(s, "unix://"):
@@ -42,18 +44,33 @@ func ParseAddress(s string) (Address, error) {
 		return Address{Network: "unix", Path: p}, nil
 	case strings.HasPrefix(s, "tcp://"):
 		hp := strings.TrimPrefix(s, "tcp://")
-		if _, _, err := net.SplitHostPort(hp); err != nil {
+		if err := checkHostPort(hp); err != nil {
 			return Address{}, fmt.Errorf("%q: %v: %w", s, err, ErrBadAddress)
 		}
 		return Address{Network: "tcp", Path: hp}, nil
 	case strings.HasPrefix(s, "/"):
 		return Address{Network: "unix", Path: s}, nil
+	case strings.Contains(s, "://"):
+		scheme, _, _ := strings.Cut(s, "://")
+		return Address{}, fmt.Errorf("%q: scheme %q is not unix or tcp: %w", s, scheme, ErrBadAddress)
 	default:
-		if _, _, err := net.SplitHostPort(s); err == nil {
+		if checkHostPort(s) == nil {
 			return Address{Network: "tcp", Path: s}, nil
 		}
 		return Address{}, fmt.Errorf("%q: %w", s, ErrBadAddress)
 	}
+}
+
+// checkHostPort checks HOST:PORT with a numeric port.
+func checkHostPort(hp string) error {
+	_, port, err := net.SplitHostPort(hp)
+	if err != nil {
+		return err
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("port %q is not a number from 0 to 65535", port)
+	}
+	return nil
 }
 
 // DefaultStateDir is where a daemon started with default settings keeps its

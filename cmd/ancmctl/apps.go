@@ -11,8 +11,9 @@ func (c *cli) appsCommand() *cobra.Command {
 		Use:     "apps",
 		Aliases: []string{"ls"},
 		Short:   "List apps with their state",
-		Long: `List every app the daemon knows, from its config file or applied, with its
-state, ready instances out of those wanted, process ids, ports, restarts, the
+		Long: `List every app the daemon knows with its source (config: from the config
+file, change it there and reload; api: applied with "ancmctl apply"), state,
+ready instances out of those wanted, process ids, ports, restarts, the
 uptime of its oldest running instance and the last exit of any instance.`,
 		Example: `  ancmctl apps
   ancmctl ls -o json | jq -r '.apps[] | select(.state == "APP_STATE_FAILED") | .spec.name'`,

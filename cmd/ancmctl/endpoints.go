@@ -42,6 +42,9 @@ WatchEndpoints stream is one JSON object on its own line.`,
 			for {
 				resp, err := stream.Recv()
 				if errors.Is(err, io.EOF) {
+					if follow {
+						return errStreamEnded
+					}
 					return nil
 				}
 				if err != nil {

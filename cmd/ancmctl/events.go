@@ -20,7 +20,8 @@ func (c *cli) eventsCommand() *cobra.Command {
 		Long: `Show the recent lifecycle events the daemon keeps in memory (started, ready,
 exited, restarted, failed, offline, ...), one per line: time, app, instance,
 type, state, pid, exit and message. With -f keep printing new events until
-interrupted. With -o json each event is one JSON object on its own line.`,
+interrupted; when the daemon ends the stream (it shuts down) ancmctl says
+so and exits 6. With -o json each event is one JSON object on its own line.`,
 		Example: `  ancmctl events
   ancmctl events -f --app hello
   ancmctl events -f -o json | jq -c 'select(.event.type == "EVENT_TYPE_FAILED")'`,
@@ -40,6 +41,9 @@ interrupted. With -o json each event is one JSON object on its own line.`,
 			for {
 				resp, err := stream.Recv()
 				if errors.Is(err, io.EOF) {
+					if follow {
+						return errStreamEnded
+					}
 					if !header {
 						return p.EventHeader()
 					}

@@ -73,6 +73,13 @@ type codedError struct {
 func (e codedError) Error() string { return e.err.Error() }
 func (e codedError) Unwrap() error { return e.err }
 
+// errStreamEnded is a followed stream (logs -f, events -f) that the daemon
+// ended: it does so only when it shuts down.
+var errStreamEnded = codedError{
+	code: codes.Unavailable,
+	err:  errors.New("the daemon ended the stream: ancmd is shutting down or restarting"),
+}
+
 // exitCode maps an error to the process's exit code.
 func exitCode(err error) int {
 	if err == nil {

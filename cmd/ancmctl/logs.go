@@ -19,8 +19,11 @@ func (c *cli) logsCommand() *cobra.Command {
 		Use:   "logs [-f] [--tail N] [--instance I] APP",
 		Short: "Show an app's captured output",
 		Long: `Show the last lines of an app's captured stdout and stderr, each as
-"[INSTANCE] text". With -f keep printing new lines until interrupted. With -o
-json each response of the stream is one JSON object on its own line.`,
+"[INSTANCE] text": --tail lines in all (default 10; 0 also means 10), of
+all instances together in time order, or of --instance I. With -f keep
+printing new lines until interrupted; when the daemon ends the stream (it
+shuts down) ancmctl says so and exits 6. With -o json each response of the
+stream is one JSON object on its own line.`,
 		Example: `  ancmctl logs hello
   ancmctl logs -f --tail 100 hello
   ancmctl logs --instance 1 hello
@@ -44,6 +47,9 @@ json each response of the stream is one JSON object on its own line.`,
 			for {
 				resp, err := stream.Recv()
 				if errors.Is(err, io.EOF) {
+					if follow {
+						return errStreamEnded
+					}
 					return nil
 				}
 				if err != nil {

@@ -11,11 +11,6 @@ import (
 	"syscall"
 )
 
-// version is the client's version. Release builds set it with
-// -ldflags "-X main.version=v1.2.3"; "dev" falls back to the module version
-// recorded in the build info.
-var version = "dev"
-
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := runContext(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)

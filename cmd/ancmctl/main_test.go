@@ -217,6 +217,15 @@ func runArgs(args ...string) result {
 	return result{code: code, stdout: out.String(), stderr: errb.String()}
 }
 
+// A bad $ANCM_ADDR is a usage error that names the variable.
+func TestBadEnvAddr(t *testing.T) {
+	t.Setenv(client.EnvAddr, "http://x")
+	r := runArgs("apps")
+	if r.code != exitUsage || !strings.Contains(r.stderr, `$ANCM_ADDR: "http://x": scheme "http" is not unix or tcp`) {
+		t.Errorf("exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
 func TestRunInProcess(t *testing.T) {
 	addr := startServer(t)
 	dir := t.TempDir()
@@ -256,6 +265,8 @@ app "idle" {
 		{name: "unknown command", args: []string{"frob"}, code: 2, stderrHave: `unknown command "frob"`},
 		{name: "bad output", args: []string{"-o", "yaml", "apps"}, code: 2, stderrHave: `--output "yaml"`},
 		{name: "bad addr", args: []string{"--addr", "nowhere", "apps"}, code: 2, stderrHave: "--addr"},
+		{name: "http addr", args: []string{"--addr", "http://x", "apps"}, code: 2, stderrHave: `--addr: "http://x": scheme "http" is not unix or tcp`},
+		{name: "addr without port number", args: []string{"--addr", "tcp://x:http", "apps"}, code: 2, stderrHave: `port "http" is not a number`},
 		{name: "apply", args: []string{"apply", "-f", good}, stdout: []string{"new: added\n", "idle: restarted\n"}},
 		{name: "apply dry run", args: []string{"apply", "--dry-run", "-f", good}, stdout: []string{"(dry run)"}},
 		{name: "apply bad file", args: []string{"apply", "-f", badSyntax}, code: 4, stderrHave: "bad.hcl:1:"},
@@ -271,8 +282,12 @@ app "idle" {
 		{name: "delete dry run", args: []string{"delete", "--dry-run", "worker"}, stdout: []string{"worker: deleted (dry run)\n"}},
 		{name: "logs", args: []string{"logs", "hello"}, stdout: []string{"[0] zero says hi\n[1] one says hi\n"}},
 		{name: "logs instance", args: []string{"logs", "--instance", "1", "hello"}, stdout: []string{"[1] one says hi\n"}},
+		{name: "logs follow ended by the daemon", args: []string{"logs", "-f", "hello"}, code: 6, stdout: []string{"[0] zero says hi\n"},
+			stderr: "ancmctl: the daemon ended the stream: ancmd is shutting down or restarting\n"},
 		{name: "logs not found", args: []string{"logs", "nope"}, code: 3, stderrHave: "not found"},
 		{name: "events", args: []string{"events", "--app", "worker"}, stdout: []string{"TIME ", "start_failed", "    | migrations pending"}},
+		{name: "events follow ended by the daemon", args: []string{"events", "-f"}, code: 6, stdout: []string{"state_changed"},
+			stderr: "ancmctl: the daemon ended the stream: ancmd is shutting down or restarting\n"},
 		{name: "endpoints", args: []string{"endpoints"}, stdout: []string{"127.0.0.1:41002   no      yes"}},
 		{name: "version", args: []string{"version"}, stdout: []string{"Client:", "v9.9.9-fake", "fake-epoch", "4321"}},
 		{name: "completion bash", args: []string{"completion", "bash"}, stdout: []string{"ancmctl"}},
@@ -412,6 +427,19 @@ func TestEveryCommandHasExample(t *testing.T) {
 		}
 		if cmd.Example == "" {
 			t.Errorf("%s has no Example", cmd.Name())
+		}
+	}
+}
+
+func TestManPages(t *testing.T) {
+	dir := t.TempDir()
+	r := runArgs("man", dir)
+	if r.code != 0 {
+		t.Fatalf("man: exit %d: %s", r.code, r.stderr)
+	}
+	for _, name := range []string{"ancmctl.1", "ancmctl-logs.1", "ancmctl-apply.1"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			t.Error(err)
 		}
 	}
 }

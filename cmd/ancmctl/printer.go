@@ -105,7 +105,7 @@ func (t *table) Flush() error {
 // Apps writes the apps table: one row per app.
 func (p *printer) Apps(apps []*ancmv1.App) error {
 	tw := p.table()
-	fmt.Fprintln(tw, "APP\tSTATE\tREADY\tPIDS\tPORTS\tRESTARTS\tUPTIME\tLAST EXIT")
+	fmt.Fprintln(tw, "APP\tSOURCE\tSTATE\tREADY\tPIDS\tPORTS\tRESTARTS\tUPTIME\tLAST EXIT")
 	for _, a := range apps {
 		var pids, ports []string
 		ready := 0
@@ -120,8 +120,8 @@ func (p *printer) Apps(apps []*ancmv1.App) error {
 				ports = append(ports, strconv.Itoa(int(in.GetPort())))
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\t%s\t%d\t%s\t%s\n",
-			a.GetSpec().GetName(), appState(a.GetState()), ready, wanted(a.GetSpec()),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%s\t%d\t%s\t%s\n",
+			a.GetSpec().GetName(), orDash(a.GetSource()), appState(a.GetState()), ready, wanted(a.GetSpec()),
 			list(pids), list(ports), a.GetRestarts(), p.uptime(a), exitText(lastExit(a)))
 	}
 	return tw.Flush()
@@ -282,8 +282,23 @@ func (p *printer) LogLines(resp *ancmv1.TailLogsResponse) error {
 }
 
 // eventFormat lays out an event on one line with fixed widths, since a
-// followed stream cannot be aligned after the fact.
-const eventFormat = "%-24s  %-15s  %-4s  %-12s  %-9s  %7s  %-26s  %s"
+// followed stream cannot be aligned after the fact. The TYPE and STATE
+// columns are as wide as the longest name the API defines.
+var eventFormat = fmt.Sprintf("%%-24s  %%-15s  %%-4s  %%-%ds  %%-%ds  %%7s  %%-26s  %%s",
+	longestName(ancmv1.EventType_name, "EVENT_TYPE_"),
+	max(longestName(ancmv1.AppState_name, "APP_STATE_"), longestName(ancmv1.InstanceState_name, "INSTANCE_STATE_")))
+
+// longestName is the length of the longest enum value name without its
+// prefix, leaving out the _UNSPECIFIED zero, which is printed as "-".
+func longestName(names map[int32]string, prefix string) int {
+	n := 0
+	for v, s := range names {
+		if v != 0 {
+			n = max(n, len(strings.TrimPrefix(s, prefix)))
+		}
+	}
+	return n
+}
 
 // EventHeader writes the header of the events table.
 func (p *printer) EventHeader() error {

@@ -147,6 +147,35 @@ func testEvents() []*ancmv1.WatchEventsResponse {
 			Exit: &ancmv1.ExitStatus{Code: 137, Signal: "SIGKILL", Reason: "startup timeout"}, Message: "not ready within 2m", LogTail: []string{"listening on :5000", "migrations pending"}}},
 		{Event: &ancmv1.Event{Seq: 4, Time: at(40 * time.Second), Type: ancmv1.EventType_EVENT_TYPE_START_FAILED, App: "worker",
 			AppState: ancmv1.AppState_APP_STATE_FAILED, Message: "rapid-fail limit reached"}},
+		{Event: &ancmv1.Event{Seq: 5, Time: at(30 * time.Second), Type: ancmv1.EventType_EVENT_TYPE_STATE_CHANGED, App: "worker",
+			AppState: ancmv1.AppState_APP_STATE_STARTING, Message: "started by an operator"}},
+	}
+}
+
+// TestEventColumnsAligned prints an event of every type and state the API
+// defines and checks that each column starts where its header does.
+func TestEventColumnsAligned(t *testing.T) {
+	var buf bytes.Buffer
+	p := &printer{w: &buf, now: func() time.Time { return testNow }, loc: time.UTC}
+	if err := p.EventHeader(); err != nil {
+		t.Fatal(err)
+	}
+	header := strings.TrimSuffix(buf.String(), "\n")
+	msgCol := strings.Index(header, "MESSAGE")
+	for v := range ancmv1.EventType_name {
+		for s := range ancmv1.InstanceState_name {
+			buf.Reset()
+			e := &ancmv1.Event{Time: timestamppb.New(testNow), Type: ancmv1.EventType(v), App: "hello", Instance: u32(0),
+				InstanceState: ancmv1.InstanceState(s), AppState: ancmv1.AppState_APP_STATE_RUNNING, Pid: 42,
+				Exit: &ancmv1.ExitStatus{Code: 1}, Message: "msg"}
+			if err := p.Event(&ancmv1.WatchEventsResponse{Event: e}); err != nil {
+				t.Fatal(err)
+			}
+			line := strings.TrimSuffix(buf.String(), "\n")
+			if got := strings.Index(line, "msg"); got != msgCol {
+				t.Errorf("%v/%v: message at column %d, header's at %d:\n%s\n%s", ancmv1.EventType(v), ancmv1.InstanceState(s), got, msgCol, header, line)
+			}
+		}
 	}
 }
 

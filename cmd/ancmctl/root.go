@@ -97,6 +97,7 @@ as JSON (streams: one JSON object per line).
 		c.endpointsCommand(),
 		c.versionCommand(),
 		c.completionCommand(),
+		c.manCommand(),
 	)
 	c.root = root
 	return root
@@ -133,7 +134,11 @@ func (c *cli) dial() (*grpc.ClientConn, error) {
 	}
 	conn, err := client.Dial(c.address(), c.tls)
 	if errors.Is(err, client.ErrBadAddress) {
-		return nil, usageError{err: fmt.Errorf("--addr: %w", err)}
+		from := "--addr"
+		if c.addr == "" {
+			from = "$" + client.EnvAddr
+		}
+		return nil, usageError{err: fmt.Errorf("%s: %w", from, err)}
 	}
 	if err != nil {
 		return nil, err

@@ -1,11 +1,10 @@
 package main
 
 import (
-	"runtime/debug"
-
 	"github.com/spf13/cobra"
 
 	ancmv1 "github.com/ancm-dev/ancm/api/gen/ancm/v1"
+	"github.com/ancm-dev/ancm/internal/buildinfo"
 )
 
 func (c *cli) versionCommand() *cobra.Command {
@@ -37,33 +36,6 @@ printed, and ancmctl exits non-zero.`,
 	}
 }
 
-// clientVersion is the version set with -ldflags, else the module version
-// from the build info, with the VCS revision when it was recorded.
-func clientVersion() string {
-	v := version
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return v
-	}
-	if v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		v = bi.Main.Version
-	}
-	var rev, dirty string
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.modified":
-			if s.Value == "true" {
-				dirty = "-dirty"
-			}
-		}
-	}
-	if rev != "" && v == "dev" {
-		if len(rev) > 12 {
-			rev = rev[:12]
-		}
-		v += " (" + rev + dirty + ")"
-	}
-	return v
-}
+// clientVersion is the client's build: version (from -ldflags or the
+// module), VCS revision, time and dirty flag, Go version and platform.
+func clientVersion() string { return buildinfo.Read().String() }

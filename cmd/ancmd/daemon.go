@@ -3,23 +3,25 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/cobra"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/ancm-dev/ancm/api/client"
 	"github.com/ancm-dev/ancm/config"
 	"github.com/ancm-dev/ancm/controlplane"
 	"github.com/ancm-dev/ancm/dataplane"
+	"github.com/ancm-dev/ancm/internal/buildinfo"
 )
 
 // shutdownBudget bounds a graceful shutdown beyond the apps' own
@@ -27,36 +29,31 @@ import (
 const shutdownBudget = 5 * time.Second
 
 // runDaemon runs the control plane, and with proxy the data plane too.
-func runDaemon(args []string, withProxy bool) int {
-	name := "serve"
-	if !withProxy {
-		name = "control"
+func runDaemon(cmd *cobra.Command, path string, withProxy bool) error {
+	if err := requireConfig(path); err != nil {
+		return err
 	}
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	path := fs.String("c", "", "config file")
-	fs.StringVar(path, "config", "", "config file")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if *path == "" {
-		fmt.Fprintf(os.Stderr, "ancmd %s: -c FILE is required\n", name)
-		return 2
-	}
-	f, err := config.Load(*path)
+	f, err := config.Load(path)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		fmt.Fprintln(cmd.ErrOrStderr(), err)
+		return failure{exitError}
 	}
-	log := newLogger(f.LogLevel, f.LogFormat)
+	log, level := newLogger(f.LogLevel, f.LogFormat)
 	raiseFileLimit(log)
-	if err := serve(log, *path, f, withProxy); err != nil {
+	if err := serve(log, level, path, f, withProxy); err != nil {
 		log.Error("ancmd stopped", "error", err)
-		return 1
+		return failure{exitError}
 	}
-	return 0
+	return nil
 }
 
-func serve(log hclog.Logger, path string, f *config.File, withProxy bool) error {
+func serve(log hclog.Logger, setLevel func(string), path string, f *config.File, withProxy bool) error {
+	// Signals are taken from the start: a SIGHUP or SIGTERM that arrives
+	// while the planes come up waits for the loop below instead of ending
+	// the process (SIGHUP's default action).
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
 	sup, err := controlplane.New(controlplane.Options{Logger: log, StateDir: f.StateDir})
 	if err != nil {
 		return err
@@ -130,7 +127,7 @@ func serve(log hclog.Logger, path string, f *config.File, withProxy bool) error 
 	grpcDone := make(chan error, 1)
 	go func() { grpcDone <- srv.Serve(ctl) }()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	log.Info("control plane listening", "control", addr.String(), "state_dir", f.StateDir, "apps", len(f.Apps), "version", version())
+	log.Info("control plane listening", "control", addr.String(), "state_dir", f.StateDir, "apps", len(f.Apps), "version", buildinfo.Read().Version)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -165,19 +162,29 @@ func serve(log hclog.Logger, path string, f *config.File, withProxy bool) error 
 		}
 	}
 
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	defer signal.Stop(sigs)
+	notify := notifier{log: log}
+	notify.ready(fmt.Sprintf("serving %d apps", len(f.Apps)))
+	go notify.watchdog(ctx, func() bool {
+		select {
+		case <-sup.Closed():
+			return false
+		default:
+			return true
+		}
+	})
+
 	var runErr error
 loop:
 	for {
 		select {
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				reload(log, path, sup)
+				notify.reloading()
+				f = reload(log, setLevel, path, f, sup)
 				if front != nil {
 					_ = front.certs.Reload() // logs its own outcome
 				}
+				notify.ready(fmt.Sprintf("serving %d apps", len(f.Apps)))
 				continue
 			}
 			log.Info("shutting down", "signal", sig.String())
@@ -200,6 +207,7 @@ loop:
 
 	// Stop accepting and finish in-flight requests, then stop the apps,
 	// then the API (its watch streams end when the supervisor closes).
+	notify.stopping()
 	hs.Shutdown()
 	cancel()
 	if withProxy {
@@ -261,20 +269,92 @@ func maxShutdown(f *config.File) time.Duration {
 }
 
 // reload re-reads the config file on SIGHUP and applies what changed. A
-// file with errors changes nothing.
-func reload(log hclog.Logger, path string, sup *controlplane.Supervisor) {
+// file with errors changes nothing. It returns the settings in force
+// afterwards: cur with the apps and log_level of the new file, since the
+// other settings are read at start only (each one that changed is named in
+// a warning).
+func reload(log hclog.Logger, setLevel func(string), path string, cur *config.File, sup *controlplane.Supervisor) *config.File {
 	f, err := config.Load(path)
 	if err != nil {
 		log.Error("reload refused: config has errors; nothing changed", "file", path, "error", err)
-		return
+		return cur
+	}
+	next := *cur
+	next.Apps = f.Apps
+	if f.LogLevel != cur.LogLevel {
+		// Logged at the more verbose of the two levels, so that it shows.
+		if hclog.LevelFromString(f.LogLevel) < hclog.LevelFromString(cur.LogLevel) {
+			setLevel(f.LogLevel)
+			log.Info("log level changed", "from", cur.LogLevel, "to", f.LogLevel)
+		} else {
+			log.Info("log level changed", "from", cur.LogLevel, "to", f.LogLevel)
+			setLevel(f.LogLevel)
+		}
+		next.LogLevel = f.LogLevel
+	}
+	for _, c := range restartChanges(cur, f) {
+		log.Warn("config change needs a restart of ancmd; keeping the old value", "key", c.key, "running", c.running, "file", c.file)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), maxShutdown(f)+shutdownBudget)
 	defer cancel()
 	if err := sup.Reload(ctx, f.Apps); err != nil {
 		log.Error("reload failed", "file", path, "error", err)
-		return
+		next.Apps = cur.Apps
+		return &next
 	}
 	log.Info("config reloaded", "file", path, "apps", len(f.Apps))
+	return &next
+}
+
+// settingChange is a top-level setting whose new value takes a restart.
+type settingChange struct {
+	key, running, file string
+}
+
+// liveKeys are the top-level keys a reload applies; every other one is
+// compared by restartChanges.
+var liveKeys = []string{"log_level", "app"}
+
+// restartChanges lists the top-level settings that differ between the
+// running config and a reloaded one and are read at start only: every one
+// but log_level and the apps.
+func restartChanges(cur, f *config.File) []settingChange {
+	var out []settingChange
+	add := func(key, running, file string) {
+		if running != file {
+			out = append(out, settingChange{key: key, running: running, file: file})
+		}
+	}
+	add("listen", cur.Listen, f.Listen)
+	add("control", cur.Control, f.Control)
+	add("state_dir", cur.StateDir, f.StateDir)
+	add("log_format", cur.LogFormat, f.LogFormat)
+	add("access_log", strconv.FormatBool(cur.AccessLog), strconv.FormatBool(f.AccessLog))
+	add("insecure", strconv.FormatBool(cur.Insecure), strconv.FormatBool(f.Insecure))
+	tls := func(t *config.TLS) (cert, key, ca string) {
+		if t == nil {
+			return "", "", ""
+		}
+		return t.CertFile, t.KeyFile, t.ClientCAFile
+	}
+	c1, k1, a1 := tls(cur.ControlTLS)
+	c2, k2, a2 := tls(f.ControlTLS)
+	add("control_tls.cert_file", c1, c2)
+	add("control_tls.key_file", k1, k2)
+	add("control_tls.client_ca_file", a1, a2)
+	add("max_connections", strconv.Itoa(cur.MaxConnections), strconv.Itoa(f.MaxConnections))
+	add("send_timeout", cur.SendTimeout.String(), f.SendTimeout.String())
+	add("trusted_proxies", fmt.Sprint(cur.TrustedProxies), fmt.Sprint(f.TrustedProxies))
+	// The https block's certificate files are re-read on every SIGHUP
+	// (and when they change); the block itself is read at start.
+	https := func(h *config.HTTPS) string {
+		if h == nil {
+			return "none"
+		}
+		return fmt.Sprintf("%+v", *h)
+	}
+	add("https", https(cur.HTTPS), https(f.HTTPS))
+	return out
 }
 
 // raiseFileLimit raises the soft open-file limit to the hard one, so that

@@ -39,7 +39,7 @@ func listenHTTPS(log hclog.Logger, f *config.File) (*httpsFront, error) {
 		return nil, fmt.Errorf("https: %w", err)
 	}
 	cfg, err := dataplane.TLSConfig(certs, dataplane.TLSOptions{
-		Certificates: pairs, ClientAuth: h.ClientAuth, ClientCAFile: h.ClientCAFile, MinVersion: h.MinVersion,
+		Certificates: pairs, ClientAuth: h.ClientAuth, ClientCAFile: h.ClientCAFile, MinVersion: h.TLSMinVersion(),
 		HTTP2: h.HTTP2,
 	})
 	if err != nil {

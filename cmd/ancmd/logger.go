@@ -7,12 +7,15 @@ import (
 )
 
 // newLogger builds the root logger; every package derives its own from it.
-func newLogger(level, format string) hclog.Logger {
-	return hclog.New(&hclog.LoggerOptions{
+// The loggers derived with Named and With share its level, so SetLevel on
+// the root changes them all (a reload's new log_level).
+func newLogger(level, format string) (hclog.Logger, func(string)) {
+	log := hclog.New(&hclog.LoggerOptions{
 		Name:       "ancmd",
 		Level:      hclog.LevelFromString(level),
 		JSONFormat: format == "json",
 		Output:     os.Stderr,
 		TimeFormat: "2006-01-02T15:04:05.000Z07:00",
 	})
+	return log, func(l string) { log.SetLevel(hclog.LevelFromString(l)) }
 }

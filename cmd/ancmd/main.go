@@ -9,47 +9,30 @@
 package main
 
 import (
-	"fmt"
+	"io"
 	"os"
+
+	"github.com/ancm-dev/ancm/controlplane"
+	"github.com/ancm-dev/ancm/internal/buildinfo"
 )
 
+func init() {
+	bi := buildinfo.Read()
+	controlplane.Version = bi.Version
+	controlplane.Commit = bi.ShortRevision()
+	if bi.Modified && bi.Revision != "" {
+		controlplane.Commit += "-dirty"
+	}
+}
+
 func main() {
-	os.Exit(run(os.Args[1:]))
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(args []string) int {
-	verb := "serve"
-	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
-		verb, args = args[0], args[1:]
-	}
-	switch verb {
-	case "serve":
-		return runDaemon(args, true)
-	case "control":
-		return runDaemon(args, false)
-	case "proxy":
-		return runProxy(args)
-	case "validate":
-		return runValidate(args)
-	case "version":
-		fmt.Println("ancmd", version())
-		return 0
-	case "help":
-		usage()
-		return 0
-	default:
-		fmt.Fprintf(os.Stderr, "ancmd: unknown command %q\n", verb)
-		usage()
-		return 2
-	}
-}
-
-func usage() {
-	fmt.Fprint(os.Stderr, `usage:
-  ancmd [serve] -c FILE                      run the control plane and the proxy
-  ancmd control -c FILE                      run the control plane alone
-  ancmd proxy --control ADDR --listen ADDR   run a data plane alone
-  ancmd validate -c FILE                     check a config file
-  ancmd version
-`)
+// run executes one ancmd command line and returns its exit code: 0, 1 when
+// the daemon could not start or stopped on an error, 2 for a usage error.
+func run(args []string, stdout, stderr io.Writer) int {
+	root := rootCommand(stdout, stderr)
+	root.SetArgs(args)
+	return exitCode(root.Execute(), stderr)
 }

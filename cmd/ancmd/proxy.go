@@ -2,72 +2,120 @@ package main
 
 import (
 	"context"
-	"flag"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/ancm-dev/ancm/api/client"
 	"github.com/ancm-dev/ancm/dataplane"
 )
 
+// proxyFlags are the settings of a data plane run alone.
+type proxyFlags struct {
+	control, listen, node, level, format string
+	accessLog                            bool
+	maxConns                             int
+	sendTimeout                          time.Duration
+	files                                client.TLSFiles
+}
+
+func proxyCommand() *cobra.Command {
+	var pf proxyFlags
+	cmd := &cobra.Command{
+		Use:   "proxy [--control ADDR] [--listen ADDR]",
+		Short: "Run a data plane alone",
+		Long: `Run a data plane that follows a control plane elsewhere ("ancmd control" or
+"ancmd serve") through the ancm.v1 API, and proxies HTTP on --listen to the
+apps it publishes. It takes no config file. Several proxies can follow one
+control plane.`,
+		Example: `  ancmd proxy --control unix:///var/lib/ancm/ancm.sock --listen 0.0.0.0:80
+  ancmd proxy --control tcp://10.0.0.5:7070 --cacert ca.pem --cert proxy.pem --key proxy.key`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runProxy(cmd, pf)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&pf.control, "control", "", "control plane address (unix:///path or tcp://host:port); default: $ANCM_ADDR, then the default socket")
+	f.StringVar(&pf.listen, "listen", "127.0.0.1:8080", "address to serve HTTP on")
+	f.StringVar(&pf.node, "node", "", "name of this data plane in the control plane's logs (default: hostname and pid)")
+	f.StringVar(&pf.level, "log-level", "info", "trace|debug|info|warn|error")
+	f.StringVar(&pf.format, "log-format", "text", "text|json")
+	f.BoolVar(&pf.accessLog, "access-log", false, "log one line per request")
+	f.IntVar(&pf.maxConns, "max-connections", dataplane.DefaultMaxConnections, "client connections held at once; past it, new ones wait")
+	f.DurationVar(&pf.sendTimeout, "send-timeout", dataplane.DefaultSendTimeout, "a client that takes no bytes of its answer this long is dropped")
+	f.StringVar(&pf.files.CAFile, "cacert", "", "CA certificate to verify a tcp control plane")
+	f.StringVar(&pf.files.CertFile, "cert", "", "client certificate for a tcp control plane")
+	f.StringVar(&pf.files.KeyFile, "key", "", "client key for a tcp control plane")
+	return cmd
+}
+
 // runProxy runs a data plane that follows a control plane elsewhere.
-func runProxy(args []string) int {
-	fs := flag.NewFlagSet("proxy", flag.ContinueOnError)
-	control := fs.String("control", "", "control plane address (unix:///path or tcp://host:port); default: $ANCM_ADDR, then the default socket")
-	listen := fs.String("listen", "127.0.0.1:8080", "address to serve HTTP on")
-	node := fs.String("node", "", "name of this data plane in the control plane's logs (default: hostname and pid)")
-	level := fs.String("log-level", "info", "trace|debug|info|warn|error")
-	format := fs.String("log-format", "text", "text|json")
-	accessLog := fs.Bool("access-log", false, "log one line per request")
-	maxConns := fs.Int("max-connections", dataplane.DefaultMaxConnections, "client connections held at once; past it, new ones wait")
-	sendTimeout := fs.Duration("send-timeout", dataplane.DefaultSendTimeout, "a client that takes no bytes of its answer this long is dropped")
-	var files client.TLSFiles
-	fs.StringVar(&files.CAFile, "cacert", "", "CA certificate to verify a tcp control plane")
-	fs.StringVar(&files.CertFile, "cert", "", "client certificate for a tcp control plane")
-	fs.StringVar(&files.KeyFile, "key", "", "client key for a tcp control plane")
-	if err := fs.Parse(args); err != nil {
-		return 2
+func runProxy(cmd *cobra.Command, pf proxyFlags) error {
+	stderr := cmd.ErrOrStderr()
+	if pf.maxConns < 1 || pf.sendTimeout <= 0 {
+		return errors.New("--max-connections and --send-timeout must be positive")
 	}
-	if *maxConns < 1 || *sendTimeout <= 0 {
-		fmt.Fprintln(os.Stderr, "ancmd proxy: --max-connections and --send-timeout must be positive")
-		return 2
-	}
-	log := newLogger(*level, *format)
+	log, _ := newLogger(pf.level, pf.format)
 	raiseFileLimit(log)
-	addr := client.ResolveAddress(*control)
-	conn, err := client.Dial(addr, files)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "ancmd proxy:", err)
-		return 2
-	}
-	defer conn.Close()
-	if *node == "" {
-		h, _ := os.Hostname()
-		*node = fmt.Sprintf("%s/%d", h, os.Getpid())
-	}
-	dp, err := dataplane.New(dataplane.Options{Logger: log, Conn: conn, Node: *node, AccessLog: *accessLog,
-		MaxConnections: *maxConns, SendTimeout: *sendTimeout})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "ancmd proxy:", err)
-		return 1
-	}
-	ln, err := net.Listen("tcp", *listen)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "ancmd proxy:", err)
-		return 1
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	// A proxy has no config file: SIGHUP (systemctl reload) is noted, not
+	// taken for its default action, which would end the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				log.Info("SIGHUP ignored: ancmd proxy has no config file; it follows the control plane")
+			}
+		}
+	}()
+	addr := client.ResolveAddress(pf.control)
+	conn, err := client.Dial(addr, pf.files)
+	if err != nil {
+		return fmt.Errorf("--control: %w", err)
+	}
+	defer conn.Close()
+	if pf.node == "" {
+		h, _ := os.Hostname()
+		pf.node = fmt.Sprintf("%s/%d", h, os.Getpid())
+	}
+	dp, err := dataplane.New(dataplane.Options{Logger: log, Conn: conn, Node: pf.node, AccessLog: pf.accessLog,
+		MaxConnections: pf.maxConns, SendTimeout: pf.sendTimeout})
+	if err != nil {
+		fmt.Fprintln(stderr, "ancmd proxy:", err)
+		return failure{exitError}
+	}
+	ln, err := net.Listen("tcp", pf.listen)
+	if err != nil {
+		fmt.Fprintln(stderr, "ancmd proxy:", err)
+		return failure{exitError}
+	}
 	go func() { _ = dp.Run(ctx) }()
 	waitSynced(log, dp)
 	log.Info("proxy listening", "listen", ln.Addr().String(), "control", addr)
+	notify := notifier{log: log}
+	notify.ready("proxying on " + ln.Addr().String())
+	go notify.watchdog(ctx, func() bool { return true })
+	go func() {
+		<-ctx.Done()
+		notify.stopping()
+	}()
 	if err := dp.Serve(ctx, ln); err != nil {
 		log.Error("proxy stopped", "error", err)
-		return 1
+		return failure{exitError}
 	}
 	log.Info("stopped")
-	return 0
+	return nil
 }

@@ -1,28 +1,22 @@
 package main
 
 import (
-	"flag"
 	"fmt"
-	"os"
+
+	"github.com/spf13/cobra"
 
 	"github.com/ancm-dev/ancm/config"
 )
 
-func runValidate(args []string) int {
-	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
-	path := fs.String("c", "", "config file")
-	if err := fs.Parse(args); err != nil {
-		return 2
+func runValidate(cmd *cobra.Command, path string) error {
+	if err := requireConfig(path); err != nil {
+		return err
 	}
-	if *path == "" {
-		fmt.Fprintln(os.Stderr, "ancmd validate: -c FILE is required")
-		return 2
-	}
-	f, err := config.Load(*path)
+	f, err := config.Load(path)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		fmt.Fprintln(cmd.ErrOrStderr(), err)
+		return failure{exitError}
 	}
-	fmt.Printf("%s: ok (%d apps)\n", *path, len(f.Apps))
-	return 0
+	fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%d apps)\n", path, len(f.Apps))
+	return nil
 }

@@ -13,8 +13,8 @@
 //	record      serve, and print "request METHOD URI" for every request
 //	            that reaches it
 //
-// It checks ANCM-Token and answers 400 without the right one, like the apps
-// of DESIGN.md should.
+// It checks ANCM-Token and answers 400 without the right one, as docs/apps.md
+// asks of every app.
 package main
 
 import (
