@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net/netip"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -30,7 +31,19 @@ type HTTPS struct {
 	MinVersion   string // "1.2" or "1.3"; see TLSMinVersion
 	HTTP2        bool   // offered by ALPN
 	RedirectHTTP bool   // the plain listener answers 308 to https
+	ACME         *ACME  // certificates from an ACME CA; nil without an acme block
 }
+
+// ACME is the https block's acme block.
+type ACME struct {
+	Email      string
+	Directory  string
+	CARootFile string   // absolute; "" for none
+	Hosts      []string // "" entries removed; empty: every exact host of every app
+}
+
+// DefaultACMEDirectory is Let's Encrypt's production directory.
+const DefaultACMEDirectory = "https://acme-v02.api.letsencrypt.org/directory"
 
 // CertPair is one certificate block: a certificate chain and its key,
 // picked by SNI against the names of the leaf.
@@ -42,8 +55,9 @@ type CertPair struct {
 var (
 	httpsSchema = schema{
 		attrs:  []string{"listen", "client_auth", "client_ca_file", "min_version", "http2", "redirect_http"},
-		blocks: []string{"certificate"},
+		blocks: []string{"certificate", "acme"},
 	}
+	acmeSchema        = schema{attrs: []string{"email", "directory", "ca_root_file", "hosts"}}
 	certificateSchema = schema{attrs: []string{"cert_file", "key_file"}}
 	clientAuthModes   = []string{ClientAuthNone, ClientAuthRequest, ClientAuthRequire}
 	tlsVersions       = map[string]uint16{"1.2": tls.VersionTLS12, "1.3": tls.VersionTLS13}
@@ -129,8 +143,37 @@ func (p *parser) https(s *scope, f *File) {
 		}
 		f.HTTPS.Certificates = append(f.HTTPS.Certificates, pair)
 	}
-	if len(f.HTTPS.Certificates) == 0 && !h.failed["https.certificate"] && !h.failed["https.certificate.cert_file"] {
-		h.errf(b.DefRange(), "https.certificate", "an https block needs at least one certificate { cert_file = ..., key_file = ... }")
+	if ab := h.block("acme"); ab != nil {
+		a := h.nested(ab.Body, "acme")
+		a.checkKeys(acmeSchema)
+		acme := &ACME{Directory: DefaultACMEDirectory}
+		a.str("email", &acme.Email)
+		if a.str("directory", &acme.Directory) {
+			if u, err := url.Parse(acme.Directory); err != nil || u.Scheme != "https" || u.Host == "" {
+				a.errf(a.pos["https.acme.directory"], "https.acme.directory", "must be an https:// URL, not %q", acme.Directory)
+			}
+		}
+		if a.str("ca_root_file", &acme.CARootFile) && acme.CARootFile != "" {
+			acme.CARootFile = p.resolve(acme.CARootFile)
+			if _, err := LoadCertPool(acme.CARootFile); err != nil {
+				a.errf(a.pos["https.acme.ca_root_file"], "https.acme.ca_root_file", "%v", err)
+			}
+		}
+		var hosts []string
+		a.strings("hosts", &hosts)
+		for _, host := range hosts {
+			switch {
+			case host == "":
+			case strings.Contains(host, "*"):
+				a.errf(a.pos["https.acme.hosts"], "https.acme.hosts", "%q: a wildcard needs a DNS challenge, which ancm does not do; list exact names", host)
+			default:
+				acme.Hosts = append(acme.Hosts, strings.ToLower(host))
+			}
+		}
+		f.HTTPS.ACME = acme
+	}
+	if len(f.HTTPS.Certificates) == 0 && f.HTTPS.ACME == nil && !h.failed["https.certificate"] && !h.failed["https.certificate.cert_file"] {
+		h.errf(b.DefRange(), "https.certificate", "an https block needs at least one certificate { cert_file = ..., key_file = ... } or an acme block")
 	}
 	if f.HTTPS.RedirectHTTP && f.HTTPS.Listen == f.Listen {
 		h.errf(h.pos["https.redirect_http"], "https.redirect_http", "listen and https.listen are the same address")

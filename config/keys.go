@@ -10,6 +10,7 @@ var blockSchemas = map[string]schema{
 	"control_tls":       tlsSchema,
 	"https":             httpsSchema,
 	"https.certificate": certificateSchema,
+	"https.acme":        acmeSchema,
 	"app":               appSchema,
 	"app.health":        healthSchema,
 	"app.stdout_log":    stdoutLogSchema,

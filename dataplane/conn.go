@@ -79,9 +79,12 @@ func (c *clientConn) serve() {
 		if !c.handshake(tc) {
 			return
 		}
-		if tc.ConnectionState().NegotiatedProtocol == "h2" {
+		switch tc.ConnectionState().NegotiatedProtocol {
+		case "h2":
 			c.serveH2(tc) // active until it ends; shutdown sends GOAWAY
 			return
+		case acmeTLS1:
+			return // an ACME CA's check: the handshake was all of it
 		}
 	}
 	c.setReadDeadline(time.Now().Add(readHeaderTimeout))

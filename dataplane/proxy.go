@@ -135,6 +135,20 @@ func (p *Proxy) trusted(ip string) bool {
 	return false
 }
 
+// ExactHosts returns the exact (not wildcard) hosts of the apps in the
+// table, for certificates from an ACME CA.
+func (p *Proxy) ExactHosts() []string {
+	t := p.table.Load()
+	hosts := make([]string, 0, len(t.exact))
+	for h := range t.exact {
+		hosts = append(hosts, h)
+	}
+	return hosts
+}
+
+// TableChanged is closed when the table in use is replaced.
+func (p *Proxy) TableChanged() <-chan struct{} { return p.table.Load().next }
+
 // Synced is closed once the first full table has arrived.
 func (p *Proxy) Synced() <-chan struct{} { return p.synced }
 

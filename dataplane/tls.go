@@ -53,6 +53,7 @@ type Certificates struct {
 	mu     sync.Mutex // serializes Reload
 	stamps []fileStamp
 	set    atomic.Pointer[certSet]
+	acme   *ACME // certificates from an ACME CA; nil without
 }
 
 // certSet is one immutable generation of certificates.
@@ -68,15 +69,15 @@ type fileStamp struct {
 }
 
 // LoadCertificates reads every pair; an unreadable or mismatched pair is
-// an error naming its files.
-func LoadCertificates(logger hclog.Logger, pairs []CertPair) (*Certificates, error) {
-	if len(pairs) == 0 {
+// an error naming its files. With acme, pairs may be empty.
+func LoadCertificates(logger hclog.Logger, pairs []CertPair, acme *ACME) (*Certificates, error) {
+	if len(pairs) == 0 && acme == nil {
 		return nil, errors.New("no certificate")
 	}
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	c := &Certificates{logger: logger.Named("tls"), pairs: pairs}
+	c := &Certificates{logger: logger.Named("tls"), pairs: pairs, acme: acme}
 	set, stamps, err := loadSet(pairs)
 	if err != nil {
 		return nil, err
@@ -132,18 +133,28 @@ func stampOf(path string) fileStamp {
 }
 
 // GetCertificate picks the certificate for a handshake: the pair naming
-// the SNI host exactly, else one with a wildcard for it (one label), else
-// the first pair.
+// the SNI host exactly, else the ACME certificate of a managed host, else
+// a pair with a wildcard for it (one label), else the first pair. An ACME
+// CA's TLS-ALPN-01 check gets its challenge certificate.
 func (c *Certificates) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	if c.acme != nil && isChallenge(hello) {
+		return c.acme.getCertificate(hello)
+	}
 	set := c.set.Load()
 	name := strings.ToLower(strings.TrimSuffix(hello.ServerName, "."))
 	if cert := set.exact[name]; cert != nil {
 		return cert, nil
 	}
+	if c.acme != nil && c.acme.manages(name) {
+		return c.acme.getCertificate(hello)
+	}
 	if i := strings.IndexByte(name, '.'); i > 0 {
 		if cert := set.wild[name[i:]]; cert != nil {
 			return cert, nil
 		}
+	}
+	if set.def == nil {
+		return nil, errNoCertificate
 	}
 	return set.def, nil
 }
@@ -207,6 +218,9 @@ func TLSConfig(certs *Certificates, opts TLSOptions) (*tls.Config, error) {
 	}
 	if opts.HTTP2 {
 		cfg.NextProtos = []string{"h2", "http/1.1"}
+	}
+	if certs.acme != nil {
+		cfg.NextProtos = append(cfg.NextProtos, acmeTLS1)
 	}
 	if cfg.MinVersion == 0 {
 		cfg.MinVersion = tls.VersionTLS12

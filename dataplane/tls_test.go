@@ -125,7 +125,7 @@ func newTLSHarness(t *testing.T, opts Options, topts TLSOptions, names [][]strin
 	for i, n := range names {
 		topts.Certificates = append(topts.Certificates, th.ca.writePair(t, th.dir, fmt.Sprintf("pair%d", i), n...))
 	}
-	certs, err := LoadCertificates(testLogger(t), topts.Certificates)
+	certs, err := LoadCertificates(testLogger(t), topts.Certificates, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -157,7 +157,7 @@ func serve(log hclog.Logger, setLevel func(string), path string, f *config.File,
 		go func() { proxyDone <- dp.Serve(ctx, proxyLn) }()
 		log.Info("proxy listening", "listen", proxyLn.Addr().String())
 		if front != nil {
-			go front.serve(ctx, dp, httpsDone)
+			go front.serve(ctx, log, dp, httpsDone)
 			log.Info("https listening", "listen", front.ln.Addr().String(), "certificates", len(f.HTTPS.Certificates))
 		}
 	}
