@@ -253,3 +253,27 @@ func TestGRPCAppBehindAncmd(t *testing.T) {
 		t.Errorf("grpcurl through ancmd: %v\n%s", err, out)
 	}
 }
+
+// TestHTTPSExampleValidates runs examples/https/make-certs.sh on a copy of
+// the example and checks the config with ancmd validate.
+func TestHTTPSExampleValidates(t *testing.T) {
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Skip("openssl is not installed")
+	}
+	dir := t.TempDir()
+	for _, name := range []string{"ancm.hcl", "make-certs.sh"} {
+		b, err := os.ReadFile(filepath.Join("..", "examples", "https", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, err := exec.Command(filepath.Join(dir, "make-certs.sh")).CombinedOutput(); err != nil {
+		t.Fatalf("make-certs.sh: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(bin.ancmd, "validate", "-c", filepath.Join(dir, "ancm.hcl")).CombinedOutput(); err != nil {
+		t.Fatalf("ancmd validate: %v\n%s", err, out)
+	}
+}
