@@ -44,11 +44,12 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --- tools ---------------------------------------------------------------
-if ! command -v wrk >/dev/null || ! { command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]]; }; then
-	log "installing wrk and nginx"
+if ! command -v wrk >/dev/null || ! command -v h2load >/dev/null || ! { command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]]; }; then
+	log "installing wrk, h2load and nginx"
 	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx >/dev/null
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nghttp2-client nginx >/dev/null
 fi
+command -v openssl >/dev/null || die "openssl is needed"
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 command -v curl >/dev/null || die "curl is needed"
 
@@ -56,6 +57,15 @@ log "building into $BIN"
 (cd "$ROOT" && go build -o "$BIN/" ./cmd/ancmd ./cmd/ancmctl ./bench/backend ./bench/probe)
 probe() { "$BIN/probe" "$@"; }
 ctl() { "$BIN/ancmctl" --addr "unix://$TMP/ancm.sock" "$@"; }
+
+# wait_200k URL: wait_200 for an https URL with the bench's own certificate.
+wait_200k() {
+	for _ in $(seq 200); do
+		[[ $(curl -sk -o /dev/null -w '%{http_code}' --max-time 2 "$1" || true) == 200 ]] && return 0
+		sleep 0.05
+	done
+	die "$1 did not answer 200"
+}
 
 # wait_200 URL: poll with curl for up to 10s.
 wait_200() {
@@ -70,6 +80,13 @@ wait_200() {
 P_DIRECT=$(probe freeport)
 P_NGINX=$(probe freeport)
 P_ANCM=$(probe freeport)
+P_NGINX_TLS=$(probe freeport)
+P_ANCM_TLS=$(probe freeport)
+
+# One certificate for both TLS listeners: ECDSA P-256, self-signed.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=bench.local \
+	-addext subjectAltName=DNS:bench.local,IP:127.0.0.1 -keyout "$TMP/tls.key" -out "$TMP/tls.crt" 2>/dev/null
+chmod 644 "$TMP/tls.key" # nginx workers read it as nobody
 
 "$BIN/backend" -addr "127.0.0.1:$P_DIRECT" 2>"$TMP/backend.log" &
 PIDS+=($!)
@@ -94,6 +111,9 @@ http {
 	}
 	server {
 		listen 127.0.0.1:$P_NGINX;
+		listen 127.0.0.1:$P_NGINX_TLS ssl http2;
+		ssl_certificate $TMP/tls.crt;
+		ssl_certificate_key $TMP/tls.key;
 		location / {
 			proxy_pass http://backend;
 			proxy_http_version 1.1;
@@ -113,6 +133,13 @@ listen    = "127.0.0.1:$P_ANCM"
 control   = "unix://$TMP/ancm.sock"
 state_dir = "$TMP/state"
 log_level = "warn"
+https {
+  listen = "127.0.0.1:$P_ANCM_TLS"
+  certificate {
+    cert_file = "$TMP/tls.crt"
+    key_file  = "$TMP/tls.key"
+  }
+}
 EOF
 # The app is applied rather than configured, so that it can be deleted
 # before the lifecycle probes, which need paths that no app claims.
@@ -207,6 +234,31 @@ for ROUND in $(seq "$ROUNDS"); do
 	for t in "${TARGETS[@]}"; do run_wrk mib "$t" -c 8 -t 2 "${URL[$t]}/1m"; done
 done
 
+# --- TLS and HTTP/2: nginx and ancmd with the same certificate ------------
+declare -A TLSURL=([nginx]="https://127.0.0.1:$P_NGINX_TLS" [ancmd]="https://127.0.0.1:$P_ANCM_TLS")
+TLS_TARGETS=(nginx ancmd)
+for t in "${TLS_TARGETS[@]}"; do wait_200k "${TLSURL[$t]}/"; done
+# run_h2load TARGET: HTTP/2, 64 connections, one stream each, DUR seconds.
+run_h2load() {
+	local out=$TMP/h2load.$1.$ROUND
+	timeout 60 h2load -c 64 -m 1 -t 2 -D "${DUR%s}" "${TLSURL[$1]}/" >"$out" 2>&1 || { cat "$out" >&2; die "h2load failed on $1"; }
+	grep -q 'h2' "$out" || die "h2load on $1 did not negotiate h2: $(head -n 5 "$out")"
+	awk '/^finished in/ { gsub(",", ""); for (i = 1; i <= NF; i++) if ($(i+1) == "req/s") print $i }' "$out" >>"$TMP/res.h2.$1"
+}
+for ROUND in $(seq "$ROUNDS"); do
+	log "tls round $ROUND/$ROUNDS ($DUR per run)"
+	for t in "${TLS_TARGETS[@]}"; do
+		out=$TMP/wrk.tls.$t.$ROUND
+		timeout 60 wrk --timeout 2s -d "$DUR" -c 64 -t 2 "${TLSURL[$t]}/" >"$out" 2>&1 || { cat "$out" >&2; die "wrk failed on $t tls"; }
+		awk '/^Requests\/sec:/ { print $2 }' "$out" >>"$TMP/res.tls.$t"
+		# A new connection, and so a full handshake, for every request.
+		out=$TMP/wrk.hs.$t.$ROUND
+		timeout 60 wrk --timeout 2s -d "$DUR" -c 16 -t 2 -H 'Connection: close' "${TLSURL[$t]}/" >"$out" 2>&1 || { cat "$out" >&2; die "wrk failed on $t handshakes"; }
+		awk '/^Requests\/sec:/ { print $2 }' "$out" >>"$TMP/res.hs.$t"
+		run_h2load "$t"
+	done
+done
+
 # --- lifecycle timings ---------------------------------------------------
 # The routing and cold-start probes need 404 for paths no app claims, so
 # the catch-all app goes; each sample then uses an app of its own at
@@ -247,6 +299,9 @@ yes_no() { awk "BEGIN { print ($1) ? \"yes\" : \"**no**\" }"; }
 for m in rps p50 p99 mib; do
 	for t in "${TARGETS[@]}"; do declare "R_${m}_$t=$(median "$TMP/res.$m.$t")"; done
 done
+for m in tls hs h2; do
+	for t in "${TLS_TARGETS[@]}"; do declare "R_${m}_$t=$(median "$TMP/res.$m.$t")"; done
+done
 RSS_LOAD=$(maxof "$TMP/rss.rps")
 RSS_LOAD_1M=$(maxof "$TMP/rss.mib")
 START_DIRECT=$(calc '%.1f' "$(median "$TMP/res.start.direct")")
@@ -275,6 +330,13 @@ TABLE=$(
 	row 'small, 1 conn: p50 ms' p50 '%.3f'
 	row 'small, 1 conn: p99 ms' p99 '%.3f'
 	row '1 MiB, 8 conns: MiB/s' mib '%.0f'
+	echo
+	echo "| TLS, same certificate (median of $ROUNDS × $DUR) | nginx | ancmd | ancmd/nginx | ancmd ≥ nginx |"
+	echo "|---|---:|---:|---:|---|"
+	for m in "tls:TLS small, 64 conns: req/s" "h2:HTTP/2 small, 64 conns (h2load): req/s" "hs:new TLS connections, 16 conns, Connection: close: req/s"; do
+		n=R_${m%%:*}_nginx a=R_${m%%:*}_ancmd
+		echo "| ${m#*:} | $(calc '%.0f' "${!n}") | $(calc '%.0f' "${!a}") | $(ratio "${!a}" "${!n}") | $(yes_no "${!a} >= ${!n}") |"
+	done
 	echo
 	echo "| ancmd (median of $SAMPLES unless noted) | value |"
 	echo "|---|---:|"

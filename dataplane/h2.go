@@ -23,6 +23,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -252,8 +253,10 @@ func (st *h2stream) relay(ex *exchange) bool {
 	st.w.WriteHeader(res.status)
 	var err error
 	if !noBody {
-		f, _ := st.w.(http.Flusher)
-		w := bufio.NewWriterSize(flushWriter{st.w, f}, 16<<10)
+		fw := &flushWriter{w: st.w}
+		fw.f, _ = st.w.(http.Flusher)
+		w := getH2Writer(fw)
+		defer putH2Writer(w)
 		switch {
 		case res.chunked:
 			err = copyDecoded(w, bc.br, ex.waitBody, func(name, value string) {
@@ -265,6 +268,9 @@ func (st *h2stream) relay(ex *exchange) bool {
 			err = copyToEOF(w, bc.br, false, ex.waitBody)
 		}
 		if err == nil {
+			// The last bytes leave with the end of the stream when the
+			// handler returns: no flush of a frame of their own.
+			fw.f = nil
 			if err = w.Flush(); err != nil {
 				err = writeErr(err)
 			}
@@ -308,10 +314,24 @@ func (st *h2stream) writeError(r *request, err error, _ bool) int {
 // instance sent reaches the client before the proxy waits for more.
 type flushWriter struct {
 	w http.ResponseWriter
-	f http.Flusher
+	f http.Flusher // nil: write only
 }
 
-func (f flushWriter) Write(p []byte) (int, error) {
+// h2Writers lends the buffered writers of HTTP/2 answers.
+var h2Writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 16<<10) }}
+
+func getH2Writer(fw *flushWriter) *bufio.Writer {
+	w := h2Writers.Get().(*bufio.Writer)
+	w.Reset(fw)
+	return w
+}
+
+func putH2Writer(w *bufio.Writer) {
+	w.Reset(nil)
+	h2Writers.Put(w)
+}
+
+func (f *flushWriter) Write(p []byte) (int, error) {
 	n, err := f.w.Write(p)
 	if err == nil && f.f != nil {
 		f.f.Flush()
