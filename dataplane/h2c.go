@@ -173,15 +173,23 @@ func isDialFailure(err error) bool {
 	return errors.As(err, &op) && op.Op == "dial" || errors.Is(err, syscall.ECONNREFUSED)
 }
 
-// readMark sets started on the first read of a body.
+// readMark sets started on the first read of a body, and counts what was
+// read: the transport reads a body in a goroutine of its own, and the
+// client connection may carry another request only once all of this one's
+// body has been read (count == the length, read with the atomic).
 type readMark struct {
 	r       io.Reader
 	started *bool
+	count   *atomic.Int64
 }
 
 func (m readMark) Read(p []byte) (int, error) {
 	*m.started = true
-	return m.r.Read(p)
+	n, err := m.r.Read(p)
+	if m.count != nil {
+		m.count.Add(int64(n))
+	}
+	return n, err
 }
 
 func (m readMark) Close() error { return nil }
@@ -196,7 +204,8 @@ func (c *clientConn) bodyReader(ex *exchange) (io.ReadCloser, int64, error) {
 	}
 	if !r.framing.chunked {
 		c.setReadDeadline(time.Time{})
-		return readMark{io.LimitReader(c.br, r.framing.length), &ex.bodyStarted}, r.framing.length, nil
+		ex.bodyRead.Store(0)
+		return readMark{io.LimitReader(c.br, r.framing.length), &ex.bodyStarted, &ex.bodyRead}, r.framing.length, nil
 	}
 	ex.bodyStarted = true
 	var buf bytes.Buffer
@@ -233,6 +242,12 @@ func (l *limitWriter) Write(p []byte) (int, error) {
 func (c *clientConn) relayStream(ex *exchange, res *http.Response) bool {
 	r, w := ex.r, c.bw
 	keep := r.keepAlive() && !c.s.closing.Load()
+	// The connection carries on only once the transport has read all of
+	// the body from it (it reads in a goroutine of its own); else what is
+	// left of the body would be read as the next request.
+	consumed := func() bool {
+		return !r.hasBody() || r.framing.chunked || ex.bodyRead.Load() >= r.framing.length
+	}
 	noBody := r.method == "HEAD" || res.StatusCode == 204 || res.StatusCode == 304
 	chunked := !noBody && !r.http10 && (res.ContentLength < 0 || len(res.Trailer) > 0)
 	if !noBody && r.http10 && res.ContentLength < 0 {
@@ -267,7 +282,7 @@ func (c *clientConn) relayStream(ex *exchange, res *http.Response) bool {
 		_, _ = w.WriteString("\r\n")
 	}
 	if noBody {
-		return w.Flush() == nil && keep
+		return w.Flush() == nil && keep && consumed()
 	}
 	buf := getBuffer()
 	defer putBuffer(buf)
@@ -307,7 +322,7 @@ func (c *clientConn) relayStream(ex *exchange, res *http.Response) bool {
 		}
 		_, _ = w.WriteString("\r\n")
 	}
-	return w.Flush() == nil && keep
+	return w.Flush() == nil && keep && consumed()
 }
 
 // h2cHopByHop reports the response fields that never pass to a client.
@@ -329,7 +344,7 @@ func (st *h2stream) bodyReader(ex *exchange) (io.ReadCloser, int64, error) {
 	if !ex.r.framing.chunked {
 		length = ex.r.framing.length
 	}
-	return readMark{st.hr.Body, &ex.bodyStarted}, length, nil
+	return readMark{r: st.hr.Body, started: &ex.bodyStarted}, length, nil
 }
 
 // relayStream writes an h2c instance's response to the stream, flushing

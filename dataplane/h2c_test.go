@@ -4,12 +4,17 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/h2c"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -97,5 +102,53 @@ func TestGRPCAppThroughTLS(t *testing.T) {
 	hs.SetServingStatus("svc", healthpb.HealthCheckResponse_NOT_SERVING)
 	if m, err := w.Recv(); err != nil || m.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
 		t.Fatalf("Watch after the change: %v %v", m, err)
+	}
+}
+
+// TestHTTP1ClientToH2CApp checks an HTTP/1.1 client of an h2c app: the
+// answer comes back chunked with its trailers, and a body the app did not
+// read is never taken for the next request.
+func TestHTTP1ClientToH2CApp(t *testing.T) {
+	h2s := &http2.Server{}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h2c.NewHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/unread" {
+			w.WriteHeader(200) // answers without reading the body
+			return
+		}
+		b, _ := io.ReadAll(r.Body)
+		w.Header().Set("Trailer", "X-Sum")
+		fmt.Fprintf(w, "%s %s %s %s", r.Proto, r.Method, r.URL.RequestURI(), b)
+		w.Header().Set("X-Sum", "42")
+	}), h2s)}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { srv.Close() })
+	route := running("app", "/", nil, readyAddr(0, ln.Addr().String(), "tok"))
+	route.Protocol = "h2c"
+	h := newHarness(t, Options{}, route)
+
+	out := firstAnswer(t, h.addr, "POST /echo?x=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+	if !strings.HasPrefix(out, "HTTP/1.1 200 ") || !strings.Contains(out, "Transfer-Encoding: chunked") ||
+		!strings.Contains(out, "HTTP/2.0 POST /echo?x=1 hello") || !strings.Contains(out, "X-Sum: 42") {
+		t.Errorf("answer %q", out)
+	}
+	// A body the app never read, then a request smuggled in it.
+	c, err := net.Dial("tcp", h.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	smuggled := "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
+	body := strings.Repeat("a", 200000) + smuggled
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	go func() {
+		_, _ = io.WriteString(c, fmt.Sprintf("POST /unread HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", len(body), body))
+	}()
+	rest, _ := io.ReadAll(c)
+	if strings.Count(string(rest), "HTTP/1.1 ") != 1 || strings.Contains(string(rest), "smuggled") {
+		t.Errorf("after an unread body: %q", rest)
 	}
 }
