@@ -478,3 +478,37 @@ func TestFinding10HungInstanceShed(t *testing.T) {
 			timeouts, ok, len(rb.got()), ejectAfterTimeouts)
 	}
 }
+
+// TestStripPrefix checks strip_prefix: the app gets the path without
+// path_prefix, the query as sent, the prefix in X-Forwarded-Prefix; a
+// client's own X-Forwarded-Prefix never reaches it.
+func TestStripPrefix(t *testing.T) {
+	rb := newRecordingBackend(t, okAnswer)
+	route := running("shop", "/shop", nil, readyAddr(0, rb.addr, "tok"))
+	route.StripPrefix = true
+	plain := running("blog", "/blog", nil, readyAddr(0, rb.addr, "tok"))
+	h := newHarness(t, Options{}, route, plain)
+	for _, tc := range []struct{ target, want string }{
+		{"/shop/cart?x=1&y=%2F", "/cart?x=1&y=%2F"},
+		{"/shop", "/"},
+		{"/shop?q", "/?q"},
+		{"/shop/", "/"},
+		{"/sh%6Fp/a%20b", "/a%20b"},
+		{"/blog/post", "/blog/post"}, // no strip_prefix: as sent
+	} {
+		before := len(rb.got())
+		out := firstAnswer(t, h.addr, "GET "+tc.target+" HTTP/1.1\r\nHost: x\r\nX-Forwarded-Prefix: /evil\r\n\r\n")
+		got := rb.got()[before:]
+		if !strings.HasPrefix(out, "HTTP/1.1 200") || len(got) != 1 || got[0].uri != tc.want {
+			t.Errorf("%s: app got %+v", tc.target, got)
+			continue
+		}
+		wantPrefix := ""
+		if !strings.HasPrefix(tc.want, "/blog") {
+			wantPrefix = "/shop"
+		}
+		if p := strings.Join(got[0].header.Values("X-Forwarded-Prefix"), ","); p != wantPrefix {
+			t.Errorf("%s: X-Forwarded-Prefix %q, want %q", tc.target, p, wantPrefix)
+		}
+	}
+}
