@@ -118,7 +118,7 @@ type tlsHarness struct {
 	dir     string
 }
 
-func newTLSHarness(t *testing.T, opts Options, topts TLSOptions, names [][]string, routes ...*ancmv1.AppRoute) *tlsHarness {
+func newTLSHarness(t testing.TB, opts Options, topts TLSOptions, names [][]string, routes ...*ancmv1.AppRoute) *tlsHarness {
 	t.Helper()
 	h := newHarness(t, opts, routes...)
 	th := &tlsHarness{harness: h, ca: newTestCA(t, "server CA"), dir: t.TempDir()}
