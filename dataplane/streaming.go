@@ -29,7 +29,6 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"net/http/httputil"
 	"strconv"
 	"strings"
 	"time"
@@ -150,6 +149,20 @@ func chunkLine(src *bufio.Reader, b []byte, wait func() error) ([]byte, error) {
 // by CRLF, control characters in an extension or a trailer field, and
 // chunk data not followed by CRLF are errBadChunk.
 func copyChunked(dst *bufio.Writer, src *bufio.Reader, wait func() error) error {
+	return copyChunks(dst, src, wait, true)
+}
+
+// copyDechunked decodes a chunked body for an HTTP/1.0 client, which gets
+// it delimited by the end of the connection. The framing is read and
+// checked as copyChunked reads it, through the trailer section, which is
+// dropped.
+func copyDechunked(dst *bufio.Writer, src *bufio.Reader) error {
+	return copyChunks(dst, src, nil, false)
+}
+
+// copyChunks is copyChunked, and with reframe false copyDechunked: the
+// chunk data alone is copied.
+func copyChunks(dst *bufio.Writer, src *bufio.Reader, wait func() error, reframe bool) error {
 	var hdr [24]byte
 	var lb [128]byte
 	for {
@@ -166,12 +179,14 @@ func copyChunked(dst *bufio.Writer, src *bufio.Reader, wait func() error) error 
 		if !ok {
 			return readErr(errBadChunk)
 		}
-		h := strconv.AppendInt(hdr[:0], size, 16)
-		if _, err := dst.Write(append(h, '\r', '\n')); err != nil {
-			return writeErr(err)
+		if reframe {
+			h := strconv.AppendInt(hdr[:0], size, 16)
+			if _, err := dst.Write(append(h, '\r', '\n')); err != nil {
+				return writeErr(err)
+			}
 		}
 		if size == 0 {
-			return copyTrailers(dst, src, wait)
+			return copyTrailers(dst, src, wait, reframe)
 		}
 		if err := copyN(dst, src, size, wait); err != nil {
 			return err
@@ -183,6 +198,9 @@ func copyChunked(dst *bufio.Writer, src *bufio.Reader, wait func() error) error 
 		if len(line) != 2 || line[0] != '\r' {
 			return readErr(errBadChunk)
 		}
+		if !reframe {
+			continue
+		}
 		if _, err := dst.WriteString("\r\n"); err != nil {
 			return writeErr(err)
 		}
@@ -193,8 +211,9 @@ func copyChunked(dst *bufio.Writer, src *bufio.Reader, wait func() error) error 
 const maxTrailerBytes = 64 << 10
 
 // copyTrailers copies the trailer section after the last chunk, up to and
-// including the empty line, keeping the fields trailerAllowed allows.
-func copyTrailers(dst *bufio.Writer, src *bufio.Reader, wait func() error) error {
+// including the empty line, keeping the fields trailerAllowed allows;
+// with keep false, it reads and checks them and copies nothing.
+func copyTrailers(dst *bufio.Writer, src *bufio.Reader, wait func() error, keep bool) error {
 	total := 0
 	var lb [128]byte
 	for {
@@ -209,6 +228,9 @@ func copyTrailers(dst *bufio.Writer, src *bufio.Reader, wait func() error) error
 		}
 		line = line[:n-2]
 		if len(line) == 0 {
+			if !keep {
+				return nil
+			}
 			if _, err := dst.WriteString("\r\n"); err != nil {
 				return writeErr(err)
 			}
@@ -218,7 +240,7 @@ func copyTrailers(dst *bufio.Writer, src *bufio.Reader, wait func() error) error
 		if colon <= 0 || !validToken(line[:colon]) || !validValue(line[colon+1:]) {
 			return readErr(errBadChunk) // also obs-fold: a leading space is no token
 		}
-		if !trailerAllowed(string(line[:colon])) {
+		if !keep || !trailerAllowed(string(line[:colon])) {
 			continue
 		}
 		_, _ = dst.Write(line[:colon])
@@ -313,31 +335,6 @@ func copyToEOF(dst *bufio.Writer, src *bufio.Reader, chunk bool, wait func() err
 			if err = retryRead(err, wait); err != nil {
 				return readErr(err)
 			}
-		}
-	}
-}
-
-// copyDechunked decodes a chunked body for an HTTP/1.0 client, which gets
-// it delimited by the end of the connection. Trailers are dropped.
-func copyDechunked(dst *bufio.Writer, src *bufio.Reader) error {
-	buf := getBuffer()
-	defer putBuffer(buf)
-	cr := httputil.NewChunkedReader(src)
-	for {
-		if src.Buffered() == 0 {
-			if err := dst.Flush(); err != nil {
-				return writeErr(err)
-			}
-		}
-		m, err := cr.Read(buf)
-		if _, werr := dst.Write(buf[:m]); werr != nil {
-			return writeErr(werr)
-		}
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return readErr(err)
 		}
 	}
 }
