@@ -9,7 +9,8 @@ import (
 // The client-facing server (server.go, conn.go) parses request heads
 // itself, so the framing rules are enforced where the head is parsed and
 // nothing ambiguous is ever forwarded: Content-Length together with
-// Transfer-Encoding, differing or malformed Content-Length values, any
+// Transfer-Encoding, differing (even only as written: "05", "5") or
+// malformed Content-Length values, any
 // Transfer-Encoding but a single "chunked", Transfer-Encoding on HTTP/1.0
 // and obsolete line folding are refused with 400 and a closed connection.
 // What is forwarded is written afresh (headers.go), so the instance sees
@@ -208,7 +209,7 @@ func parseRequest(head string, r *request) error {
 		r.framing.tunnel = true
 	}
 	var teCount int
-	var teValue string
+	var teValue, lengthValue string
 	for {
 		line, s = cutLine(s)
 		if line == "" {
@@ -261,12 +262,15 @@ func parseRequest(head string, r *request) error {
 			r.conn.add(value)
 		case hkContentLength:
 			f.kind = fkLength
+			// Repeated, it must be repeated as it was written: "05"
+			// and "5" are one length to the proxy but an error to
+			// net/http (RFC 9110 8.6 lets a recipient refuse both).
 			n, ok := parseDecimal(value)
-			if !ok || (r.hasLength && n != r.framing.length) {
+			if !ok || (r.hasLength && value != lengthValue) {
 				r.framing.bad = true
 				return ErrBadFraming
 			}
-			r.hasLength, r.framing.length = true, n
+			r.hasLength, r.framing.length, lengthValue = true, n, value
 		case hkXFF:
 			f.kind = fkXFF
 		case hkTransferEncoding:
