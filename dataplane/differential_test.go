@@ -563,6 +563,10 @@ var requestRegressions = []padded{
 	// Repeated Content-Length written differently: one length to the
 	// data plane, an error to net/http; now refused (400).
 	{name: "length-written-twice", tmpl: "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 05\r\nContent-Length: 5\r\n\r\nhello"},
+	// A bare CR before the request line: parseRequest stripped it with
+	// the empty lines, net/http refuses the line (fuzz finding, also in
+	// testdata/fuzz/FuzzRequestStream); now 400.
+	{name: "bare-cr-before-request-line", tmpl: "\r\n\rGET / HTTP/1.1\r\nHost: x\r\n\r\n" + "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"},
 	{name: "issue10-4095-cr", tmpl: "POST / HTTP/1.1\r\nHost: x\r\nX-Pad: \r\nContent-Length: 35\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n", at: 33, pad: 4095 - 7},
 }
 

@@ -185,8 +185,16 @@ func headerKind(name string) int {
 func parseRequest(head string, r *request) error {
 	*r = request{head: head, fields: r.fields[:0]}
 	s := head
-	for len(s) > 0 && (s[0] == '\r' || s[0] == '\n') {
-		s = s[1:] // RFC 9112 2.2: empty lines before the request line
+	for {
+		// RFC 9112 2.2: empty lines before the request line; a bare CR
+		// is not one, it belongs to the line (and makes it invalid).
+		if strings.HasPrefix(s, "\n") {
+			s = s[1:]
+		} else if strings.HasPrefix(s, "\r\n") {
+			s = s[2:]
+		} else {
+			break
+		}
 	}
 	line, s := cutLine(s)
 	method, rest, ok1 := strings.Cut(line, " ")
