@@ -48,6 +48,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/textproto"
@@ -55,6 +56,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // wireMsg is one message of a byte stream as one parser read it.
@@ -116,7 +118,7 @@ func refusalStatus(err error) int {
 // ended, inside a message or not, or the connection carries no more).
 func dpRequests(stream []byte) (msgs []wireMsg, refused int) {
 	rd := bytes.NewReader(stream)
-	c := &clientConn{br: bufio.NewReaderSize(rd, 4<<10)}
+	c := newClientConn(&server{}, streamConn{rd}) // the server's own reader
 	off := func() int { return len(stream) - rd.Len() - c.br.Buffered() }
 	var r request
 	for {
@@ -307,7 +309,7 @@ func diffRequests(t testing.TB, stream []byte) int {
 // 502 when a response was refused.
 func dpResponses(stream []byte, method func(int) string, http10 bool) (msgs []wireMsg, refused int) {
 	rd := bytes.NewReader(stream)
-	bc := &bconn{br: bufio.NewReaderSize(rd, 16<<10)}
+	bc := &bconn{br: bufio.NewReaderSize(rd, responseReaderSize)}
 	off := func() int { return len(stream) - rd.Len() - bc.br.Buffered() }
 	var res response
 	for i := 0; ; {
@@ -367,6 +369,44 @@ func dpResponses(stream []byte, method func(int) string, http10 bool) (msgs []wi
 		if !reuse && res.status >= 200 {
 			return msgs, 0
 		}
+	}
+}
+
+// responseReaderSize is the size of an instance connection's reader;
+// TestReaderSizes checks it against a dialed one.
+const responseReaderSize = 16 << 10
+
+// streamConn is a client connection that reads a byte stream and drops
+// what is written to it.
+type streamConn struct{ *bytes.Reader }
+
+func (streamConn) Write(p []byte) (int, error)      { return len(p), nil }
+func (streamConn) Close() error                     { return nil }
+func (streamConn) LocalAddr() net.Addr              { return &net.TCPAddr{} }
+func (streamConn) RemoteAddr() net.Addr             { return &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 1} }
+func (streamConn) SetDeadline(time.Time) error      { return nil }
+func (streamConn) SetReadDeadline(time.Time) error  { return nil }
+func (streamConn) SetWriteDeadline(time.Time) error { return nil }
+
+// TestReaderSizes checks that the differential tests read with the
+// buffer sizes the data plane reads with: 4 KiB for clients, 16 KiB for
+// instances.
+func TestReaderSizes(t *testing.T) {
+	if n := newClientConn(&server{}, streamConn{bytes.NewReader(nil)}).br.Size(); n != 4<<10 {
+		t.Errorf("client reader of %d bytes; the request differential's shapes are sized for 4 KiB", n)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	bc, err := (&backend{addr: ln.Addr().String()}).dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bc.nc.Close()
+	if n := bc.br.Size(); n != responseReaderSize {
+		t.Errorf("instance reader of %d bytes, the response differential reads with %d", n, responseReaderSize)
 	}
 }
 
