@@ -607,6 +607,13 @@ var requestRegressions = []padded{
 	// the empty lines, net/http refuses the line (fuzz finding, also in
 	// testdata/fuzz/FuzzRequestStream); now 400.
 	{name: "bare-cr-before-request-line", tmpl: "\r\n\rGET / HTTP/1.1\r\nHost: x\r\n\r\n" + "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"},
+	// An absolute-form authority net/http's URL parser refuses ("%", a
+	// port that is no number) or decodes ("%c3%a9"): the data plane
+	// routed it as written (fuzz finding, also in testdata); now 400.
+	{name: "absolute-form-percent", tmpl: "GET http://0% HTTP/1.1\r\nHost: x\r\n\r\n" + "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"},
+	{name: "absolute-form-encoded", tmpl: "GET http://a%c3%a9/ HTTP/1.1\r\nHost: x\r\n\r\n"},
+	{name: "absolute-form-port", tmpl: "GET http://a:b/ HTTP/1.1\r\nHost: x\r\n\r\n"},
+	{name: "absolute-form-bracket", tmpl: "GET http://[::1/ HTTP/1.1\r\nHost: x\r\n\r\n"},
 	{name: "issue10-4095-cr", tmpl: "POST / HTTP/1.1\r\nHost: x\r\nX-Pad: \r\nContent-Length: 35\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n", at: 33, pad: 4095 - 7},
 }
 

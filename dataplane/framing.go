@@ -357,7 +357,13 @@ func (r *request) resolveTarget() error {
 		if t == "" || t[0] == '?' {
 			t = "/" + t // one allocation; rare
 		}
-		if !validHost(r.host) {
+		// The authority as net/http reads it, or 400: a numeric port,
+		// brackets around an IPv6 address, and no percent-encoding
+		// (net/http would decode it, and read another host name).
+		if !validHost(r.host) || strings.IndexByte(r.host, '%') >= 0 {
+			return errMalformed
+		}
+		if _, err := url.ParseRequestURI(r.target); err != nil {
 			return errMalformed
 		}
 	}
