@@ -507,8 +507,7 @@ func (ex *exchange) relay() bool {
 	case bodyChunked:
 		err = copyChunked(w, bc.br, ex.waitBody)
 	case bodyDechunk:
-		bc.setReadDeadline(time.Time{})
-		err = copyDechunked(w, bc.br)
+		err = copyDechunked(w, bc.br, ex.waitBody)
 	case bodyEOF, bodyEOFRaw:
 		err = copyToEOF(w, bc.br, mode == bodyEOF, ex.waitBody)
 	}

@@ -155,9 +155,9 @@ func copyChunked(dst *bufio.Writer, src *bufio.Reader, wait func() error) error 
 // copyDechunked decodes a chunked body for an HTTP/1.0 client, which gets
 // it delimited by the end of the connection. The framing is read and
 // checked as copyChunked reads it, through the trailer section, which is
-// dropped.
-func copyDechunked(dst *bufio.Writer, src *bufio.Reader) error {
-	return copyChunks(dst, src, nil, false)
+// dropped; wait is as for copyChunked.
+func copyDechunked(dst *bufio.Writer, src *bufio.Reader, wait func() error) error {
+	return copyChunks(dst, src, wait, false)
 }
 
 // copyChunks is copyChunked, and with reframe false copyDechunked: the
