@@ -346,7 +346,7 @@ func dpResponses(stream []byte, method func(int) string, http10 bool) (msgs []wi
 		case bodyChunked:
 			err = copyChunked(bw, bc.br, nil)
 		case bodyDechunk:
-			err = copyDechunked(bw, bc.br)
+			err = copyDechunked(bw, bc.br, nil)
 		case bodyEOF, bodyEOFRaw:
 			err = copyToEOF(bw, bc.br, mode == bodyEOF, nil)
 		}
@@ -450,7 +450,7 @@ func diffResponses(t testing.TB, stream []byte, method func(int) string, http10 
 				i, d.method, d.start, d.end, d.status, s.start, err, quote(stream))
 		}
 		dh, sh := comparableHeader(d.header, nil), comparableHeader(s.header, d.header)
-		if resp.ProtoAtLeast(1, 1) && resp.Close {
+		if resp.ProtoAtLeast(1, 1) && slices.ContainsFunc(d.header["Connection"], func(v string) bool { return hasToken(v, "close") }) {
 			delete(dh, "Connection") // shouldClose drops it
 		}
 		switch {
@@ -807,6 +807,7 @@ var responseSeeds = []struct {
 	{"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-T: 1\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 0x80},
 	{"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 1\r\n\r\nxHTTP/1.0 200 OK\r\n\r\nrest", 0},
 	{"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\nxHTTP/1.1 200 OK\r\n\r\n", 0},
+	{"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\n\r\nuntil the end", 0},
 	{"HTTP/1.1 200\r\nX: a\r\n b\r\nContent-Length: 0\r\n\r\n", 0},
 	{"HTTP/1.1 200 OK\r\nPragma: no-cache\r\nX: \xff\r\nContent-Length: 0\r\n\r\n\r\nHTTP/1.1 200 OK\r\n\r\n", 0},
 	{"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x00", 0},
