@@ -9,10 +9,10 @@ import (
 // The client-facing server (server.go, conn.go) parses request heads
 // itself, so the framing rules are enforced where the head is parsed and
 // nothing ambiguous is ever forwarded: Content-Length together with
-// Transfer-Encoding, differing (even only as written: "05", "5") or
-// malformed Content-Length values, any
-// Transfer-Encoding but a single "chunked", Transfer-Encoding on HTTP/1.0
-// and obsolete line folding are refused with 400 and a closed connection.
+// Transfer-Encoding, differing or malformed Content-Length values (a
+// repeated one written differently: "05", "5"), any Transfer-Encoding
+// but a single "chunked", Transfer-Encoding on HTTP/1.0 and obsolete
+// line folding are refused with 400 and a closed connection.
 // What is forwarded is written afresh (headers.go), so the instance sees
 // one framing only: the one the proxy checked.
 
@@ -185,15 +185,16 @@ func headerKind(name string) int {
 func parseRequest(head string, r *request) error {
 	*r = request{head: head, fields: r.fields[:0]}
 	s := head
-	for {
-		// RFC 9112 2.2: empty lines before the request line; a bare CR
-		// is not one, it belongs to the line (and makes it invalid).
-		if strings.HasPrefix(s, "\n") {
+	// RFC 9112 2.2: empty lines before the request line; a bare CR is
+	// not one, it belongs to the line (and makes it invalid).
+	for skip := true; skip; {
+		switch {
+		case strings.HasPrefix(s, "\n"):
 			s = s[1:]
-		} else if strings.HasPrefix(s, "\r\n") {
+		case strings.HasPrefix(s, "\r\n"):
 			s = s[2:]
-		} else {
-			break
+		default:
+			skip = false
 		}
 	}
 	line, s := cutLine(s)
