@@ -9,9 +9,10 @@ import (
 // The client-facing server (server.go, conn.go) parses request heads
 // itself, so the framing rules are enforced where the head is parsed and
 // nothing ambiguous is ever forwarded: Content-Length together with
-// Transfer-Encoding, differing or malformed Content-Length values, any
-// Transfer-Encoding but a single "chunked", Transfer-Encoding on HTTP/1.0
-// and obsolete line folding are refused with 400 and a closed connection.
+// Transfer-Encoding, differing or malformed Content-Length values (a
+// repeated one written differently: "05", "5"), any Transfer-Encoding
+// but a single "chunked", Transfer-Encoding on HTTP/1.0 and obsolete
+// line folding are refused with 400 and a closed connection.
 // What is forwarded is written afresh (headers.go), so the instance sees
 // one framing only: the one the proxy checked.
 
@@ -194,8 +195,17 @@ func headerKind(name string) int {
 func parseRequest(head string, r *request) error {
 	*r = request{head: head, fields: r.fields[:0]}
 	s := head
-	for len(s) > 0 && (s[0] == '\r' || s[0] == '\n') {
-		s = s[1:] // RFC 9112 2.2: empty lines before the request line
+	// RFC 9112 2.2: empty lines before the request line; a bare CR is
+	// not one, it belongs to the line (and makes it invalid).
+	for skip := true; skip; {
+		switch {
+		case strings.HasPrefix(s, "\n"):
+			s = s[1:]
+		case strings.HasPrefix(s, "\r\n"):
+			s = s[2:]
+		default:
+			skip = false
+		}
 	}
 	line, s := cutLine(s)
 	method, rest, ok1 := strings.Cut(line, " ")
@@ -218,7 +228,7 @@ func parseRequest(head string, r *request) error {
 		r.framing.tunnel = true
 	}
 	var teCount int
-	var teValue string
+	var teValue, lengthValue string
 	for {
 		line, s = cutLine(s)
 		if line == "" {
@@ -271,12 +281,15 @@ func parseRequest(head string, r *request) error {
 			r.conn.add(value)
 		case hkContentLength:
 			f.kind = fkLength
+			// Repeated, it must be repeated as it was written: "05"
+			// and "5" are one length to the proxy but an error to
+			// net/http (RFC 9110 8.6 lets a recipient refuse both).
 			n, ok := parseDecimal(value)
-			if !ok || (r.hasLength && n != r.framing.length) {
+			if !ok || (r.hasLength && value != lengthValue) {
 				r.framing.bad = true
 				return ErrBadFraming
 			}
-			r.hasLength, r.framing.length = true, n
+			r.hasLength, r.framing.length, lengthValue = true, n, value
 		case hkXFF:
 			f.kind = fkXFF
 		case hkXFProto:
@@ -361,7 +374,13 @@ func (r *request) resolveTarget() error {
 		if t == "" || t[0] == '?' {
 			t = "/" + t // one allocation; rare
 		}
-		if !validHost(r.host) {
+		// The authority as net/http reads it, or 400: a numeric port,
+		// brackets around an IPv6 address, and no percent-encoding
+		// (net/http would decode it, and read another host name).
+		if !validHost(r.host) || strings.IndexByte(r.host, '%') >= 0 {
+			return errMalformed
+		}
+		if _, err := url.ParseRequestURI(r.target); err != nil {
 			return errMalformed
 		}
 	}

@@ -94,30 +94,43 @@ const (
 	bodyEOFRaw  // until the instance closes, to an HTTP/1.0 client
 )
 
+// responseBodyMode is how relay frames the body of res, the answer to a
+// request with method from a client speaking HTTP/1.0 (http10) or 1.1,
+// and whether the instance connection can carry another exchange after
+// it (reuse).
+func responseBodyMode(method string, http10 bool, res *response) (mode int, reuse bool) {
+	noBody := method == "HEAD" || res.status < 200 || res.status == 204 || res.status == 304
+	// A 204 or 304 that announces a body may send one, which would be
+	// read as the next response: its connection is not reused.
+	dirty := method != "HEAD" && (res.status == 204 && (res.chunked || res.length >= 0) ||
+		res.status == 304 && res.chunked)
+	switch {
+	case noBody:
+	case res.chunked && http10:
+		mode = bodyDechunk
+	case res.chunked:
+		mode = bodyChunked
+	case res.length >= 0:
+		mode = bodyLength
+	case http10:
+		mode = bodyEOFRaw
+	default:
+		mode = bodyEOF
+	}
+	reuse = !res.close && !dirty && mode != bodyEOF && mode != bodyEOFRaw && mode != bodyDechunk
+	return mode, reuse
+}
+
 // relay writes the response head and body to the client, and returns the
 // instance connection to the pool when the exchange left it clean.
 func (c *clientConn) relay(ex *exchange) bool {
 	r, res, bc := ex.r, &ex.res, ex.bc
 	ex.status = res.status
 	keep := r.keepAlive() && !c.s.closing.Load()
-	mode := bodyNone
-	noBody := r.method == "HEAD" || res.status < 200 || res.status == 204 || res.status == 304
-	// A 204 or 304 that announces a body may send one, which would be
-	// read as the next response: its connection is not reused.
-	dirty := r.method != "HEAD" && (res.status == 204 && (res.chunked || res.length >= 0) ||
-		res.status == 304 && res.chunked)
-	switch {
-	case noBody:
-	case res.chunked && r.http10:
-		mode, keep = bodyDechunk, false
-	case res.chunked:
-		mode = bodyChunked
-	case res.length >= 0:
-		mode = bodyLength
-	case r.http10:
-		mode, keep = bodyEOFRaw, false
-	default:
-		mode = bodyEOF
+	mode, reuse := responseBodyMode(r.method, r.http10, res)
+	noBody := mode == bodyNone
+	if mode == bodyDechunk || mode == bodyEOFRaw {
+		keep = false
 	}
 	w := c.bw
 	if r.http10 {
@@ -173,8 +186,7 @@ func (c *clientConn) relay(ex *exchange) bool {
 	case bodyChunked:
 		err = copyChunked(w, bc.br, ex.waitBody)
 	case bodyDechunk:
-		bc.setReadDeadline(time.Time{})
-		err = copyDechunked(w, bc.br)
+		err = copyDechunked(w, bc.br, ex.waitBody)
 	case bodyEOF, bodyEOFRaw:
 		err = copyToEOF(w, bc.br, mode == bodyEOF, ex.waitBody)
 	}
@@ -191,7 +203,7 @@ func (c *clientConn) relay(ex *exchange) bool {
 		}
 		return false
 	}
-	if res.close || dirty || mode == bodyEOF || mode == bodyEOFRaw || mode == bodyDechunk {
+	if !reuse {
 		bc.nc.Close()
 	} else {
 		ex.b.putConn(bc, ex.start)

@@ -244,27 +244,25 @@ func (st *h2stream) relay(ex *exchange) bool {
 			h.Add(name, value)
 		}
 	})
-	noBody := r.method == "HEAD" || res.status == 204 || res.status == 304
-	dirty := r.method != "HEAD" && (res.status == 204 && (res.chunked || res.length >= 0) ||
-		res.status == 304 && res.chunked)
+	mode, reuse := responseBodyMode(r.method, false, res)
 	if res.length >= 0 && !res.chunked {
 		h.Set("Content-Length", strconv.FormatInt(res.length, 10))
 	}
 	st.w.WriteHeader(res.status)
 	var err error
-	if !noBody {
+	if mode != bodyNone {
 		fw := &flushWriter{w: st.w}
 		fw.f, _ = st.w.(http.Flusher)
 		w := getH2Writer(fw)
 		defer putH2Writer(w)
-		switch {
-		case res.chunked:
+		switch mode {
+		case bodyChunked:
 			err = copyDecoded(w, bc.br, ex.waitBody, func(name, value string) {
 				h.Add(http.TrailerPrefix+name, value)
 			})
-		case res.length >= 0:
+		case bodyLength:
 			err = copyN(w, bc.br, res.length, ex.waitBody)
-		default:
+		default: // bodyEOF
 			err = copyToEOF(w, bc.br, false, ex.waitBody)
 		}
 		if err == nil {
@@ -281,7 +279,7 @@ func (st *h2stream) relay(ex *exchange) bool {
 		bc.nc.Close()
 		ex.p.logger.Debug("response body broke off", "app", ex.a.name, "instance", ex.b.instance, "error", err, "proto", "h2")
 		st.abort = true
-	case res.close || dirty || (!noBody && !res.chunked && res.length < 0):
+	case !reuse:
 		bc.nc.Close()
 	default:
 		ex.b.putConn(bc, ex.start)

@@ -230,8 +230,9 @@ type response struct {
 // two ways, is errBadResponse (502): a status line other than
 // "HTTP/1.x NNN reason", a field name that is not a token, control
 // characters in a value or the reason (a bare CR would split the head
-// for a lenient client), a Content-Length that is not one decimal, and a
-// Transfer-Encoding other than one "chunked". A response with both
+// for a lenient client), a Content-Length that is not one decimal
+// (repeated: not written the same), a Transfer-Encoding other than one
+// "chunked", and one in an HTTP/1.0 response. A response with both
 // Content-Length and Transfer-Encoding is read as chunked, and its
 // connection is not reused (RFC 9112 6.3).
 func parseResponse(head []byte, res *response) error {
@@ -250,6 +251,7 @@ func parseResponse(head []byte, res *response) error {
 	http10 := line[7] == '0'
 	teCount := 0
 	var te []byte
+	var lengthValue string
 	for {
 		line, s = cutLine(s)
 		if len(line) == 0 {
@@ -274,11 +276,12 @@ func parseResponse(head []byte, res *response) error {
 			}
 		case 14:
 			if strings.EqualFold(string(name), "Content-Length") {
-				n, ok := parseDecimal(trimOWS(string(value)))
-				if !ok || (res.length >= 0 && n != res.length) {
-					return errBadResponse
+				v := trimOWS(string(value))
+				n, ok := parseDecimal(v)
+				if !ok || (res.length >= 0 && v != lengthValue) {
+					return errBadResponse // repeated, as written (see parseRequest)
 				}
-				res.length = n
+				res.length, lengthValue = n, v
 			}
 		case 17:
 			if strings.EqualFold(string(name), "Transfer-Encoding") {
@@ -288,7 +291,9 @@ func parseResponse(head []byte, res *response) error {
 		}
 	}
 	if teCount > 0 {
-		if teCount > 1 || !strings.EqualFold(trimOWS(string(te)), "chunked") {
+		// RFC 9112 6.1: Transfer-Encoding in an HTTP/1.0 message is
+		// faulty framing (net/http ignores it and reads to the end).
+		if teCount > 1 || http10 || !strings.EqualFold(trimOWS(string(te)), "chunked") {
 			return errBadResponse
 		}
 		if res.length >= 0 {

@@ -29,7 +29,6 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"net/http/httputil"
 	"strconv"
 	"strings"
 	"time"
@@ -150,6 +149,20 @@ func chunkLine(src *bufio.Reader, b []byte, wait func() error) ([]byte, error) {
 // by CRLF, control characters in an extension or a trailer field, and
 // chunk data not followed by CRLF are errBadChunk.
 func copyChunked(dst *bufio.Writer, src *bufio.Reader, wait func() error) error {
+	return copyChunks(dst, src, wait, true, nil)
+}
+
+// copyDechunked decodes a chunked body for an HTTP/1.0 client, which gets
+// it delimited by the end of the connection. The framing is read and
+// checked as copyChunked reads it, through the trailer section, which is
+// dropped; wait is as for copyChunked.
+func copyDechunked(dst *bufio.Writer, src *bufio.Reader, wait func() error) error {
+	return copyChunks(dst, src, wait, false, nil)
+}
+
+// copyChunks is copyChunked, and with reframe false copyDechunked: the
+// chunk data alone is copied.
+func copyChunks(dst *bufio.Writer, src *bufio.Reader, wait func() error, reframe bool, trailer func(name, value string)) error {
 	var hdr [24]byte
 	var lb [128]byte
 	for {
@@ -166,12 +179,14 @@ func copyChunked(dst *bufio.Writer, src *bufio.Reader, wait func() error) error 
 		if !ok {
 			return readErr(errBadChunk)
 		}
-		h := strconv.AppendInt(hdr[:0], size, 16)
-		if _, err := dst.Write(append(h, '\r', '\n')); err != nil {
-			return writeErr(err)
+		if reframe {
+			h := strconv.AppendInt(hdr[:0], size, 16)
+			if _, err := dst.Write(append(h, '\r', '\n')); err != nil {
+				return writeErr(err)
+			}
 		}
 		if size == 0 {
-			return copyTrailers(dst, src, wait)
+			return copyTrailers(dst, src, wait, reframe, trailer)
 		}
 		if err := copyN(dst, src, size, wait); err != nil {
 			return err
@@ -183,6 +198,9 @@ func copyChunked(dst *bufio.Writer, src *bufio.Reader, wait func() error) error 
 		if len(line) != 2 || line[0] != '\r' {
 			return readErr(errBadChunk)
 		}
+		if !reframe {
+			continue
+		}
 		if _, err := dst.WriteString("\r\n"); err != nil {
 			return writeErr(err)
 		}
@@ -193,8 +211,9 @@ func copyChunked(dst *bufio.Writer, src *bufio.Reader, wait func() error) error 
 const maxTrailerBytes = 64 << 10
 
 // copyTrailers copies the trailer section after the last chunk, up to and
-// including the empty line, keeping the fields trailerAllowed allows.
-func copyTrailers(dst *bufio.Writer, src *bufio.Reader, wait func() error) error {
+// including the empty line, keeping the fields trailerAllowed allows;
+// with keep false, it reads and checks them and copies nothing.
+func copyTrailers(dst *bufio.Writer, src *bufio.Reader, wait func() error, keep bool, trailer func(name, value string)) error {
 	total := 0
 	var lb [128]byte
 	for {
@@ -209,6 +228,9 @@ func copyTrailers(dst *bufio.Writer, src *bufio.Reader, wait func() error) error
 		}
 		line = line[:n-2]
 		if len(line) == 0 {
+			if !keep {
+				return nil
+			}
 			if _, err := dst.WriteString("\r\n"); err != nil {
 				return writeErr(err)
 			}
@@ -218,7 +240,11 @@ func copyTrailers(dst *bufio.Writer, src *bufio.Reader, wait func() error) error
 		if colon <= 0 || !validToken(line[:colon]) || !validValue(line[colon+1:]) {
 			return readErr(errBadChunk) // also obs-fold: a leading space is no token
 		}
-		if !trailerAllowed(string(line[:colon])) {
+		if (!keep && trailer == nil) || !trailerAllowed(string(line[:colon])) {
+			continue
+		}
+		if !keep {
+			trailer(string(line[:colon]), trimOWS(string(line[colon+1:])))
 			continue
 		}
 		_, _ = dst.Write(line[:colon])
@@ -317,31 +343,6 @@ func copyToEOF(dst *bufio.Writer, src *bufio.Reader, chunk bool, wait func() err
 	}
 }
 
-// copyDechunked decodes a chunked body for an HTTP/1.0 client, which gets
-// it delimited by the end of the connection. Trailers are dropped.
-func copyDechunked(dst *bufio.Writer, src *bufio.Reader) error {
-	buf := getBuffer()
-	defer putBuffer(buf)
-	cr := httputil.NewChunkedReader(src)
-	for {
-		if src.Buffered() == 0 {
-			if err := dst.Flush(); err != nil {
-				return writeErr(err)
-			}
-		}
-		m, err := cr.Read(buf)
-		if _, werr := dst.Write(buf[:m]); werr != nil {
-			return writeErr(werr)
-		}
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return readErr(err)
-		}
-	}
-}
-
 // tunnel splices an upgraded client connection and its instance
 // connection until either side closes, then closes both.
 func tunnel(c *clientConn, bc *bconn) {
@@ -368,60 +369,8 @@ func tunnel(c *clientConn, bc *bconn) {
 }
 
 // copyDecoded copies a chunked body from src to dst decoded (for a client
-// that frames messages itself: HTTP/2), with the same checks as
-// copyChunked, and hands each trailer field that trailerAllowed allows
-// to trailer.
+// that frames messages itself: HTTP/2), with copyChunked's checks, and
+// hands each trailer field trailerAllowed allows to trailer.
 func copyDecoded(dst *bufio.Writer, src *bufio.Reader, wait func() error, trailer func(name, value string)) error {
-	var lb [128]byte
-	for {
-		if src.Buffered() == 0 {
-			if err := dst.Flush(); err != nil {
-				return writeErr(err)
-			}
-		}
-		line, err := chunkLine(src, lb[:], wait)
-		if err != nil {
-			return readErr(err)
-		}
-		size, ok := chunkSize(line)
-		if !ok {
-			return readErr(errBadChunk)
-		}
-		if size == 0 {
-			break
-		}
-		if err := copyN(dst, src, size, wait); err != nil {
-			return err
-		}
-		line, err = chunkLine(src, lb[:], wait)
-		if err != nil {
-			return readErr(err)
-		}
-		if len(line) != 2 || line[0] != '\r' {
-			return readErr(errBadChunk)
-		}
-	}
-	total := 0
-	for {
-		line, err := chunkLine(src, lb[:], wait)
-		if err != nil {
-			return readErr(err)
-		}
-		total += len(line)
-		n := len(line)
-		if n < 2 || line[n-2] != '\r' || total > maxTrailerBytes {
-			return readErr(errBadChunk)
-		}
-		line = line[:n-2]
-		if len(line) == 0 {
-			return nil
-		}
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 || !validToken(line[:colon]) || !validValue(line[colon+1:]) {
-			return readErr(errBadChunk)
-		}
-		if name := string(line[:colon]); trailerAllowed(name) {
-			trailer(name, trimOWS(string(line[colon+1:])))
-		}
-	}
+	return copyChunks(dst, src, wait, false, trailer)
 }
