@@ -22,6 +22,7 @@ func defaultApp(name string) App {
 		OfflineFile:         DefaultOfflineFile,
 		Health:              Health{Interval: DefaultHealthInterval},
 		StdoutLog:           StdoutLog{Enabled: true, MaxSize: DefaultLogMaxSize, MaxFiles: DefaultLogMaxFiles},
+		Rollout:             Rollout{Strategy: RolloutRolling, MaxSurge: DefaultMaxSurge, MinReady: DefaultMinReady, DrainTimeout: DefaultDrainTimeout},
 	}
 }
 
@@ -48,7 +49,32 @@ func (a App) Equal(b App) bool {
 		a.ErrorDetail == b.ErrorDetail &&
 		a.Compat == b.Compat &&
 		a.Health == b.Health &&
-		a.StdoutLog == b.StdoutLog
+		a.StdoutLog == b.StdoutLog &&
+		a.Rollout == b.Rollout
+}
+
+// RunChanges names what differs between two apps in how they run (the
+// command, its arguments, dir, environment, compat): a change that needs
+// new processes, rolled out as a new generation. Routing, timeouts and the
+// other keys change in place. It returns nil when there is none.
+func (a App) RunChanges(b App) []string {
+	var out []string
+	if a.Command != b.Command {
+		out = append(out, "command")
+	}
+	if !slices.Equal(a.Args, b.Args) {
+		out = append(out, "args")
+	}
+	if a.Dir != b.Dir {
+		out = append(out, "dir")
+	}
+	if !maps.Equal(a.Env, b.Env) {
+		out = append(out, "env")
+	}
+	if a.Compat != b.Compat {
+		out = append(out, "compat")
+	}
+	return out
 }
 
 // App returns the app with the given name, or false.

@@ -25,6 +25,9 @@ const (
 	DefaultHealthInterval      = 10 * time.Second
 	DefaultLogMaxSize          = 10 << 20
 	DefaultLogMaxFiles         = 5
+	DefaultMaxSurge            = 1
+	DefaultMinReady            = time.Second
+	DefaultDrainTimeout        = 30 * time.Second
 
 	MaxProcesses           = 100
 	MaxRapidFailsPerMinute = 100
@@ -91,6 +94,7 @@ type App struct {
 
 	Health    Health
 	StdoutLog StdoutLog
+	Rollout   Rollout
 
 	// DeclRange is where the app block stands in its file, for errors that
 	// involve more than one app; zero for apps that came through the API.
@@ -101,6 +105,20 @@ type App struct {
 type Health struct {
 	Path     string // "" means readiness is the port accepting TCP
 	Interval time.Duration
+}
+
+// Rollout strategies.
+const (
+	RolloutRolling  = "rolling"
+	RolloutRecreate = "recreate"
+)
+
+// Rollout configures how a change that needs new processes is rolled out.
+type Rollout struct {
+	Strategy     string // RolloutRolling or RolloutRecreate
+	MaxSurge     int    // 1..Processes
+	MinReady     time.Duration
+	DrainTimeout time.Duration
 }
 
 // StdoutLog configures output capture.

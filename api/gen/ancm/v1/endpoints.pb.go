@@ -96,7 +96,9 @@ type WatchEndpointsResponse struct {
 	// Apps added or changed (or all apps when full).
 	Apps []*AppRoute `protobuf:"bytes,4,rep,name=apps,proto3" json:"apps,omitempty"`
 	// Names of apps removed since the client's revision.
-	Removed       []string `protobuf:"bytes,5,rep,name=removed,proto3" json:"removed,omitempty"`
+	Removed []string `protobuf:"bytes,5,rep,name=removed,proto3" json:"removed,omitempty"`
+	// Names this watch stream in ConfirmEndpoints.
+	Session       string `protobuf:"bytes,6,opt,name=session,proto3" json:"session,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -166,6 +168,183 @@ func (x *WatchEndpointsResponse) GetRemoved() []string {
 	return nil
 }
 
+func (x *WatchEndpointsResponse) GetSession() string {
+	if x != nil {
+		return x.Session
+	}
+	return ""
+}
+
+type ConfirmEndpointsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// From WatchEndpointsResponse.session.
+	Session string `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	Epoch   string `protobuf:"bytes,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// The revision of the table the data plane routes by now.
+	Revision uint64 `protobuf:"varint,3,opt,name=revision,proto3" json:"revision,omitempty"`
+	// Requests in flight on endpoints that get no new requests; endpoints
+	// left out have none.
+	Loads         []*EndpointLoad `protobuf:"bytes,4,rep,name=loads,proto3" json:"loads,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfirmEndpointsRequest) Reset() {
+	*x = ConfirmEndpointsRequest{}
+	mi := &file_ancm_v1_endpoints_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfirmEndpointsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfirmEndpointsRequest) ProtoMessage() {}
+
+func (x *ConfirmEndpointsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ancm_v1_endpoints_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfirmEndpointsRequest.ProtoReflect.Descriptor instead.
+func (*ConfirmEndpointsRequest) Descriptor() ([]byte, []int) {
+	return file_ancm_v1_endpoints_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ConfirmEndpointsRequest) GetSession() string {
+	if x != nil {
+		return x.Session
+	}
+	return ""
+}
+
+func (x *ConfirmEndpointsRequest) GetEpoch() string {
+	if x != nil {
+		return x.Epoch
+	}
+	return ""
+}
+
+func (x *ConfirmEndpointsRequest) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *ConfirmEndpointsRequest) GetLoads() []*EndpointLoad {
+	if x != nil {
+		return x.Loads
+	}
+	return nil
+}
+
+// EndpointLoad is the requests one data plane has in flight on one
+// endpoint, streams included.
+type EndpointLoad struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	App           string                 `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
+	Address       string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	InFlight      uint32                 `protobuf:"varint,3,opt,name=in_flight,json=inFlight,proto3" json:"in_flight,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EndpointLoad) Reset() {
+	*x = EndpointLoad{}
+	mi := &file_ancm_v1_endpoints_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EndpointLoad) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EndpointLoad) ProtoMessage() {}
+
+func (x *EndpointLoad) ProtoReflect() protoreflect.Message {
+	mi := &file_ancm_v1_endpoints_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EndpointLoad.ProtoReflect.Descriptor instead.
+func (*EndpointLoad) Descriptor() ([]byte, []int) {
+	return file_ancm_v1_endpoints_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *EndpointLoad) GetApp() string {
+	if x != nil {
+		return x.App
+	}
+	return ""
+}
+
+func (x *EndpointLoad) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *EndpointLoad) GetInFlight() uint32 {
+	if x != nil {
+		return x.InFlight
+	}
+	return 0
+}
+
+type ConfirmEndpointsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfirmEndpointsResponse) Reset() {
+	*x = ConfirmEndpointsResponse{}
+	mi := &file_ancm_v1_endpoints_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfirmEndpointsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfirmEndpointsResponse) ProtoMessage() {}
+
+func (x *ConfirmEndpointsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ancm_v1_endpoints_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfirmEndpointsResponse.ProtoReflect.Descriptor instead.
+func (*ConfirmEndpointsResponse) Descriptor() ([]byte, []int) {
+	return file_ancm_v1_endpoints_proto_rawDescGZIP(), []int{4}
+}
+
 // AppRoute is what a data plane needs to route and proxy to one app.
 type AppRoute struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -187,14 +366,16 @@ type AppRoute struct {
 	// Captured log tail of the last failure, only with error_detail.
 	LogTail []string `protobuf:"bytes,13,rep,name=log_tail,json=logTail,proto3" json:"log_tail,omitempty"`
 	// Revision at which this app last changed.
-	Revision      uint64 `protobuf:"varint,14,opt,name=revision,proto3" json:"revision,omitempty"`
+	Revision uint64 `protobuf:"varint,14,opt,name=revision,proto3" json:"revision,omitempty"`
+	// The app's current generation.
+	Generation    uint64 `protobuf:"varint,15,opt,name=generation,proto3" json:"generation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AppRoute) Reset() {
 	*x = AppRoute{}
-	mi := &file_ancm_v1_endpoints_proto_msgTypes[2]
+	mi := &file_ancm_v1_endpoints_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -206,7 +387,7 @@ func (x *AppRoute) String() string {
 func (*AppRoute) ProtoMessage() {}
 
 func (x *AppRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_ancm_v1_endpoints_proto_msgTypes[2]
+	mi := &file_ancm_v1_endpoints_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -219,7 +400,7 @@ func (x *AppRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppRoute.ProtoReflect.Descriptor instead.
 func (*AppRoute) Descriptor() ([]byte, []int) {
-	return file_ancm_v1_endpoints_proto_rawDescGZIP(), []int{2}
+	return file_ancm_v1_endpoints_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *AppRoute) GetApp() string {
@@ -320,6 +501,13 @@ func (x *AppRoute) GetRevision() uint64 {
 	return 0
 }
 
+func (x *AppRoute) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
 // Endpoint is one instance that may take traffic.
 type Endpoint struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -332,14 +520,16 @@ type Endpoint struct {
 	// Ready instances get new requests.
 	Ready bool `protobuf:"varint,5,opt,name=ready,proto3" json:"ready,omitempty"`
 	// Draining instances get no new requests; in-flight ones finish.
-	Draining      bool `protobuf:"varint,6,opt,name=draining,proto3" json:"draining,omitempty"`
+	Draining bool `protobuf:"varint,6,opt,name=draining,proto3" json:"draining,omitempty"`
+	// The app generation the instance runs.
+	Generation    uint64 `protobuf:"varint,7,opt,name=generation,proto3" json:"generation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Endpoint) Reset() {
 	*x = Endpoint{}
-	mi := &file_ancm_v1_endpoints_proto_msgTypes[3]
+	mi := &file_ancm_v1_endpoints_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -351,7 +541,7 @@ func (x *Endpoint) String() string {
 func (*Endpoint) ProtoMessage() {}
 
 func (x *Endpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_ancm_v1_endpoints_proto_msgTypes[3]
+	mi := &file_ancm_v1_endpoints_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -364,7 +554,7 @@ func (x *Endpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
 func (*Endpoint) Descriptor() ([]byte, []int) {
-	return file_ancm_v1_endpoints_proto_rawDescGZIP(), []int{3}
+	return file_ancm_v1_endpoints_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Endpoint) GetInstance() uint32 {
@@ -409,6 +599,13 @@ func (x *Endpoint) GetDraining() bool {
 	return false
 }
 
+func (x *Endpoint) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
 type ActivateRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	App           string                 `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
@@ -418,7 +615,7 @@ type ActivateRequest struct {
 
 func (x *ActivateRequest) Reset() {
 	*x = ActivateRequest{}
-	mi := &file_ancm_v1_endpoints_proto_msgTypes[4]
+	mi := &file_ancm_v1_endpoints_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -430,7 +627,7 @@ func (x *ActivateRequest) String() string {
 func (*ActivateRequest) ProtoMessage() {}
 
 func (x *ActivateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ancm_v1_endpoints_proto_msgTypes[4]
+	mi := &file_ancm_v1_endpoints_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -443,7 +640,7 @@ func (x *ActivateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActivateRequest.ProtoReflect.Descriptor instead.
 func (*ActivateRequest) Descriptor() ([]byte, []int) {
-	return file_ancm_v1_endpoints_proto_rawDescGZIP(), []int{4}
+	return file_ancm_v1_endpoints_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ActivateRequest) GetApp() string {
@@ -474,7 +671,7 @@ type ActivateResponse struct {
 
 func (x *ActivateResponse) Reset() {
 	*x = ActivateResponse{}
-	mi := &file_ancm_v1_endpoints_proto_msgTypes[5]
+	mi := &file_ancm_v1_endpoints_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -486,7 +683,7 @@ func (x *ActivateResponse) String() string {
 func (*ActivateResponse) ProtoMessage() {}
 
 func (x *ActivateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ancm_v1_endpoints_proto_msgTypes[5]
+	mi := &file_ancm_v1_endpoints_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -499,7 +696,7 @@ func (x *ActivateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActivateResponse.ProtoReflect.Descriptor instead.
 func (*ActivateResponse) Descriptor() ([]byte, []int) {
-	return file_ancm_v1_endpoints_proto_rawDescGZIP(), []int{5}
+	return file_ancm_v1_endpoints_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ActivateResponse) GetReady() bool {
@@ -552,13 +749,24 @@ const file_ancm_v1_endpoints_proto_rawDesc = "" +
 	"\x15WatchEndpointsRequest\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\tR\x05epoch\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x04R\brevision\x12\x12\n" +
-	"\x04node\x18\x03 \x01(\tR\x04node\"\x9f\x01\n" +
+	"\x04node\x18\x03 \x01(\tR\x04node\"\xb9\x01\n" +
 	"\x16WatchEndpointsResponse\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\tR\x05epoch\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x04R\brevision\x12\x12\n" +
 	"\x04full\x18\x03 \x01(\bR\x04full\x12%\n" +
 	"\x04apps\x18\x04 \x03(\v2\x11.ancm.v1.AppRouteR\x04apps\x12\x18\n" +
-	"\aremoved\x18\x05 \x03(\tR\aremoved\"\x8c\x04\n" +
+	"\aremoved\x18\x05 \x03(\tR\aremoved\x12\x18\n" +
+	"\asession\x18\x06 \x01(\tR\asession\"\x92\x01\n" +
+	"\x17ConfirmEndpointsRequest\x12\x18\n" +
+	"\asession\x18\x01 \x01(\tR\asession\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\tR\x05epoch\x12\x1a\n" +
+	"\brevision\x18\x03 \x01(\x04R\brevision\x12+\n" +
+	"\x05loads\x18\x04 \x03(\v2\x15.ancm.v1.EndpointLoadR\x05loads\"W\n" +
+	"\fEndpointLoad\x12\x10\n" +
+	"\x03app\x18\x01 \x01(\tR\x03app\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1b\n" +
+	"\tin_flight\x18\x03 \x01(\rR\binFlight\"\x1a\n" +
+	"\x18ConfirmEndpointsResponse\"\xac\x04\n" +
 	"\bAppRoute\x12\x10\n" +
 	"\x03app\x18\x01 \x01(\tR\x03app\x12\x14\n" +
 	"\x05hosts\x18\x02 \x03(\tR\x05hosts\x12\x1f\n" +
@@ -576,14 +784,20 @@ const file_ancm_v1_endpoints_proto_rawDesc = "" +
 	"\x06compat\x18\v \x01(\tR\x06compat\x12!\n" +
 	"\foffline_body\x18\f \x01(\fR\vofflineBody\x12\x19\n" +
 	"\blog_tail\x18\r \x03(\tR\alogTail\x12\x1a\n" +
-	"\brevision\x18\x0e \x01(\x04R\brevision\"\xb6\x01\n" +
+	"\brevision\x18\x0e \x01(\x04R\brevision\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x0f \x01(\x04R\n" +
+	"generation\"\xd6\x01\n" +
 	"\bEndpoint\x12\x1a\n" +
 	"\binstance\x18\x01 \x01(\rR\binstance\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x14\n" +
 	"\x05token\x18\x03 \x01(\tR\x05token\x12,\n" +
 	"\x05state\x18\x04 \x01(\x0e2\x16.ancm.v1.InstanceStateR\x05state\x12\x14\n" +
 	"\x05ready\x18\x05 \x01(\bR\x05ready\x12\x1a\n" +
-	"\bdraining\x18\x06 \x01(\bR\bdraining\"#\n" +
+	"\bdraining\x18\x06 \x01(\bR\bdraining\x12\x1e\n" +
+	"\n" +
+	"generation\x18\a \x01(\x04R\n" +
+	"generation\"#\n" +
 	"\x0fActivateRequest\x12\x10\n" +
 	"\x03app\x18\x01 \x01(\tR\x03app\"\xb6\x01\n" +
 	"\x10ActivateResponse\x12\x14\n" +
@@ -592,10 +806,11 @@ const file_ancm_v1_endpoints_proto_rawDesc = "" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x1a\n" +
 	"\brevision\x18\x04 \x01(\x04R\brevision\x12\x19\n" +
 	"\blog_tail\x18\x05 \x03(\tR\alogTail\x12\x14\n" +
-	"\x05epoch\x18\x06 \x01(\tR\x05epoch2\xa7\x01\n" +
+	"\x05epoch\x18\x06 \x01(\tR\x05epoch2\x80\x02\n" +
 	"\x0fEndpointService\x12S\n" +
 	"\x0eWatchEndpoints\x12\x1e.ancm.v1.WatchEndpointsRequest\x1a\x1f.ancm.v1.WatchEndpointsResponse0\x01\x12?\n" +
-	"\bActivate\x12\x18.ancm.v1.ActivateRequest\x1a\x19.ancm.v1.ActivateResponseB1Z/github.com/ancm-dev/ancm/api/gen/ancm/v1;ancmv1b\x06proto3"
+	"\bActivate\x12\x18.ancm.v1.ActivateRequest\x1a\x19.ancm.v1.ActivateResponse\x12W\n" +
+	"\x10ConfirmEndpoints\x12 .ancm.v1.ConfirmEndpointsRequest\x1a!.ancm.v1.ConfirmEndpointsResponseB1Z/github.com/ancm-dev/ancm/api/gen/ancm/v1;ancmv1b\x06proto3"
 
 var (
 	file_ancm_v1_endpoints_proto_rawDescOnce sync.Once
@@ -609,35 +824,41 @@ func file_ancm_v1_endpoints_proto_rawDescGZIP() []byte {
 	return file_ancm_v1_endpoints_proto_rawDescData
 }
 
-var file_ancm_v1_endpoints_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_ancm_v1_endpoints_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_ancm_v1_endpoints_proto_goTypes = []any{
-	(*WatchEndpointsRequest)(nil),  // 0: ancm.v1.WatchEndpointsRequest
-	(*WatchEndpointsResponse)(nil), // 1: ancm.v1.WatchEndpointsResponse
-	(*AppRoute)(nil),               // 2: ancm.v1.AppRoute
-	(*Endpoint)(nil),               // 3: ancm.v1.Endpoint
-	(*ActivateRequest)(nil),        // 4: ancm.v1.ActivateRequest
-	(*ActivateResponse)(nil),       // 5: ancm.v1.ActivateResponse
-	(AppState)(0),                  // 6: ancm.v1.AppState
-	(*durationpb.Duration)(nil),    // 7: google.protobuf.Duration
-	(InstanceState)(0),             // 8: ancm.v1.InstanceState
+	(*WatchEndpointsRequest)(nil),    // 0: ancm.v1.WatchEndpointsRequest
+	(*WatchEndpointsResponse)(nil),   // 1: ancm.v1.WatchEndpointsResponse
+	(*ConfirmEndpointsRequest)(nil),  // 2: ancm.v1.ConfirmEndpointsRequest
+	(*EndpointLoad)(nil),             // 3: ancm.v1.EndpointLoad
+	(*ConfirmEndpointsResponse)(nil), // 4: ancm.v1.ConfirmEndpointsResponse
+	(*AppRoute)(nil),                 // 5: ancm.v1.AppRoute
+	(*Endpoint)(nil),                 // 6: ancm.v1.Endpoint
+	(*ActivateRequest)(nil),          // 7: ancm.v1.ActivateRequest
+	(*ActivateResponse)(nil),         // 8: ancm.v1.ActivateResponse
+	(AppState)(0),                    // 9: ancm.v1.AppState
+	(*durationpb.Duration)(nil),      // 10: google.protobuf.Duration
+	(InstanceState)(0),               // 11: ancm.v1.InstanceState
 }
 var file_ancm_v1_endpoints_proto_depIdxs = []int32{
-	2, // 0: ancm.v1.WatchEndpointsResponse.apps:type_name -> ancm.v1.AppRoute
-	6, // 1: ancm.v1.AppRoute.state:type_name -> ancm.v1.AppState
-	3, // 2: ancm.v1.AppRoute.endpoints:type_name -> ancm.v1.Endpoint
-	7, // 3: ancm.v1.AppRoute.startup_timeout:type_name -> google.protobuf.Duration
-	7, // 4: ancm.v1.AppRoute.request_timeout:type_name -> google.protobuf.Duration
-	8, // 5: ancm.v1.Endpoint.state:type_name -> ancm.v1.InstanceState
-	6, // 6: ancm.v1.ActivateResponse.state:type_name -> ancm.v1.AppState
-	0, // 7: ancm.v1.EndpointService.WatchEndpoints:input_type -> ancm.v1.WatchEndpointsRequest
-	4, // 8: ancm.v1.EndpointService.Activate:input_type -> ancm.v1.ActivateRequest
-	1, // 9: ancm.v1.EndpointService.WatchEndpoints:output_type -> ancm.v1.WatchEndpointsResponse
-	5, // 10: ancm.v1.EndpointService.Activate:output_type -> ancm.v1.ActivateResponse
-	9, // [9:11] is the sub-list for method output_type
-	7, // [7:9] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	5,  // 0: ancm.v1.WatchEndpointsResponse.apps:type_name -> ancm.v1.AppRoute
+	3,  // 1: ancm.v1.ConfirmEndpointsRequest.loads:type_name -> ancm.v1.EndpointLoad
+	9,  // 2: ancm.v1.AppRoute.state:type_name -> ancm.v1.AppState
+	6,  // 3: ancm.v1.AppRoute.endpoints:type_name -> ancm.v1.Endpoint
+	10, // 4: ancm.v1.AppRoute.startup_timeout:type_name -> google.protobuf.Duration
+	10, // 5: ancm.v1.AppRoute.request_timeout:type_name -> google.protobuf.Duration
+	11, // 6: ancm.v1.Endpoint.state:type_name -> ancm.v1.InstanceState
+	9,  // 7: ancm.v1.ActivateResponse.state:type_name -> ancm.v1.AppState
+	0,  // 8: ancm.v1.EndpointService.WatchEndpoints:input_type -> ancm.v1.WatchEndpointsRequest
+	7,  // 9: ancm.v1.EndpointService.Activate:input_type -> ancm.v1.ActivateRequest
+	2,  // 10: ancm.v1.EndpointService.ConfirmEndpoints:input_type -> ancm.v1.ConfirmEndpointsRequest
+	1,  // 11: ancm.v1.EndpointService.WatchEndpoints:output_type -> ancm.v1.WatchEndpointsResponse
+	8,  // 12: ancm.v1.EndpointService.Activate:output_type -> ancm.v1.ActivateResponse
+	4,  // 13: ancm.v1.EndpointService.ConfirmEndpoints:output_type -> ancm.v1.ConfirmEndpointsResponse
+	11, // [11:14] is the sub-list for method output_type
+	8,  // [8:11] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_ancm_v1_endpoints_proto_init() }
@@ -652,7 +873,7 @@ func file_ancm_v1_endpoints_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ancm_v1_endpoints_proto_rawDesc), len(file_ancm_v1_endpoints_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
