@@ -54,7 +54,7 @@ func (a App) Equal(b App) bool {
 }
 
 // RunChanges names what differs between two apps in how they run (the
-// command, its arguments, dir, environment, compat): a change that needs
+// command, its arguments, dir, environment, compat, output capture): a change that needs
 // new processes, rolled out as a new generation. Routing, timeouts and the
 // other keys change in place. It returns nil when there is none.
 func (a App) RunChanges(b App) []string {
@@ -73,6 +73,10 @@ func (a App) RunChanges(b App) []string {
 	}
 	if a.Compat != b.Compat {
 		out = append(out, "compat")
+	}
+	if a.StdoutLog != b.StdoutLog {
+		// The log files an instance writes to are opened for its life.
+		out = append(out, "stdout_log")
 	}
 	return out
 }

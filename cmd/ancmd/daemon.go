@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/ancm-dev/ancm/api/client"
@@ -129,7 +130,7 @@ func serve(log hclog.Logger, path string, f *config.File, withProxy bool) error 
 	var wg sync.WaitGroup
 	proxyDone := make(chan error, 1)
 	if withProxy {
-		conn, err := client.Dial(dpAddr, client.TLSFiles{})
+		conn, err := client.Dial(dpAddr, client.TLSFiles{}, grpc.WithConnectParams(reconnectParams))
 		if err != nil {
 			return err
 		}

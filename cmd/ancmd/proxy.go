@@ -8,10 +8,22 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 
 	"github.com/ancm-dev/ancm/api/client"
 	"github.com/ancm-dev/ancm/dataplane"
 )
+
+// reconnectParams make a proxy whose control plane went away try again at
+// least every second, however long it was gone (gRPC's default backoff
+// grows to two minutes).
+var reconnectParams = grpc.ConnectParams{
+	Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+	MinConnectTimeout: time.Second,
+}
 
 // runProxy runs a data plane that follows a control plane elsewhere.
 func runProxy(args []string) int {
@@ -31,7 +43,7 @@ func runProxy(args []string) int {
 	}
 	log := newLogger(*level, *format)
 	addr := client.ResolveAddress(*control)
-	conn, err := client.Dial(addr, files)
+	conn, err := client.Dial(addr, files, grpc.WithConnectParams(reconnectParams))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ancmd proxy:", err)
 		return 2

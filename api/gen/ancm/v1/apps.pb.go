@@ -30,6 +30,8 @@ const (
 	ApplyChange_APPLY_CHANGE_RESTARTED   ApplyChange = 2
 	ApplyChange_APPLY_CHANGE_UNCHANGED   ApplyChange = 3
 	ApplyChange_APPLY_CHANGE_REMOVED     ApplyChange = 4
+	// Changed in place: routing, timeouts and the like; no new processes.
+	ApplyChange_APPLY_CHANGE_CHANGED ApplyChange = 5
 )
 
 // Enum value maps for ApplyChange.
@@ -40,6 +42,7 @@ var (
 		2: "APPLY_CHANGE_RESTARTED",
 		3: "APPLY_CHANGE_UNCHANGED",
 		4: "APPLY_CHANGE_REMOVED",
+		5: "APPLY_CHANGE_CHANGED",
 	}
 	ApplyChange_value = map[string]int32{
 		"APPLY_CHANGE_UNSPECIFIED": 0,
@@ -47,6 +50,7 @@ var (
 		"APPLY_CHANGE_RESTARTED":   2,
 		"APPLY_CHANGE_UNCHANGED":   3,
 		"APPLY_CHANGE_REMOVED":     4,
+		"APPLY_CHANGE_CHANGED":     5,
 	}
 )
 
@@ -997,13 +1001,14 @@ const file_ancm_v1_apps_proto_rawDesc = "" +
 	"\rto_generation\x18\x02 \x01(\x04R\ftoGeneration\"g\n" +
 	"\x13RollbackAppResponse\x12\x1e\n" +
 	"\x03app\x18\x01 \x01(\v2\f.ancm.v1.AppR\x03app\x120\n" +
-	"\arollout\x18\x02 \x01(\v2\x16.ancm.v1.RolloutStatusR\arollout*\x95\x01\n" +
+	"\arollout\x18\x02 \x01(\v2\x16.ancm.v1.RolloutStatusR\arollout*\xaf\x01\n" +
 	"\vApplyChange\x12\x1c\n" +
 	"\x18APPLY_CHANGE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12APPLY_CHANGE_ADDED\x10\x01\x12\x1a\n" +
 	"\x16APPLY_CHANGE_RESTARTED\x10\x02\x12\x1a\n" +
 	"\x16APPLY_CHANGE_UNCHANGED\x10\x03\x12\x18\n" +
-	"\x14APPLY_CHANGE_REMOVED\x10\x042\xed\x04\n" +
+	"\x14APPLY_CHANGE_REMOVED\x10\x04\x12\x18\n" +
+	"\x14APPLY_CHANGE_CHANGED\x10\x052\xed\x04\n" +
 	"\n" +
 	"AppService\x12?\n" +
 	"\bApplyApp\x12\x18.ancm.v1.ApplyAppRequest\x1a\x19.ancm.v1.ApplyAppResponse\x129\n" +

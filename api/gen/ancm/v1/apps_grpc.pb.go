@@ -36,8 +36,10 @@ const (
 //
 // AppService manages the set of apps and their lifecycle.
 type AppServiceClient interface {
-	// ApplyApp adds an app or changes one. A changed app is restarted with its
-	// new configuration; an unchanged one is left alone.
+	// ApplyApp adds an app or changes one. A change of how the app runs is
+	// rolled out as a new generation, and the call returns when the rollout
+	// has ended (Aborted when it failed); other changes are made in place; an
+	// unchanged app is left alone.
 	ApplyApp(ctx context.Context, in *ApplyAppRequest, opts ...grpc.CallOption) (*ApplyAppResponse, error)
 	GetApp(ctx context.Context, in *GetAppRequest, opts ...grpc.CallOption) (*GetAppResponse, error)
 	ListApps(ctx context.Context, in *ListAppsRequest, opts ...grpc.CallOption) (*ListAppsResponse, error)
@@ -159,8 +161,10 @@ func (c *appServiceClient) RollbackApp(ctx context.Context, in *RollbackAppReque
 //
 // AppService manages the set of apps and their lifecycle.
 type AppServiceServer interface {
-	// ApplyApp adds an app or changes one. A changed app is restarted with its
-	// new configuration; an unchanged one is left alone.
+	// ApplyApp adds an app or changes one. A change of how the app runs is
+	// rolled out as a new generation, and the call returns when the rollout
+	// has ended (Aborted when it failed); other changes are made in place; an
+	// unchanged app is left alone.
 	ApplyApp(context.Context, *ApplyAppRequest) (*ApplyAppResponse, error)
 	GetApp(context.Context, *GetAppRequest) (*GetAppResponse, error)
 	ListApps(context.Context, *ListAppsRequest) (*ListAppsResponse, error)

@@ -1,0 +1,268 @@
+package controlplane
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	ancmv1 "github.com/ancm-dev/ancm/api/gen/ancm/v1"
+	"github.com/ancm-dev/ancm/config"
+)
+
+// clock is the fake time of the decision tests.
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func testSpec(procs int) config.App {
+	c := config.App{
+		Name: "a", Command: "/bin/true", Dir: "/", PathPrefix: "/", Start: config.StartOnDemand,
+		Processes: procs, StartupTimeout: time.Second, ShutdownTimeout: time.Second, RequestTimeout: time.Second,
+		RapidFailsPerMinute: 0, StopSignal: "SIGTERM", QueueSize: 10, OfflineFile: "app_offline.htm",
+		Health:    config.Health{Interval: time.Second},
+		StdoutLog: config.StdoutLog{Enabled: true, MaxSize: 1 << 20, MaxFiles: 1},
+		Rollout:   config.Rollout{Strategy: config.RolloutRolling, MaxSurge: 1, MinReady: 10 * time.Millisecond, DrainTimeout: time.Second},
+	}
+	return c
+}
+
+// driver runs events through next and keeps the effects.
+type driver struct {
+	t    *testing.T
+	m    model
+	now  time.Time
+	effs []effect
+}
+
+func newDriver(t *testing.T, spec config.App) *driver {
+	return &driver{t: t, m: newModel(spec, sourceAPI, 1, nil), now: t0}
+}
+
+// must applies ev and fails the test when it is refused.
+func (d *driver) must(ev event) []effect {
+	d.t.Helper()
+	m, effs, err := next(d.m, ev, d.now)
+	if err != nil {
+		d.t.Fatalf("%s in %s: %v", ev.name(), stateName(d.m.state), err)
+	}
+	d.m, d.effs = m, effs
+	return effs
+}
+
+func (d *driver) advance(dt time.Duration) { d.now = d.now.Add(dt) }
+
+// started reports the processes the last step started, as ids.
+func started(effs []effect) []uint64 {
+	var ids []uint64
+	for _, e := range effs {
+		if s, ok := e.(effStart); ok {
+			ids = append(ids, s.id)
+		}
+	}
+	return ids
+}
+
+func drained(effs []effect) []uint64 {
+	var ids []uint64
+	for _, e := range effs {
+		if s, ok := e.(effDrain); ok {
+			ids = append(ids, s.id)
+		}
+	}
+	return ids
+}
+
+func emitted(effs []effect, t ancmv1.EventType) int {
+	n := 0
+	for _, e := range effs {
+		if s, ok := e.(effEmit); ok && s.typ == t {
+			n++
+		}
+	}
+	return n
+}
+
+// up brings a started instance to ready.
+func (d *driver) up(id uint64) {
+	d.t.Helper()
+	d.must(evInstStarted{id: id, pid: int(1000 + id), port: int(20000 + id), token: "t"})
+	d.must(evInstReady{id: id})
+}
+
+// down reports a planned exit after a drain.
+func (d *driver) gone(id uint64) []effect {
+	d.t.Helper()
+	i := d.m.find(id)
+	if i == nil {
+		d.t.Fatalf("no instance %d", id)
+	}
+	if i.state == instDraining {
+		d.must(evDrained{id: id})
+	}
+	return d.must(evInstExited{id: id, exit: &ancmv1.ExitStatus{Reason: "stopped", Planned: true}})
+}
+
+// fixture drives a fresh app into a state.
+func fixture(t *testing.T, state appState) *driver {
+	d := newDriver(t, testSpec(1))
+	d.must(evBegin{})
+	if state == appIdle {
+		return d
+	}
+	d.must(evActivate{})
+	d.must(evInstStarted{id: 1, pid: 1001, port: 20001, token: "t"})
+	if state == appStarting {
+		return d
+	}
+	d.must(evInstReady{id: 1})
+	switch state {
+	case appStopping:
+		d.must(evStop{})
+	case appStopped:
+		d.must(evStop{})
+		d.gone(1)
+	case appFailed:
+		d.must(evInstExited{id: 1, exit: &ancmv1.ExitStatus{Reason: "crashed"}})
+	case appOffline:
+		d.must(evOffline{on: true, body: []byte("back soon")})
+	}
+	if d.m.state != state {
+		t.Fatalf("fixture %s ended in %s", stateName(state), stateName(d.m.state))
+	}
+	return d
+}
+
+// TestNextEveryStateAndEvent runs every event in every app state: the
+// result is the state that follows, or "refused".
+func TestNextEveryStateAndEvent(t *testing.T) {
+	changed := testSpec(1)
+	changed.Env = map[string]string{"V": "2"}
+	moved := testSpec(1)
+	moved.PathPrefix = "/moved"
+	events := []struct {
+		ev event
+		// want per state, in the order of states below.
+		want string
+	}{
+		//                                 IDLE      STARTING  RUNNING   STOPPING  STOPPED   FAILED    OFFLINE
+		{evBegin{}, "refused  refused  refused  refused  refused  refused  refused"},
+		{evStart{}, "STARTING STARTING RUNNING  STARTING STARTING STARTING refused"},
+		{evStop{}, "STOPPED  STOPPING STOPPING STOPPING STOPPED  STOPPED  OFFLINE"},
+		{evRestart{}, "STARTING STARTING RUNNING  STARTING STARTING STARTING refused"},
+		{evApply{spec: changed}, "IDLE     STARTING RUNNING  STOPPING STOPPED  IDLE     OFFLINE"},
+		{evApply{spec: moved}, "IDLE     STARTING RUNNING  STOPPING STOPPED  IDLE     OFFLINE"},
+		{evRollback{}, "refused  refused  refused  refused  refused  refused  refused"},
+		{evActivate{}, "STARTING STARTING RUNNING  STOPPING STOPPED  FAILED   OFFLINE"},
+		{evOffline{on: true}, "OFFLINE  OFFLINE  OFFLINE  OFFLINE  OFFLINE  OFFLINE  OFFLINE"},
+		{evOffline{on: false}, "refused  refused  refused  refused  refused  refused  STOPPING"},
+		{evEnd{}, "IDLE     STOPPING STOPPING STOPPING STOPPED  FAILED   OFFLINE"},
+		{evInstStarted{id: 1, pid: 1, port: 1}, "refused  refused  refused  refused  refused  refused  refused"},
+		{evInstReady{id: 1}, "refused  RUNNING  refused  refused  refused  refused  refused"},
+		{evInstHealth{id: 1, ok: false}, "refused  refused  STARTING STOPPING refused  refused  OFFLINE"},
+		{evInstExited{id: 1, exit: &ancmv1.ExitStatus{Reason: "crashed"}}, "refused  FAILED   FAILED   STOPPED  refused  refused  OFFLINE"},
+		{evBackoffDone{gen: 1, index: 0}, "refused  refused  refused  refused  refused  refused  refused"},
+		{evMinReady{id: 1}, "refused  refused  refused  refused  refused  refused  refused"},
+		{evDrained{id: 1}, "refused  refused  refused  STOPPING refused  refused  OFFLINE"},
+		{evAgedOut{}, "refused  refused  refused  refused  refused  FAILED   refused"},
+	}
+	states := []appState{appIdle, appStarting, appRunning, appStopping, appStopped, appFailed, appOffline}
+	for _, tc := range events {
+		want := strings.Fields(tc.want)
+		if len(want) != len(states) {
+			t.Fatalf("%s: %d results for %d states", tc.ev.name(), len(want), len(states))
+		}
+		for k, st := range states {
+			t.Run(fmt.Sprintf("%s/%s", stateName(st), tc.ev.name()), func(t *testing.T) {
+				d := fixture(t, st)
+				before := d.m
+				m, _, err := next(d.m, tc.ev, d.now)
+				got := stateName(m.state)
+				if err != nil {
+					got = "refused"
+					if m.state != before.state || len(m.insts) != len(before.insts) {
+						t.Errorf("a refused event changed the model")
+					}
+					if !errors.Is(err, ErrPrecondition) && !errors.Is(err, ErrIllegalTransition) && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrClosed) {
+						t.Errorf("refusal %v wraps no sentinel", err)
+					}
+				}
+				if got != want[k] {
+					t.Errorf("%s in %s: got %s (err %v), want %s", tc.ev.name(), stateName(st), got, err, want[k])
+				}
+			})
+		}
+	}
+}
+
+// Every move the app state machine allows or forbids.
+func TestAppMovesTable(t *testing.T) {
+	all := []appState{ancmv1.AppState_APP_STATE_UNSPECIFIED, appIdle, appStarting, appRunning, appStopping, appStopped, appFailed, appOffline}
+	for _, from := range all {
+		for _, to := range all {
+			err := checkAppMove(from, to)
+			if to == ancmv1.AppState_APP_STATE_UNSPECIFIED && from != to && err == nil {
+				t.Errorf("%s -> UNSPECIFIED allowed", stateName(from))
+			}
+			if err != nil && !errors.Is(err, ErrIllegalTransition) {
+				t.Errorf("%s -> %s: %v is not ErrIllegalTransition", stateName(from), stateName(to), err)
+			}
+		}
+	}
+}
+
+// More than rapid_fails_per_minute failures in the window fail the app; it
+// may start again once the oldest ages out, here in milliseconds.
+func TestRapidFailsAgeOut(t *testing.T) {
+	spec := testSpec(1)
+	spec.RapidFailsPerMinute = 2
+	spec.Start = config.StartEager
+	d := newDriver(t, spec)
+	d.m.window = 50 * time.Millisecond
+	d.must(evBegin{})
+	id := started(d.effs)[0]
+	for n := 1; n <= 3; n++ {
+		d.up(id)
+		d.advance(time.Millisecond)
+		effs := d.must(evInstExited{id: id, exit: &ancmv1.ExitStatus{Reason: "crashed"}})
+		if n < 3 {
+			if d.m.state == appFailed {
+				t.Fatalf("failed after %d failures, limit 2", n)
+			}
+			if d.m.slots[0].backoff {
+				d.must(evBackoffDone{gen: 1, index: 0})
+			}
+			ids := started(d.effs)
+			if len(ids) != 1 {
+				t.Fatalf("failure %d: no restart (effects %v)", n, effs)
+			}
+			id = ids[0]
+			continue
+		}
+		if d.m.state != appFailed || emitted(effs, ancmv1.EventType_EVENT_TYPE_FAILED) != 1 {
+			t.Fatalf("after 3 failures: %s", stateName(d.m.state))
+		}
+	}
+	// Too early: the oldest failure is still in the window.
+	d.advance(40 * time.Millisecond)
+	d.must(evAgedOut{})
+	if d.m.state != appFailed {
+		t.Fatalf("aged out early: %s", stateName(d.m.state))
+	}
+	d.advance(20 * time.Millisecond)
+	d.must(evAgedOut{})
+	if d.m.state != appStarting || len(started(d.effs)) != 1 {
+		t.Fatalf("after the window: %s, started %v", stateName(d.m.state), started(d.effs))
+	}
+}
+
+// A stop emits one STOPPED event, however often it is asked for.
+func TestStoppedOncePerStop(t *testing.T) {
+	d := fixture(t, appRunning)
+	n := emitted(d.must(evStop{}), ancmv1.EventType_EVENT_TYPE_STOPPED)
+	n += emitted(d.must(evStop{}), ancmv1.EventType_EVENT_TYPE_STOPPED)
+	n += emitted(d.gone(1), ancmv1.EventType_EVENT_TYPE_STOPPED)
+	n += emitted(d.must(evStop{}), ancmv1.EventType_EVENT_TYPE_STOPPED)
+	if n != 1 || d.m.state != appStopped {
+		t.Errorf("%d STOPPED events, state %s; want 1, STOPPED", n, stateName(d.m.state))
+	}
+}
