@@ -266,3 +266,169 @@ func TestStoppedOncePerStop(t *testing.T) {
 		t.Errorf("%d STOPPED events, state %s; want 1, STOPPED", n, stateName(d.m.state))
 	}
 }
+
+// serving counts the instances that take traffic.
+func (d *driver) serving() int {
+	n := 0
+	for k := range d.m.insts {
+		if d.m.counts(&d.m.insts[k], d.now) {
+			n++
+		}
+	}
+	return n
+}
+
+// running brings up an eager app of procs instances.
+func running(t *testing.T, spec config.App) *driver {
+	spec.Start = config.StartEager
+	d := newDriver(t, spec)
+	d.must(evBegin{})
+	for _, id := range started(d.effs) {
+		d.up(id)
+	}
+	if d.m.state != appRunning || d.serving() != spec.Processes {
+		t.Fatalf("not running: %s, %d serving", stateName(d.m.state), d.serving())
+	}
+	return d
+}
+
+// A rolling restart of 3 instances with max_surge 1 starts one new
+// instance at a time, drains an old one only when a new one counts, never
+// has fewer than 3 taking traffic, and ends with generation 2 alone.
+func TestRollingRollout(t *testing.T) {
+	d := running(t, testSpec(3))
+	old := map[uint64]bool{}
+	for _, i := range d.m.insts {
+		old[i.id] = true
+	}
+	effs := d.must(evRestart{})
+	if emitted(effs, ancmv1.EventType_EVENT_TYPE_ROLLOUT_STARTED) != 1 || d.m.gen != 2 {
+		t.Fatalf("no rollout: gen %d", d.m.gen)
+	}
+	ids := started(effs)
+	for round := 0; round < 3; round++ {
+		if len(ids) != 1 {
+			t.Fatalf("round %d: %d new instances started, want 1 (max_surge)", round, len(ids))
+		}
+		d.up(ids[0])
+		if n := d.serving(); n != 3 {
+			t.Fatalf("round %d: %d serving before min_ready", round, n)
+		}
+		d.advance(10 * time.Millisecond)
+		effs := d.must(evMinReady{id: ids[0]})
+		dr := drained(effs)
+		if len(dr) != 1 || !old[dr[0]] {
+			t.Fatalf("round %d: drained %v, want one old instance", round, dr)
+		}
+		if n := d.serving(); n != 3 {
+			t.Fatalf("round %d: %d serving after the drain began, want 3", round, n)
+		}
+		ids = started(effs)
+		d.gone(dr[0])
+		if round == 2 && len(ids) != 0 {
+			t.Fatalf("a fourth new instance: %v", ids)
+		}
+	}
+	if d.m.rollout != nil || d.m.last.result != ancmv1.RolloutResult_ROLLOUT_RESULT_SUCCEEDED || len(d.m.insts) != 3 {
+		t.Fatalf("rollout not done: %+v, %d instances", d.m.last, len(d.m.insts))
+	}
+	for _, i := range d.m.insts {
+		if i.gen != 2 {
+			t.Errorf("instance %d of generation %d left", i.id, i.gen)
+		}
+	}
+	if h := d.m.history; len(h) != 2 || h[1].result != ancmv1.RolloutResult_ROLLOUT_RESULT_SUCCEEDED || h[1].change != "restart" {
+		t.Errorf("history = %+v", h)
+	}
+}
+
+// A new instance that crashes before it counts fails the rollout: the
+// spec and generation go back, old instances never stopped serving.
+func TestFailedRolloutReverts(t *testing.T) {
+	spec := testSpec(2)
+	d := running(t, spec)
+	bad := spec
+	bad.Args = []string{"crash"}
+	d.must(evApply{spec: bad})
+	id := started(d.effs)[0]
+	d.must(evInstStarted{id: id, pid: 9, port: 9, token: "t"})
+	effs := d.must(evInstExited{id: id, exit: &ancmv1.ExitStatus{Reason: "exited before it was ready: exited with code 3"}, startFailure: true, tail: []string{"boom"}})
+	if emitted(effs, ancmv1.EventType_EVENT_TYPE_ROLLOUT_FAILED) != 1 {
+		t.Fatalf("no rollout_failed")
+	}
+	if d.m.gen != 1 || len(d.m.spec.Args) != 0 || d.m.lastGen != 2 {
+		t.Errorf("after the failure: gen %d, args %v, last gen %d", d.m.gen, d.m.spec.Args, d.m.lastGen)
+	}
+	if d.m.state != appRunning || d.serving() != 2 || len(started(effs)) != 0 || len(drained(effs)) != 0 {
+		t.Errorf("old instances disturbed: %s, %d serving", stateName(d.m.state), d.serving())
+	}
+	if l := d.m.last; l.result != ancmv1.RolloutResult_ROLLOUT_RESULT_FAILED || !strings.Contains(l.reason, "exited with code 3") || len(l.tail) != 1 {
+		t.Errorf("last rollout = %+v", l)
+	}
+	if len(d.m.failures) != 0 {
+		t.Errorf("a failed rollout counted as rapid failures: %v", d.m.failures)
+	}
+	// No save of the failed spec as the app's: the store keeps the old one.
+	if h := d.m.history[len(d.m.history)-1]; h.gen != 2 || h.result != ancmv1.RolloutResult_ROLLOUT_RESULT_FAILED {
+		t.Errorf("history = %+v", d.m.history)
+	}
+	// Rollback to the failed generation is allowed (the operator asks).
+	d.must(evRollback{to: 2})
+	if d.m.gen != 3 || len(d.m.spec.Args) != 1 {
+		t.Errorf("rollback to 2: gen %d, args %v", d.m.gen, d.m.spec.Args)
+	}
+}
+
+// Recreate stops every old instance before a new one starts.
+func TestRecreateRollout(t *testing.T) {
+	spec := testSpec(2)
+	spec.Rollout.Strategy = config.RolloutRecreate
+	d := running(t, spec)
+	effs := d.must(evRestart{})
+	if len(drained(effs)) != 2 || len(started(effs)) != 0 {
+		t.Fatalf("recreate: drained %v, started %v", drained(effs), started(effs))
+	}
+	if d.m.state != appStarting {
+		t.Errorf("state while recreating: %s, want STARTING (requests wait)", stateName(d.m.state))
+	}
+	ids := append([]uint64(nil), drained(effs)...)
+	d.gone(ids[0])
+	if len(started(d.effs)) != 0 {
+		t.Fatalf("a new instance started while an old one runs")
+	}
+	d.gone(ids[1])
+	news := started(d.effs)
+	if len(news) != 2 {
+		t.Fatalf("started %v after the old ones went", news)
+	}
+	for _, id := range news {
+		d.up(id)
+	}
+	d.advance(10 * time.Millisecond)
+	d.must(evMinReady{id: news[0]})
+	if d.m.rollout != nil || d.m.last.result != ancmv1.RolloutResult_ROLLOUT_RESULT_SUCCEEDED {
+		t.Errorf("recreate not done: %+v", d.m.last)
+	}
+}
+
+// A change of routing alone is made in place: no new generation.
+func TestApplyInPlace(t *testing.T) {
+	d := running(t, testSpec(1))
+	moved := testSpec(1)
+	moved.PathPrefix = "/moved"
+	effs := d.must(evApply{spec: moved})
+	if d.m.gen != 1 || len(started(effs)) != 0 || d.route(t).GetPathPrefix() != "/moved" {
+		t.Errorf("in place: gen %d, started %v", d.m.gen, started(effs))
+	}
+	// Fewer processes: the extra ones drain, no rollout.
+	d2 := running(t, testSpec(3))
+	effs = d2.must(evApply{spec: testSpec(1)})
+	if d2.m.gen != 1 || len(drained(effs)) != 2 {
+		t.Errorf("scale down: gen %d, drained %v", d2.m.gen, drained(effs))
+	}
+}
+
+func (d *driver) route(t *testing.T) *ancmv1.AppRoute {
+	t.Helper()
+	return d.m.route(d.now)
+}

@@ -66,6 +66,14 @@ func (d *decision) reconcile() {
 			counted++
 		}
 	}
+	// Old instances drain as new ones count.
+	keep := max(0, procs-counted)
+	for k := len(m.insts) - 1; k >= 0 && staleReady > keep; k-- {
+		if i := &m.insts[k]; stale(i) && active(i) {
+			d.retire(i)
+			staleReady--
+		}
+	}
 	surge := procs
 	if m.rollout != nil {
 		surge = m.rollout.surge
@@ -79,14 +87,6 @@ func (d *decision) reconcile() {
 		}
 		d.startInst(uint32(idx))
 		cur++
-	}
-	// Old instances drain as new ones count.
-	keep := max(0, procs-counted)
-	for k := len(m.insts) - 1; k >= 0 && staleReady > keep; k-- {
-		if i := &m.insts[k]; stale(i) && active(i) {
-			d.retire(i)
-			staleReady--
-		}
 	}
 	if r := m.rollout; r != nil && counted >= procs {
 		for k := range m.insts {
