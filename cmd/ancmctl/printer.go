@@ -249,6 +249,9 @@ func (p *printer) Applied(resp *ancmv1.ApplyAppResponse, dryRun bool) error {
 	if dryRun {
 		suffix = " (dry run)"
 	}
+	if ro := resp.GetRollout(); ro != nil {
+		suffix += fmt.Sprintf(" (generation %d, rollout %s)", ro.GetToGeneration(), rolloutResult(ro.GetResult()))
+	}
 	_, err := fmt.Fprintf(p.w, "%s: %s%s\n", resp.GetApp().GetSpec().GetName(), applyChange(resp.GetChange()), suffix)
 	return err
 }
