@@ -261,14 +261,19 @@ type appStatus struct {
 		State       string `json:"state"`
 		StateReason string `json:"state_reason"`
 		Restarts    int    `json:"restarts"`
-		LogTail     []string
-		Instances   []struct {
-			Index    int    `json:"index"`
-			State    string `json:"state"`
-			Pid      int    `json:"pid"`
-			Port     int    `json:"port"`
-			Restarts int    `json:"restarts"`
-			LastExit *struct {
+		Generation  string `json:"generation"` // uint64 in protojson: a string
+		Spec        struct {
+			Args []string `json:"args"`
+		} `json:"spec"`
+		LogTail   []string
+		Instances []struct {
+			Index      int    `json:"index"`
+			State      string `json:"state"`
+			Pid        int    `json:"pid"`
+			Port       int    `json:"port"`
+			Restarts   int    `json:"restarts"`
+			Generation string `json:"generation"`
+			LastExit   *struct {
 				Code   int    `json:"code"`
 				Signal string `json:"signal"`
 				Reason string `json:"reason"`
