@@ -6,6 +6,8 @@ import (
 	"slices"
 	"time"
 
+	"google.golang.org/grpc"
+
 	ancmv1 "github.com/ancm-dev/ancm/api/gen/ancm/v1"
 )
 
@@ -67,7 +69,10 @@ func (p *Proxy) watch(ctx context.Context, resumed bool) (progressed bool, err e
 	if t := p.table.Load(); t.synced && !p.resync {
 		req.Epoch, req.Revision = t.epoch, t.revision
 	}
-	stream, err := p.client.WatchEndpoints(ctx, req)
+	// WaitForReady: while the control plane is away the call waits for the
+	// connection (whose reconnect backoff the caller bounds) instead of
+	// failing at once, so the watch is back as soon as the connection is.
+	stream, err := p.client.WatchEndpoints(ctx, req, grpc.WaitForReady(true))
 	if err != nil {
 		return false, err
 	}

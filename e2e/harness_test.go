@@ -188,6 +188,13 @@ func (d *daemon) stop() {
 // returns the address it serves on once it answers HTTP.
 func (d *daemon) startProxy() string {
 	d.t.Helper()
+	addr, _ := d.startProxyOutput()
+	return addr
+}
+
+// startProxyOutput is startProxy that also returns the proxy's output.
+func (d *daemon) startProxyOutput() (string, *syncBuffer) {
+	d.t.Helper()
 	listen := freeAddr(d.t)
 	proxy := exec.Command(bin.ancmd, "proxy", "--control", d.control, "--listen", listen, "--log-level", "debug")
 	out := newSyncBuffer()
@@ -220,7 +227,7 @@ func (d *daemon) startProxy() string {
 		c.Close()
 		return true
 	})
-	return listen
+	return listen, out
 }
 
 // url is the proxy's URL for a path.

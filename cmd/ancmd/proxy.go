@@ -18,10 +18,10 @@ import (
 )
 
 // reconnectParams make a proxy whose control plane went away try again at
-// least every second, however long it was gone (gRPC's default backoff
-// grows to two minutes).
+// least every second (800ms ± 20%), however long it was gone (gRPC's
+// default backoff grows to two minutes).
 var reconnectParams = grpc.ConnectParams{
-	Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+	Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 800 * time.Millisecond},
 	MinConnectTimeout: time.Second,
 }
 
