@@ -115,22 +115,37 @@ func (a *app) post(ev event) {
 
 // call sends an API event and waits for its answer or ctx.
 func (a *app) call(ctx context.Context, ev event, wait waitFunc) error {
+	reply, err := a.send(ctx, ev, wait)
+	if err != nil {
+		return err
+	}
+	return a.await(ctx, reply)
+}
+
+// send hands an API event to the owner; its answer comes on reply. The
+// owner drops the wait when ctx ends.
+func (a *app) send(ctx context.Context, ev event, wait waitFunc) (<-chan error, error) {
 	msg := message{ev: ev, ctx: ctx, wait: wait, reply: make(chan error, 1)}
 	select {
 	case a.inbox <- msg:
+		return msg.reply, nil
 	case <-a.done:
-		return a.gone()
+		return nil, a.gone()
 	case <-ctx.Done():
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
+}
+
+// await waits for the answer of a sent event, or ctx.
+func (a *app) await(ctx context.Context, reply <-chan error) error {
 	select {
-	case err := <-msg.reply:
+	case err := <-reply:
 		return err
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-a.done:
 		select {
-		case err := <-msg.reply:
+		case err := <-reply:
 			return err
 		default:
 			return a.gone()

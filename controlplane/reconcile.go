@@ -118,7 +118,13 @@ func (d *decision) retire(i *inst) {
 	i.asked = true
 	if i.state == instReady {
 		_ = moveInst(i, instDraining)
-		d.do(effDrain{id: i.id, addr: fmt.Sprintf("127.0.0.1:%d", i.port), timeout: d.m.spec.Rollout.DrainTimeout})
+		timeout := d.m.spec.Rollout.DrainTimeout
+		if d.m.ending && !d.m.removed {
+			// Shutdown: the table stays as it is (see app.step), so there
+			// is nothing for data planes to confirm.
+			timeout = 0
+		}
+		d.do(effDrain{id: i.id, addr: fmt.Sprintf("127.0.0.1:%d", i.port), timeout: timeout})
 		return
 	}
 	_ = moveInst(i, instStopping)

@@ -201,12 +201,21 @@ func (s *Supervisor) Reload(ctx context.Context, cfgApps []config.App) error {
 			return err
 		}
 	}
+	// Every change is made first, one app after the other, then the
+	// rollouts they started are waited for together.
 	var errs []error
+	var waits []pending
 	for _, c := range cfgApps {
-		if _, _, _, err := s.apply(ctx, c, sourceConfig, false); err != nil {
-			if !errors.Is(err, ErrRolloutFailed) {
-				return errors.Join(append(errs, err)...)
-			}
+		_, _, wait, err := s.change(ctx, c, sourceConfig, false)
+		if err != nil {
+			return errors.Join(append(errs, err)...)
+		}
+		if wait != nil {
+			waits = append(waits, wait)
+		}
+	}
+	for _, wait := range waits {
+		if _, err := wait(ctx); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -276,6 +285,24 @@ func (s *Supervisor) Apply(ctx context.Context, c config.App, dryRun bool) (ancm
 }
 
 func (s *Supervisor) apply(ctx context.Context, c config.App, source string, dryRun bool) (ancmv1.ApplyChange, *ancmv1.App, *ancmv1.RolloutStatus, error) {
+	change, a, wait, err := s.change(ctx, c, source, dryRun)
+	if err != nil || wait == nil {
+		return change, a, nil, err
+	}
+	ro, err := wait(ctx)
+	if err != nil && !errors.Is(err, ErrRolloutFailed) {
+		return 0, nil, nil, err
+	}
+	return change, s.snapshotOf(c.Name, a), ro, err
+}
+
+// pending waits for the rollout a change started, if any, and returns its
+// status (nil when it started none).
+type pending func(context.Context) (*ancmv1.RolloutStatus, error)
+
+// change checks c and hands it to its app; the rollout it may start goes
+// on, and wait waits for it (nil when there is nothing to wait for).
+func (s *Supervisor) change(ctx context.Context, c config.App, source string, dryRun bool) (ancmv1.ApplyChange, *ancmv1.App, pending, error) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -332,12 +359,20 @@ func (s *Supervisor) apply(ctx context.Context, c config.App, source string, dry
 	}
 	s.specs[c.Name] = c // reserved for the change; the owner notes what it runs
 	s.mu.Unlock()
-	ro, err := s.rollout(ctx, a, evApply{spec: c})
-	if err != nil && !errors.Is(err, ErrRolloutFailed) {
+	wait, err := s.startRollout(ctx, a, evApply{spec: c})
+	if err != nil {
 		s.noteSpec(c.Name, a.snap.Load().spec)
 		return 0, nil, nil, err
 	}
-	return applyChange(prev, c), a.snap.Load().app, ro, err
+	return applyChange(prev, c), a.snap.Load().app, wait, nil
+}
+
+// snapshotOf is the app as it is now, or app when it is gone.
+func (s *Supervisor) snapshotOf(name string, app *ancmv1.App) *ancmv1.App {
+	if a, err := s.get(name); err == nil {
+		return a.snap.Load().app
+	}
+	return app
 }
 
 func applyChange(prev, c config.App) ancmv1.ApplyChange {
@@ -361,12 +396,14 @@ func (s *Supervisor) checkRoutesLocked(c config.App) error {
 	return nil
 }
 
-// rollout sends ev, which may start a rollout, and waits until the
-// rollout it started has ended. It returns the rollout's status, nil when
-// ev started none.
-func (s *Supervisor) rollout(ctx context.Context, a *app, ev event) (*ancmv1.RolloutStatus, error) {
+// startRollout sends ev, which may start a rollout, and returns once the
+// owner has taken it; wait waits until the rollout it started has ended.
+func (s *Supervisor) startRollout(ctx context.Context, a *app, ev event) (pending, error) {
+	accepted := make(chan struct{})
+	var once sync.Once
 	var ro *rolloutRecord
-	err := a.call(ctx, ev, func(before, now *model) (bool, error) {
+	reply, err := a.send(ctx, ev, func(before, now *model) (bool, error) {
+		once.Do(func() { close(accepted) })
 		if now.lastGen == before.lastGen || now.last == nil || now.last.to <= before.lastGen {
 			return true, nil // no rollout
 		}
@@ -380,7 +417,27 @@ func (s *Supervisor) rollout(ctx context.Context, a *app, ev event) (*ancmv1.Rol
 		}
 		return true, nil
 	})
-	return rolloutProto(ro), err
+	if err != nil {
+		return nil, err
+	}
+	// A refused event is answered without a wait: then the reply comes
+	// first.
+	select {
+	case <-accepted:
+	case err := <-reply:
+		if err != nil {
+			return nil, err
+		}
+		return func(context.Context) (*ancmv1.RolloutStatus, error) { return nil, nil }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-a.done:
+		return nil, a.gone()
+	}
+	return func(ctx context.Context) (*ancmv1.RolloutStatus, error) {
+		err := a.await(ctx, reply)
+		return rolloutProto(ro), err
+	}, nil
 }
 
 func rolloutError(name string, r *rolloutRecord) error {
@@ -420,9 +477,13 @@ func (s *Supervisor) Rollback(ctx context.Context, name string, to uint64) (*anc
 			return nil, nil, err
 		}
 	}
-	ro, err := s.rollout(ctx, a, evRollback{to: to})
-	if err != nil && !errors.Is(err, ErrRolloutFailed) {
+	wait, err := s.startRollout(ctx, a, evRollback{to: to})
+	if err != nil {
 		s.noteSpec(name, a.snap.Load().spec)
+		return nil, nil, err
+	}
+	ro, err := wait(ctx)
+	if err != nil && !errors.Is(err, ErrRolloutFailed) {
 		return nil, nil, err
 	}
 	return a.snap.Load().app, ro, err

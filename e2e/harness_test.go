@@ -269,7 +269,11 @@ type appStatus struct {
 		StateReason string `json:"state_reason"`
 		Restarts    int    `json:"restarts"`
 		Generation  string `json:"generation"` // uint64 in protojson: a string
-		Spec        struct {
+		Rollout     *struct {
+			Result string `json:"result"`
+			Reason string `json:"reason"`
+		} `json:"rollout"`
+		Spec struct {
 			Args []string `json:"args"`
 		} `json:"spec"`
 		LogTail   []string

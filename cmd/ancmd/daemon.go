@@ -151,6 +151,23 @@ func serve(log hclog.Logger, path string, f *config.File, withProxy bool) error 
 		log.Info("proxy listening", "listen", proxyLn.Addr().String())
 	}
 
+	// One reloader re-reads the file, one reload after the other; a
+	// SIGHUP that comes while one runs asks for one more, once. A reload
+	// waits for the rollouts it starts, so it runs beside the signal loop.
+	reloads := make(chan struct{}, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-reloads:
+				reload(ctx, log, path, sup)
+			}
+		}
+	}()
+
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
@@ -160,7 +177,10 @@ loop:
 		select {
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				reload(log, path, sup)
+				select {
+				case reloads <- struct{}{}:
+				default: // one is pending already
+				}
 				continue
 			}
 			log.Info("shutting down", "signal", sig.String())
@@ -231,16 +251,16 @@ func maxShutdown(f *config.File) time.Duration {
 	return d
 }
 
-// reload re-reads the config file on SIGHUP and applies what changed. A
-// file with errors changes nothing.
-func reload(log hclog.Logger, path string, sup *controlplane.Supervisor) {
+// reload re-reads the config file on SIGHUP and applies what changed, and
+// waits for the rollouts that needs until ctx (the daemon's run) ends. A
+// file with errors changes nothing; a failed rollout leaves its app on its
+// previous generation and is logged.
+func reload(ctx context.Context, log hclog.Logger, path string, sup *controlplane.Supervisor) {
 	f, err := config.Load(path)
 	if err != nil {
 		log.Error("reload refused: config has errors; nothing changed", "file", path, "error", err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), maxShutdown(f)+shutdownBudget)
-	defer cancel()
 	if err := sup.Reload(ctx, f.Apps); err != nil {
 		log.Error("reload failed", "file", path, "error", err)
 		return
