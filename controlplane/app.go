@@ -65,7 +65,7 @@ type snapshot struct {
 	spec    config.App
 	source  string
 	logs    *appLog
-	history []*ancmv1.Generation
+	history []genRecord
 }
 
 // waitFunc tells whether a call is answered: given the model before its

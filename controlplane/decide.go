@@ -189,6 +189,9 @@ func (d *decision) apply(ev event) error {
 		}
 		m.stopped, m.want = false, true
 		d.clearFailures()
+		for i := range m.slots {
+			m.slots[i].backoff, m.slots[i].inRow = false, 0 // at once, not after a backoff
+		}
 		d.emit(ancmv1.EventType_EVENT_TYPE_STARTED, nil, hclog.Info, "started by operator")
 	case evStop:
 		if m.stopped {
@@ -401,7 +404,7 @@ func (d *decision) change(spec config.App, what string, force bool) {
 	m.gen = m.lastGen
 	m.spec = spec
 	m.slots = make([]slot, spec.Processes)
-	m.history = append(m.history, genRecord{gen: m.gen, at: d.now, change: what, result: ancmv1.RolloutResult_ROLLOUT_RESULT_SUCCEEDED, reason: "nothing ran: no rollout", spec: spec})
+	m.addHistory(genRecord{gen: m.gen, at: d.now, change: what, result: ancmv1.RolloutResult_ROLLOUT_RESULT_SUCCEEDED, reason: "nothing ran: no rollout", spec: spec})
 	d.do(effSave{})
 	d.emit(ancmv1.EventType_EVENT_TYPE_APPLIED, nil, hclog.Info, "changed: "+what+"; generation "+fmt.Sprint(m.gen))
 }
@@ -441,7 +444,7 @@ func (d *decision) beginRollout(spec config.App, what string) {
 	m.spec, m.gen = spec, r.to
 	m.slots = make([]slot, spec.Processes)
 	m.last = &rolloutRecord{from: r.from, to: r.to, result: ancmv1.RolloutResult_ROLLOUT_RESULT_IN_PROGRESS, started: d.now}
-	m.history = append(m.history, genRecord{gen: r.to, at: d.now, change: what, result: ancmv1.RolloutResult_ROLLOUT_RESULT_IN_PROGRESS, spec: spec})
+	m.addHistory(genRecord{gen: r.to, at: d.now, change: what, result: ancmv1.RolloutResult_ROLLOUT_RESULT_IN_PROGRESS, spec: spec})
 	d.do(effSave{})
 	d.emit(ancmv1.EventType_EVENT_TYPE_ROLLOUT_STARTED, nil, hclog.Info,
 		fmt.Sprintf("rolling out generation %d (%s) from %d, strategy %s", r.to, what, r.from, r.strategy))

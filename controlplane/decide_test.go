@@ -3,6 +3,7 @@ package controlplane
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -431,4 +432,76 @@ func TestApplyInPlace(t *testing.T) {
 func (d *driver) route(t *testing.T) *ancmv1.AppRoute {
 	t.Helper()
 	return d.m.route(d.now)
+}
+
+// Random sequences of events never wedge an app: a report that an
+// instance exited, got ready or drained, in the state where it can, is
+// never refused, and the model stays consistent.
+func TestNextRandomSequences(t *testing.T) {
+	for seed := range uint64(20) {
+		rng := rand.New(rand.NewPCG(seed, 7))
+		spec := testSpec(1 + int(seed%3))
+		spec.RapidFailsPerMinute = int(seed % 4)
+		if seed%2 == 0 {
+			spec.Rollout.Strategy = config.RolloutRecreate
+		}
+		d := newDriver(t, spec)
+		d.m.window = 30 * time.Millisecond
+		d.must(evBegin{})
+		for step := 0; step < 1500; step++ {
+			d.advance(time.Duration(rng.IntN(5)) * time.Millisecond)
+			var ev event
+			var mustAccept bool
+			if len(d.m.insts) > 0 && rng.IntN(3) > 0 {
+				i := d.m.insts[rng.IntN(len(d.m.insts))]
+				switch {
+				case i.state == instStarting && i.pid == 0:
+					ev, mustAccept = evInstStarted{id: i.id, pid: int(i.id), port: int(i.id), token: "t"}, true
+				case i.state == instStarting && !i.asked && rng.IntN(4) > 0:
+					ev, mustAccept = evInstReady{id: i.id}, true
+				case i.state == instDraining:
+					ev, mustAccept = evDrained{id: i.id}, true
+				case i.state == instReady && rng.IntN(5) == 0:
+					ev = evInstHealth{id: i.id, ok: rng.IntN(2) == 0}
+				case i.state == instReady && rng.IntN(3) == 0:
+					ev = evMinReady{id: i.id}
+				default:
+					ev, mustAccept = evInstExited{id: i.id, exit: &ancmv1.ExitStatus{Reason: "x"}, startFailure: i.readyAt.IsZero()}, true
+				}
+			} else {
+				changed := spec
+				changed.Env = map[string]string{"N": fmt.Sprint(step)}
+				pool := []event{
+					evStart{}, evStop{}, evRestart{}, evApply{spec: changed}, evRollback{}, evActivate{},
+					evOffline{on: true}, evOffline{on: false}, evAgedOut{},
+					evBackoffDone{gen: d.m.gen, index: uint32(rng.IntN(spec.Processes))},
+				}
+				ev = pool[rng.IntN(len(pool))]
+			}
+			m, effs, err := next(d.m, ev, d.now)
+			if err != nil {
+				if mustAccept {
+					t.Fatalf("seed %d step %d: %s refused in %s: %v", seed, step, ev.name(), stateName(d.m.state), err)
+				}
+				continue
+			}
+			d.m, d.effs = m, effs
+			seen := map[uint64]bool{}
+			for _, i := range d.m.insts {
+				if seen[i.id] {
+					t.Fatalf("seed %d step %d: instance %d twice", seed, step, i.id)
+				}
+				seen[i.id] = true
+				if i.state == instExited || i.state == ancmv1.InstanceState_INSTANCE_STATE_UNSPECIFIED {
+					t.Fatalf("seed %d step %d: live instance in %s", seed, step, stateName(i.state))
+				}
+			}
+			if len(d.m.slots) != d.m.spec.Processes {
+				t.Fatalf("seed %d step %d: %d slots for %d processes", seed, step, len(d.m.slots), d.m.spec.Processes)
+			}
+			if (d.m.rollout != nil) != (d.m.last != nil && d.m.last.result == ancmv1.RolloutResult_ROLLOUT_RESULT_IN_PROGRESS) {
+				t.Fatalf("seed %d step %d: rollout %v, last %+v", seed, step, d.m.rollout, d.m.last)
+			}
+		}
+	}
 }

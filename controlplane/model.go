@@ -105,6 +105,17 @@ type genRecord struct {
 	spec   config.App
 }
 
+// maxHistory bounds the generations an app remembers.
+const maxHistory = 100
+
+// addHistory appends a generation, forgetting the oldest beyond maxHistory.
+func (m *model) addHistory(g genRecord) {
+	m.history = append(m.history, g)
+	if n := len(m.history); n > maxHistory {
+		m.history = slices.Clone(m.history[n-maxHistory:])
+	}
+}
+
 func newModel(spec config.App, source string, gen uint64, history []genRecord) model {
 	m := model{name: spec.Name, source: source, spec: spec, window: failWindow, history: history}
 	if gen == 0 {

@@ -29,7 +29,7 @@ func (a *app) publishSnapshot() {
 		spec:    m.spec,
 		source:  m.source,
 		logs:    a.logs,
-		history: historyProto(m.history),
+		history: m.history, // never changed in place: next copies it first
 	})
 }
 

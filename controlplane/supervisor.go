@@ -272,7 +272,7 @@ func (s *Supervisor) History(name string) ([]*ancmv1.Generation, error) {
 	if err != nil {
 		return nil, err
 	}
-	return a.snap.Load().history, nil
+	return historyProto(a.snap.Load().history), nil
 }
 
 // Apply adds or changes an app applied through the API and keeps it in the
@@ -331,7 +331,7 @@ func (s *Supervisor) change(ctx context.Context, c config.App, source string, dr
 		if source == sourceAPI {
 			err := s.store.put(c.Proto())
 			if err == nil {
-				err = s.store.putHistory(c.Name, a.snap.Load().history)
+				err = s.store.putHistory(c.Name, historyProto(a.snap.Load().history))
 			}
 			if err != nil {
 				s.mu.Lock()
@@ -459,14 +459,15 @@ func (s *Supervisor) Rollback(ctx context.Context, name string, to uint64) (*anc
 	if sn.source != sourceAPI {
 		return nil, nil, fmt.Errorf("app %q is defined in the config file; change it there and send SIGHUP: %w", name, ErrPrecondition)
 	}
-	for _, g := range sn.history {
-		if g.GetGeneration() != to {
+	for k := len(sn.history) - 1; k >= 0; k-- {
+		g := sn.history[k]
+		if to == 0 && g.gen < sn.app.GetGeneration() && g.result == ancmv1.RolloutResult_ROLLOUT_RESULT_SUCCEEDED {
+			to = g.gen // what the owner picks too
+		}
+		if g.gen != to {
 			continue
 		}
-		c, err := config.AppFromProto(g.GetSpec())
-		if err != nil {
-			return nil, nil, err
-		}
+		c := g.spec
 		s.mu.Lock()
 		err = s.checkRoutesLocked(c)
 		if err == nil {
@@ -476,6 +477,7 @@ func (s *Supervisor) Rollback(ctx context.Context, name string, to uint64) (*anc
 		if err != nil {
 			return nil, nil, err
 		}
+		break
 	}
 	wait, err := s.startRollout(ctx, a, evRollback{to: to})
 	if err != nil {
