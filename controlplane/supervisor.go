@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -401,7 +402,7 @@ func (s *Supervisor) checkRoutesLocked(c config.App) error {
 func (s *Supervisor) startRollout(ctx context.Context, a *app, ev event) (pending, error) {
 	accepted := make(chan struct{})
 	var once sync.Once
-	var ro *rolloutRecord
+	var ro atomic.Pointer[rolloutRecord] // written by the owner, read by wait however it ends
 	reply, err := a.send(ctx, ev, func(before, now *model) (bool, error) {
 		once.Do(func() { close(accepted) })
 		if now.lastGen == before.lastGen || now.last == nil || now.last.to <= before.lastGen {
@@ -411,7 +412,7 @@ func (s *Supervisor) startRollout(ctx context.Context, a *app, ev event) (pendin
 			return false, nil
 		}
 		r := *now.last
-		ro = &r
+		ro.Store(&r)
 		if r.result == ancmv1.RolloutResult_ROLLOUT_RESULT_FAILED {
 			return true, rolloutError(a.name, &r)
 		}
@@ -436,7 +437,7 @@ func (s *Supervisor) startRollout(ctx context.Context, a *app, ev event) (pendin
 	}
 	return func(ctx context.Context) (*ancmv1.RolloutStatus, error) {
 		err := a.await(ctx, reply)
-		return rolloutProto(ro), err
+		return rolloutProto(ro.Load()), err
 	}, nil
 }
 
