@@ -141,4 +141,3 @@ func (p *printer) App(a *ancmv1.App) error {
 	}
 	return nil
 }
-
