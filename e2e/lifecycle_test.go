@@ -55,12 +55,9 @@ app "app" {
 	_, out := d.startProxyOutput()
 	waitFor(t, 10*time.Second, "the first table", func() bool { return strings.Contains(out.String(), "endpoint table synced") })
 	d.stop()
-	// Away for a few seconds: long enough for gRPC's default backoff to
-	// have grown past 2s.
-	away := time.Now()
-	for time.Since(away) < 4*time.Second {
-		time.Sleep(100 * time.Millisecond)
-	}
+	// The outage itself (not a wait for a condition): 4s, long enough for
+	// gRPC's default reconnect backoff to have grown past 2s.
+	<-time.After(4 * time.Second)
 	d.start("control")
 	back := time.Now()
 	waitFor(t, 5*time.Second, "the proxy's watch to be back", func() bool { return strings.Contains(out.String(), "endpoint watch is back") })
