@@ -198,6 +198,9 @@ func (d *decision) apply(ev event) error {
 			return nil // stopped already: nothing to do, and no second event
 		}
 		m.stopped, m.want = true, false
+		if m.rollout != nil {
+			d.failRollout("stopped by operator", nil)
+		}
 	case evRestart:
 		if err := d.canRoll(); err != nil {
 			return err

@@ -499,6 +499,9 @@ func TestNextRandomSequences(t *testing.T) {
 			if len(d.m.slots) != d.m.spec.Processes {
 				t.Fatalf("seed %d step %d: %d slots for %d processes", seed, step, len(d.m.slots), d.m.spec.Processes)
 			}
+			if r := d.m.rollout; r != nil && (d.m.stopped || d.m.offline || d.m.failed || d.m.ending || !d.m.want) {
+				t.Fatalf("seed %d step %d: a rollout goes on while nothing may run: %+v", seed, step, d.m)
+			}
 			if (d.m.rollout != nil) != (d.m.last != nil && d.m.last.result == ancmv1.RolloutResult_ROLLOUT_RESULT_IN_PROGRESS) {
 				t.Fatalf("seed %d step %d: rollout %v, last %+v", seed, step, d.m.rollout, d.m.last)
 			}

@@ -120,3 +120,70 @@ func waitApp(t *testing.T, sup *Supervisor, name string, want ancmv1.AppState) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// Operators racing each other on one app (start, stop, restart, apply,
+// activate, get) leave it answering, and the supervisor shuts down within
+// its deadline: nothing is wedged.
+func TestConcurrentOperationsThenShutdown(t *testing.T) {
+	sup, err := New(Options{StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sup.Load(nil); err != nil {
+		t.Fatal(err)
+	}
+	base, err := config.AppFromProto(helperSpec("busy", "/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base.Processes = 2
+	base.Rollout.MinReady = 0
+	base.ShutdownTimeout = 2 * time.Second
+	ctx := context.Background()
+	if _, _, _, err := sup.Apply(ctx, base, false); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range 12 {
+				octx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				var err error
+				switch (g + k) % 6 {
+				case 0:
+					_, err = sup.Start(octx, "busy", true)
+				case 1:
+					_, err = sup.Stop(octx, "busy", k%2 == 0)
+				case 2:
+					_, _, err = sup.Restart(octx, "busy", true)
+				case 3:
+					c := base
+					c.Env = map[string]string{"ANCM_CP_TEST_APP": "1", "N": fmt.Sprint(g, k)}
+					_, _, _, err = sup.Apply(octx, c, false)
+				case 4:
+					_, err = sup.Activate(octx, "busy")
+				case 5:
+					_, err = sup.Get("busy")
+				}
+				cancel()
+				if err != nil && !errors.Is(err, ErrPrecondition) && !errors.Is(err, ErrStartFailed) && !errors.Is(err, ErrRolloutFailed) {
+					t.Errorf("goroutine %d op %d: %v", g, k, err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	// Still answering: a start and a stop work.
+	sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if a, err := sup.Start(sctx, "busy", true); err != nil || a.GetState() != ancmv1.AppState_APP_STATE_RUNNING {
+		t.Fatalf("start after the race: %v %v", a.GetState(), err)
+	}
+	dctx, dcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer dcancel()
+	if err := sup.Shutdown(dctx); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+}
