@@ -471,10 +471,15 @@ func TestNextRandomSequences(t *testing.T) {
 			} else {
 				changed := spec
 				changed.Env = map[string]string{"N": fmt.Sprint(step)}
+				scaled := spec
+				scaled.Processes = 1 + rng.IntN(3)
+				if rng.IntN(2) == 0 {
+					scaled.Env = changed.Env // scaled and rolled out at once
+				}
 				pool := []event{
-					evStart{}, evStop{}, evRestart{}, evApply{spec: changed}, evRollback{}, evActivate{},
+					evStart{}, evStop{}, evRestart{}, evApply{spec: changed}, evApply{spec: scaled}, evRollback{}, evActivate{},
 					evOffline{on: true}, evOffline{on: false}, evAgedOut{},
-					evBackoffDone{gen: d.m.gen, index: uint32(rng.IntN(spec.Processes))},
+					evBackoffDone{gen: d.m.gen, index: uint32(rng.IntN(len(d.m.slots)))},
 				}
 				ev = pool[rng.IntN(len(pool))]
 			}
@@ -505,6 +510,68 @@ func TestNextRandomSequences(t *testing.T) {
 			if (d.m.rollout != nil) != (d.m.last != nil && d.m.last.result == ancmv1.RolloutResult_ROLLOUT_RESULT_IN_PROGRESS) {
 				t.Fatalf("seed %d step %d: rollout %v, last %+v", seed, step, d.m.rollout, d.m.last)
 			}
+			if step%300 == 299 {
+				settles(t, d, seed, step)
+			}
 		}
+	}
+}
+
+// settles checks that an app whose instances all behave (start, get ready,
+// drain, stop) comes to rest: no rollout left, and exactly its processes
+// of the current generation ready when it runs, none when it does not.
+func settles(t *testing.T, d0 *driver, seed uint64, step int) {
+	t.Helper()
+	d := *d0
+	for round := 0; round < 100; round++ {
+		d.advance(time.Second)
+		var evs []event
+		for _, i := range d.m.insts {
+			switch {
+			case i.state == instStarting && i.pid == 0:
+				evs = append(evs, evInstStarted{id: i.id, pid: 1, port: int(i.id), token: "t"})
+			case i.state == instStarting:
+				evs = append(evs, evInstReady{id: i.id})
+			case i.state == instReady:
+				evs = append(evs, evMinReady{id: i.id})
+			case i.state == instDraining:
+				evs = append(evs, evDrained{id: i.id})
+			case i.state == instStopping:
+				evs = append(evs, evInstExited{id: i.id, exit: &ancmv1.ExitStatus{Reason: "stopped", Planned: true}})
+			}
+		}
+		for k, s := range d.m.slots {
+			if s.backoff {
+				evs = append(evs, evBackoffDone{gen: d.m.gen, index: uint32(k)})
+			}
+		}
+		if d.m.failed {
+			evs = append(evs, evAgedOut{})
+		}
+		if len(evs) == 0 {
+			break
+		}
+		for _, ev := range evs {
+			if m, effs, err := next(d.m, ev, d.now); err == nil {
+				d.m, d.effs = m, effs
+			}
+		}
+	}
+	m := &d.m
+	if m.rollout != nil {
+		t.Fatalf("seed %d step %d: a rollout to %d never ends", seed, step, m.rollout.to)
+	}
+	runs := m.want && !m.stopped && !m.failed && !m.offline && !m.ending
+	ready := 0
+	for _, i := range m.insts {
+		if i.gen == m.gen && i.state == instReady && int(i.index) < m.spec.Processes {
+			ready++
+		}
+	}
+	switch {
+	case runs && (ready != m.spec.Processes || len(m.insts) != ready):
+		t.Fatalf("seed %d step %d: at rest with %d of %d ready, %d live", seed, step, ready, m.spec.Processes, len(m.insts))
+	case !runs && len(m.insts) != 0:
+		t.Fatalf("seed %d step %d: at rest with %d live instances while nothing may run", seed, step, len(m.insts))
 	}
 }
