@@ -50,7 +50,7 @@ func (s *Supervisor) remove(ctx context.Context, name, source string) (*ancmv1.A
 	case <-ctx.Done():
 		return nil, fmt.Errorf("the app's instances go on stopping in the background: %w", ctx.Err())
 	}
-	s.events.publish(&ancmv1.Event{Type: ancmv1.EventType_EVENT_TYPE_DELETED, App: name, Message: "deleted"})
+	s.events.publish(&ancmv1.Event{Type: ancmv1.EventType_EVENT_TYPE_DELETED, App: name, Message: "deleted", Generation: a.snap.Load().app.GetGeneration()})
 	return a.snap.Load().app, nil
 }
 

@@ -7,15 +7,19 @@ import (
 )
 
 // WatchEndpoints sends the endpoint table to a data plane, then every
-// change, until ctx ends or the supervisor shuts down. The stream is a
-// session of the data plane: every message names it, and the data plane
-// confirms the revisions it applies with ConfirmEndpoints under that name.
+// change, until ctx ends or the supervisor shuts down. With confirms set,
+// the stream is a session of the data plane that drains wait for: every
+// message names it, and the data plane confirms the revisions it applies
+// with ConfirmEndpoints under that name.
 func (s *Supervisor) WatchEndpoints(ctx context.Context, req *ancmv1.WatchEndpointsRequest, send func(*ancmv1.WatchEndpointsResponse) error) error {
-	id := s.planes.open(req.GetNode())
-	defer s.planes.close(id)
-	s.log.Debug("data plane watching", "node", req.GetNode(), "session", id)
+	id := ""
+	if req.GetConfirms() {
+		id = s.planes.open(req.GetNode())
+		defer s.planes.close(id)
+		s.log.Debug("data plane watching", "node", req.GetNode(), "session", id)
+	}
 	return s.table.watch(ctx, req.GetEpoch(), req.GetRevision(), func(m *ancmv1.WatchEndpointsResponse) error {
-		m.Session = id
+		m.Session = id // each watcher gets a message of its own (routeTable.since)
 		return send(m)
 	})
 }

@@ -65,7 +65,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 func (p *Proxy) watch(ctx context.Context, resumed bool) (progressed bool, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	req := &ancmv1.WatchEndpointsRequest{Node: p.node}
+	req := &ancmv1.WatchEndpointsRequest{Node: p.node, Confirms: true}
 	if t := p.table.Load(); t.synced && !p.resync {
 		req.Epoch, req.Revision = t.epoch, t.revision
 	}

@@ -335,3 +335,36 @@ func TestWebSocketSurvivesRolloutUntilDrainTimeout(t *testing.T) {
 		t.Errorf("the WebSocket is still open after the old instance stopped")
 	}
 }
+
+// With two data planes (the daemon's own and a separate ancmd proxy), an
+// old instance drains only once both have confirmed the table without it
+// and finished their requests: load and a slow request through each lose
+// nothing.
+func TestRolloutWaitsForEveryDataPlane(t *testing.T) {
+	d := newDaemon(t, rolloutApp("web", "/", 2, "rolling", ""))
+	waitFor(t, 20*time.Second, "both instances", func() bool { return len(pidsOf(d.get("web"))) == 2 })
+	other := "http://" + d.startProxy()
+	waitFor(t, 20*time.Second, "the separate proxy to route", func() bool { code, _ := get(t, other+"/x"); return code == 200 })
+	before := d.get("web").App.Generation
+	l1, l2 := startLoad(t, d.url("/x"), 2), startLoad(t, other+"/x", 2)
+	slow1, slow2 := slowRequest(d.url("/sleep?d=2s")), slowRequest(other+"/sleep?d=2s")
+	waitFor(t, 10*time.Second, "load on both", func() bool {
+		l1.mu.Lock()
+		n1 := l1.n
+		l1.mu.Unlock()
+		l2.mu.Lock()
+		defer l2.mu.Unlock()
+		return n1 > 10 && l2.n > 10
+	})
+	d.mustCtl("restart", "web")
+	for i, slow := range []<-chan string{slow1, slow2} {
+		if res := <-slow; res != "" {
+			t.Errorf("slow request through data plane %d: %s", i+1, res)
+		}
+	}
+	l1.end(t, "restart, through the daemon's proxy")
+	l2.end(t, "restart, through the separate proxy")
+	if g := d.get("web").App.Generation; g == before {
+		t.Errorf("generation still %s", g)
+	}
+}

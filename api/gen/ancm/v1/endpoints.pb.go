@@ -29,7 +29,12 @@ type WatchEndpointsRequest struct {
 	// Revision of the table the client holds.
 	Revision uint64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
 	// Free-form name of the data plane, for logs.
-	Node          string `protobuf:"bytes,3,opt,name=node,proto3" json:"node,omitempty"`
+	Node string `protobuf:"bytes,3,opt,name=node,proto3" json:"node,omitempty"`
+	// The client routes requests by the table and confirms every revision it
+	// applies with ConfirmEndpoints; the control plane then waits for its
+	// confirmation before it stops an old instance. Tools that only look
+	// leave it false.
+	Confirms      bool `protobuf:"varint,4,opt,name=confirms,proto3" json:"confirms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -83,6 +88,13 @@ func (x *WatchEndpointsRequest) GetNode() string {
 		return x.Node
 	}
 	return ""
+}
+
+func (x *WatchEndpointsRequest) GetConfirms() bool {
+	if x != nil {
+		return x.Confirms
+	}
+	return false
 }
 
 type WatchEndpointsResponse struct {
@@ -745,11 +757,12 @@ var File_ancm_v1_endpoints_proto protoreflect.FileDescriptor
 
 const file_ancm_v1_endpoints_proto_rawDesc = "" +
 	"\n" +
-	"\x17ancm/v1/endpoints.proto\x12\aancm.v1\x1a\x13ancm/v1/types.proto\x1a\x1egoogle/protobuf/duration.proto\"]\n" +
+	"\x17ancm/v1/endpoints.proto\x12\aancm.v1\x1a\x13ancm/v1/types.proto\x1a\x1egoogle/protobuf/duration.proto\"y\n" +
 	"\x15WatchEndpointsRequest\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\tR\x05epoch\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x04R\brevision\x12\x12\n" +
-	"\x04node\x18\x03 \x01(\tR\x04node\"\xb9\x01\n" +
+	"\x04node\x18\x03 \x01(\tR\x04node\x12\x1a\n" +
+	"\bconfirms\x18\x04 \x01(\bR\bconfirms\"\xb9\x01\n" +
 	"\x16WatchEndpointsResponse\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\tR\x05epoch\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x04R\brevision\x12\x12\n" +

@@ -40,8 +40,9 @@ type EndpointServiceClient interface {
 	Activate(ctx context.Context, in *ActivateRequest, opts ...grpc.CallOption) (*ActivateResponse, error)
 	// ConfirmEndpoints tells the control plane which table revision a data
 	// plane has applied, and how many requests its endpoints that take no new
-	// ones still have in flight. An old instance is drained only once every
-	// data plane with an open watch has confirmed a table without it.
+	// ones still have in flight. An old instance is stopped only once every
+	// data plane watching with confirms = true has confirmed a table in which
+	// it takes no new requests, and has finished its requests on it.
 	ConfirmEndpoints(ctx context.Context, in *ConfirmEndpointsRequest, opts ...grpc.CallOption) (*ConfirmEndpointsResponse, error)
 }
 
@@ -108,8 +109,9 @@ type EndpointServiceServer interface {
 	Activate(context.Context, *ActivateRequest) (*ActivateResponse, error)
 	// ConfirmEndpoints tells the control plane which table revision a data
 	// plane has applied, and how many requests its endpoints that take no new
-	// ones still have in flight. An old instance is drained only once every
-	// data plane with an open watch has confirmed a table without it.
+	// ones still have in flight. An old instance is stopped only once every
+	// data plane watching with confirms = true has confirmed a table in which
+	// it takes no new requests, and has finished its requests on it.
 	ConfirmEndpoints(context.Context, *ConfirmEndpointsRequest) (*ConfirmEndpointsResponse, error)
 	mustEmbedUnimplementedEndpointServiceServer()
 }
