@@ -290,6 +290,38 @@ for i in $(seq "$SAMPLES"); do
 	for a in "cold$i" "crash$i" "route$i"; do ctl delete "$a" >/dev/null; done
 done
 
+# --- rollouts ------------------------------------------------------------
+# A 3-process app under a steady GET load (wrk, 8 connections) is
+# restarted BENCH_SAMPLES times: each restart is a rolling rollout with the
+# defaults (max_surge 1, min_ready 1s, drain_timeout 30s), and ancmctl
+# restart returns once the last old instance is gone. wrk counts every
+# request that failed meanwhile.
+cat >"$TMP/roll.hcl" <<EOF
+app "roll" {
+  command     = "$BIN/backend"
+  path_prefix = "/roll"
+  start       = "eager"
+  processes   = 3
+}
+EOF
+ctl apply -f "$TMP/roll.hcl" >/dev/null
+wait_200 "${URL[ancmd]}/roll"
+ROLL_DUR=$((SAMPLES * 6 + 2))
+log "rollouts: $SAMPLES restarts of a 3-process app under load (${ROLL_DUR}s of wrk)"
+timeout $((ROLL_DUR + 30)) wrk --timeout 5s -d "${ROLL_DUR}s" -c 8 -t 2 "${URL[ancmd]}/roll" >"$TMP/wrk.roll" 2>&1 &
+WRK_PID=$!
+sleep 1
+for i in $(seq "$SAMPLES"); do
+	t0=$(date +%s%N)
+	ctl restart roll >/dev/null || die "restart $i of roll failed"
+	t1=$(date +%s%N)
+	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", (b - a) / 1e9 }' >>"$TMP/res.roll"
+done
+wait "$WRK_PID" || { cat "$TMP/wrk.roll" >&2; die "wrk failed during the rollouts"; }
+ROLL_REQS=$(awk '/requests in/ { print $1 }' "$TMP/wrk.roll")
+ROLL_FAILED=$(awk '/Non-2xx/ { n += $NF } /Socket errors/ { gsub(/,/, ""); n += $4 + $6 + $8 + $10 } END { print n + 0 }' "$TMP/wrk.roll")
+ctl delete roll >/dev/null
+
 # --- results -------------------------------------------------------------
 median() { sort -g "$1" | awk 'NF { v[n++] = $1 } END { if (n == 0) exit 1; printf "%s", (n % 2) ? v[int(n/2)] : (v[n/2-1] + v[n/2]) / 2 }'; }
 maxof() { sort -g "$1" | awk 'NF { m = $1 } END { printf "%s", m }'; }
@@ -309,6 +341,7 @@ START_ANCMD=$(calc '%.1f' "$(median "$TMP/res.start.ancmd")")
 CRASH=$(calc '%.1f' "$(median "$TMP/res.crash")")
 ROUTE=$(calc '%.2f' "$(median "$TMP/res.route")")
 APPLYRPC=$(calc '%.2f' "$(median "$TMP/res.applyrpc")")
+ROLL=$(calc '%.2f' "$(median "$TMP/res.roll")")
 
 ratio() { calc '%.2f' "$1 / $2"; }
 row() { # row LABEL METRIC FORMAT
@@ -347,6 +380,8 @@ TABLE=$(
 	echo "| crash (SIGKILL) to next 200 through ancmd, ms | $CRASH |"
 	echo "| control-plane change to routing: ApplyApp sent to new prefix routed, ms | $ROUTE |"
 	echo "| ApplyApp round trip (the RPC alone), ms | $APPLYRPC |"
+	echo "| rolling restart of 3 processes: ancmctl restart to last old instance gone, s | $ROLL |"
+	echo "| requests failed during $SAMPLES rolling restarts under load (of $ROLL_REQS) | $ROLL_FAILED |"
 	echo
 	echo "| target (issue 7) | measured | met |"
 	echo "|---|---:|---|"
@@ -357,6 +392,7 @@ TABLE=$(
 	echo "| crash to next success ≤ app start + 50 ms | $CRASH_ADDED ms | $(yes_no "$CRASH_ADDED <= 50") |"
 	echo "| control-plane change to routing < 5 ms p50 | $ROUTE ms | $(yes_no "$ROUTE < 5") |"
 	echo "| idle RSS < 30 MiB | $RSS_IDLE MiB | $(yes_no "$RSS_IDLE < 30") |"
+	echo "| no request fails during a rollout (issue 11) | $ROLL_FAILED | $(yes_no "$ROLL_FAILED == 0") |"
 )
 
 CPU=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)

@@ -23,6 +23,7 @@ func defaultApp(name string) App {
 		Protocol:            ProtocolHTTP1,
 		Health:              Health{Interval: DefaultHealthInterval},
 		StdoutLog:           StdoutLog{Enabled: true, MaxSize: DefaultLogMaxSize, MaxFiles: DefaultLogMaxFiles},
+		Rollout:             Rollout{Strategy: RolloutRolling, MaxSurge: DefaultMaxSurge, MinReady: DefaultMinReady, DrainTimeout: DefaultDrainTimeout},
 	}
 }
 
@@ -51,7 +52,40 @@ func (a App) Equal(b App) bool {
 		a.Compat == b.Compat &&
 		a.Protocol == b.Protocol &&
 		a.Health == b.Health &&
-		a.StdoutLog == b.StdoutLog
+		a.StdoutLog == b.StdoutLog &&
+		a.Rollout == b.Rollout
+}
+
+// RunChanges names what differs between two apps in how they run (the
+// command, its arguments, dir, environment, compat, output capture): a change that needs
+// new processes, rolled out as a new generation. Routing, timeouts and the
+// other keys change in place. It returns nil when there is none.
+func (a App) RunChanges(b App) []string {
+	var out []string
+	if a.Command != b.Command {
+		out = append(out, "command")
+	}
+	if !slices.Equal(a.Args, b.Args) {
+		out = append(out, "args")
+	}
+	if a.Dir != b.Dir {
+		out = append(out, "dir")
+	}
+	if !maps.Equal(a.Env, b.Env) {
+		out = append(out, "env")
+	}
+	if a.Compat != b.Compat {
+		out = append(out, "compat")
+	}
+	if a.Protocol != b.Protocol {
+		// h2c apps are probed and spoken to otherwise (DESIGN: a rollout).
+		out = append(out, "protocol")
+	}
+	if a.StdoutLog != b.StdoutLog {
+		// The log files an instance writes to are opened for its life.
+		out = append(out, "stdout_log")
+	}
+	return out
 }
 
 // App returns the app with the given name, or false.

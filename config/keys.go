@@ -14,6 +14,7 @@ var blockSchemas = map[string]schema{
 	"app":               appSchema,
 	"app.health":        healthSchema,
 	"app.stdout_log":    stdoutLogSchema,
+	"app.rollout":       rolloutSchema,
 }
 
 // Keys returns every key the config file knows, as a path from the top of

@@ -349,6 +349,14 @@ func (p *parser) app(b *hclsyntax.Block) (a App, s *scope, ok bool) {
 		l.size("max_size", &a.StdoutLog.MaxSize)
 		l.integer("max_files", &a.StdoutLog.MaxFiles)
 	}
+	if rb := s.block("rollout"); rb != nil {
+		r := s.nested(rb.Body, "rollout")
+		r.checkKeys(rolloutSchema)
+		r.str("strategy", &a.Rollout.Strategy)
+		r.integer("max_surge", &a.Rollout.MaxSurge)
+		r.duration("min_ready", &a.Rollout.MinReady)
+		r.duration("drain_timeout", &a.Rollout.DrainTimeout)
+	}
 
 	for _, pr := range checkApp(&a) {
 		if s.failed[pr.key] || pr.key == "name" && !ok {

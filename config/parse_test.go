@@ -67,6 +67,7 @@ func TestLoadFull(t *testing.T) {
 		Protocol:            "http1",
 		Health:              Health{Path: "/healthz", Interval: 2 * time.Second},
 		StdoutLog:           StdoutLog{Enabled: false, MaxSize: 512 << 10, MaxFiles: 10},
+		Rollout:             Rollout{Strategy: RolloutRecreate, MaxSurge: 2, MinReady: 500 * time.Millisecond, DrainTimeout: time.Minute},
 	}
 	api := defaultApp("api")
 	api.Command, api.Dir, api.PathPrefix = "/usr/bin/api", "/srv/api", "/api"
@@ -123,6 +124,7 @@ func TestDefaults(t *testing.T) {
 		Protocol:            "http1",
 		Health:              Health{Interval: 10 * time.Second},
 		StdoutLog:           StdoutLog{Enabled: true, MaxSize: 10 << 20, MaxFiles: 5},
+		Rollout:             Rollout{Strategy: RolloutRolling, MaxSurge: 1, MinReady: time.Second, DrainTimeout: 30 * time.Second},
 	}
 	if len(f.Apps) != 1 || !f.Apps[0].Equal(want) {
 		t.Errorf("apps:\n got %+v\nwant %+v", f.Apps, want)
@@ -348,6 +350,12 @@ func TestAppErrors(t *testing.T) {
 		{`offline_file = "${x}"`, "offline_file", `x`, "Variables not allowed"},
 		{`offline_file = upper("a")`, "offline_file", `upper`, "Function calls not allowed"},
 		{`frobnicate {}`, "frobnicate", `frobnicate`, "unknown block"},
+		{`rollout { strategy = "blue-green" }`, "rollout.strategy", `"blue-green"`, `"rolling" or "recreate"`},
+		{`rollout { max_surge = 2 }`, "rollout.max_surge", `2`, "between 1 and processes (1)"},
+		{`rollout { max_surge = 0 }`, "rollout.max_surge", `0`, "between 1 and processes"},
+		{`rollout { min_ready = "-1s" }`, "rollout.min_ready", `"-1s"`, "not be negative"},
+		{`rollout { drain_timeout = "0s" }`, "rollout.drain_timeout", `"0s"`, "greater than 0"},
+		{`rollout { surge = 1 }`, "rollout.surge", `surge`, "unknown key"},
 	} {
 		t.Run(tc.line, func(t *testing.T) {
 			src := fmt.Sprintf("app \"a\" {\n  command = \"x\"\n  %s\n}\n", tc.line)

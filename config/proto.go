@@ -52,6 +52,12 @@ func (a App) Proto() *ancmv1.AppSpec {
 			MaxSize:  uint64(max(a.StdoutLog.MaxSize, 0)),
 			MaxFiles: uint32(max(a.StdoutLog.MaxFiles, 0)),
 		},
+		Rollout: &ancmv1.RolloutPolicy{
+			Strategy:     a.Rollout.Strategy,
+			MaxSurge:     uint32(max(a.Rollout.MaxSurge, 0)),
+			MinReady:     durationpb.New(a.Rollout.MinReady),
+			DrainTimeout: durationpb.New(a.Rollout.DrainTimeout),
+		},
 	}
 }
 
@@ -147,6 +153,17 @@ func AppFromProto(spec *ancmv1.AppSpec) (App, error) {
 		if n := l.GetMaxFiles(); n != 0 {
 			a.StdoutLog.MaxFiles = clampInt(uint64(n))
 		}
+	}
+
+	if r := spec.GetRollout(); r != nil {
+		if r.GetStrategy() != "" {
+			a.Rollout.Strategy = r.GetStrategy()
+		}
+		if n := r.GetMaxSurge(); n != 0 {
+			a.Rollout.MaxSurge = clampInt(uint64(n))
+		}
+		fromDuration("rollout.min_ready", r.GetMinReady(), &a.Rollout.MinReady)
+		fromDuration("rollout.drain_timeout", r.GetDrainTimeout(), &a.Rollout.DrainTimeout)
 	}
 
 	for _, p := range checkApp(&a) {

@@ -29,9 +29,10 @@ var (
 		attrs: []string{"command", "args", "dir", "env", "hosts", "path_prefix", "strip_prefix", "start", "processes",
 			"startup_timeout", "shutdown_timeout", "request_timeout", "rapid_fails_per_minute",
 			"stop_signal", "queue_size", "offline_file", "error_detail", "compat", "protocol"},
-		blocks: []string{"health", "stdout_log"},
+		blocks: []string{"health", "stdout_log", "rollout"},
 	}
 	healthSchema    = schema{attrs: []string{"path", "interval"}}
+	rolloutSchema   = schema{attrs: []string{"strategy", "max_surge", "min_ready", "drain_timeout"}}
 	stdoutLogSchema = schema{attrs: []string{"enabled", "max_size", "max_files"}}
 )
 

@@ -28,6 +28,9 @@ const (
 	DefaultLogMaxFiles         = 5
 	DefaultMaxConnections      = 10000
 	DefaultSendTimeout         = 60 * time.Second
+	DefaultMaxSurge            = 1
+	DefaultMinReady            = time.Second
+	DefaultDrainTimeout        = 30 * time.Second
 
 	MaxProcesses           = 100
 	MaxRapidFailsPerMinute = 100
@@ -110,6 +113,7 @@ type App struct {
 
 	Health    Health
 	StdoutLog StdoutLog
+	Rollout   Rollout
 
 	// DeclRange is where the app block stands in its file, for errors that
 	// involve more than one app; zero for apps that came through the API.
@@ -120,6 +124,20 @@ type App struct {
 type Health struct {
 	Path     string // "" means readiness is the port accepting TCP
 	Interval time.Duration
+}
+
+// Rollout strategies.
+const (
+	RolloutRolling  = "rolling"
+	RolloutRecreate = "recreate"
+)
+
+// Rollout configures how a change that needs new processes is rolled out.
+type Rollout struct {
+	Strategy     string // RolloutRolling or RolloutRecreate
+	MaxSurge     int    // 1..Processes
+	MinReady     time.Duration
+	DrainTimeout time.Duration
 }
 
 // StdoutLog configures output capture.

@@ -133,6 +133,18 @@ func checkApp(a *App) []problem {
 	if p := a.Health.Path; p != "" && (!strings.HasPrefix(p, "/") || strings.ContainsFunc(p, isSpaceOrControl)) {
 		bad("health.path", "", "must be a request path starting with \"/\", not %q", p)
 	}
+	if r := a.Rollout.Strategy; r != RolloutRolling && r != RolloutRecreate {
+		bad("rollout.strategy", "", "must be %q or %q, not %q", RolloutRolling, RolloutRecreate, r)
+	}
+	if n := a.Rollout.MaxSurge; n < 1 || (a.Processes >= 1 && n > a.Processes) {
+		bad("rollout.max_surge", "", "must be between 1 and processes (%d), not %d", max(a.Processes, 1), n)
+	}
+	if a.Rollout.MinReady < 0 {
+		bad("rollout.min_ready", "", "must not be negative, not %s", a.Rollout.MinReady)
+	}
+	if a.Rollout.DrainTimeout <= 0 {
+		bad("rollout.drain_timeout", "", "must be greater than 0, not %s", a.Rollout.DrainTimeout)
+	}
 	if a.StdoutLog.MaxSize < MinLogMaxSize {
 		bad("stdout_log.max_size", "", "must be at least 1KB, not %d bytes", a.StdoutLog.MaxSize)
 	}

@@ -12,14 +12,19 @@
 //
 // # Lifecycle
 //
-// Each instance of an app is owned by one goroutine that starts the process,
-// probes it until ready, watches it, and restarts or stops it. Every state
-// change of an instance or an app goes through one transition function that
-// refuses illegal moves. An instance that exits without being asked is
-// restarted at once, then with capped, jittered exponential backoff that
-// resets after a stable run; more than rapid_fails_per_minute failures in a
-// rolling minute put the app in FAILED (with rapid_fails_per_minute = 0 the
-// first failure does).
+// Each app is owned by one goroutine (app.go) that receives every event of
+// the app (API calls, instance reports, offline-file changes, timers) and
+// runs it through the pure decision function next (decide.go,
+// reconcile.go), which refuses events the app's state cannot take with an
+// error; the owner carries out the effects. A runner (runner.go) runs one
+// process and reports what happens to it, deciding nothing. An instance
+// that exits without being asked is restarted at once, then with capped,
+// jittered exponential backoff that resets after a stable run; more than
+// rapid_fails_per_minute failures in a rolling minute put the app in FAILED
+// (with rapid_fails_per_minute = 0 the first failure does). A change of how
+// an app runs is rolled out as a new generation, rolling or recreate; old
+// instances drain once every data plane has confirmed a table without them
+// (planes.go). docs/architecture.md has the details.
 //
 // # Decisions where DESIGN.md is silent
 //
@@ -27,7 +32,8 @@
 //     the API (FailedPrecondition): the file is its one source of truth, and
 //     SIGHUP re-reads it. Applied apps live in the store.
 //   - A stopped instance is first published as draining, so data planes send
-//     it nothing new, then signalled after a short grace period.
+//     it nothing new, and signalled once they have confirmed that table and
+//     finished its requests, or after rollout.drain_timeout.
 //   - Captured output goes to state_dir/logs/APP/APP.INDEX.log, one line per
 //     line of output in the CRI log format (time, stream, text), rotated at
 //     max_size keeping max_files older files.

@@ -15,6 +15,11 @@ var (
 	ErrInvalid = errors.New("invalid argument")
 	// ErrClosed: the supervisor is shutting down.
 	ErrClosed = errors.New("control plane is shutting down")
+	// ErrStartFailed: a start that was waited for failed.
+	ErrStartFailed = errors.New("start failed")
+	// ErrRolloutFailed: a rollout failed and the app went back to the
+	// previous generation.
+	ErrRolloutFailed = errors.New("rollout failed")
 	// ErrIllegalTransition: a state change that the state machine forbids.
 	ErrIllegalTransition = errors.New("illegal state transition")
 )

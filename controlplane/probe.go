@@ -2,10 +2,13 @@ package controlplane
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
+	"syscall"
 	"time"
 )
 
@@ -28,8 +31,10 @@ type prober struct {
 }
 
 // waitReady probes until the instance is ready, ctx ends, or the process
-// exits (then it returns the exit status and true).
-func (p *prober) waitReady(ctx context.Context, exitCh <-chan exitStatus) (exitStatus, bool) {
+// exits (then it returns the exit status and true). last is the answer of
+// the last probe that failed, for the reason of a start that never got
+// ready.
+func (p *prober) waitReady(ctx context.Context, exitCh <-chan exitStatus) (st exitStatus, exited bool, last error) {
 	// Probe often at first: most apps listen within milliseconds, and the
 	// first request is waiting.
 	delay := time.Millisecond
@@ -38,16 +43,19 @@ func (p *prober) waitReady(ctx context.Context, exitCh <-chan exitStatus) (exitS
 	for {
 		select {
 		case st := <-exitCh:
-			return st, true
+			return st, true, last
 		case <-ctx.Done():
-			return exitStatus{}, false
+			return exitStatus{}, false, last
 		case <-t.C:
 		}
 		pctx, cancel := context.WithTimeout(ctx, time.Second)
 		err := p.check(pctx)
 		cancel()
 		if err == nil {
-			return exitStatus{}, false
+			return exitStatus{}, false, nil
+		}
+		if ctx.Err() == nil {
+			last = err
 		}
 		t.Reset(delay)
 		delay = min(delay*3/2, 200*time.Millisecond)
@@ -80,7 +88,27 @@ func (p *prober) check(ctx context.Context) error {
 	}
 	resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode >= 400 {
-		return fmt.Errorf("%s answered %d", p.path, resp.StatusCode)
+		return fmt.Errorf("health.path %s answered %d", p.path, resp.StatusCode)
 	}
 	return nil
+}
+
+// readinessAnswer says in a few words what a failed probe got: "connection
+// refused", or "health.path /healthz answered 404".
+func readinessAnswer(err error) string {
+	switch {
+	case err == nil:
+		return "no probe answered yet"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "connection reset"
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
+		return "no answer within the probe's timeout"
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return "no answer within the probe's timeout"
+	}
+	return err.Error()
 }

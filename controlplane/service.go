@@ -84,6 +84,8 @@ func toStatus(err error) error {
 		code = codes.AlreadyExists
 	case errors.Is(err, ErrPrecondition):
 		code = codes.FailedPrecondition
+	case errors.Is(err, ErrRolloutFailed), errors.Is(err, ErrStartFailed):
+		code = codes.Aborted
 	case errors.Is(err, ErrClosed):
 		code = codes.Unavailable
 	case errors.Is(err, context.DeadlineExceeded):
@@ -118,11 +120,11 @@ func (s *Service) ApplyApp(ctx context.Context, req *ancmv1.ApplyAppRequest) (*a
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	change, app, err := s.sup.Apply(ctx, c, req.GetDryRun())
+	change, app, ro, err := s.sup.Apply(ctx, c, req.GetDryRun())
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return &ancmv1.ApplyAppResponse{App: app, Change: change}, nil
+	return &ancmv1.ApplyAppResponse{App: app, Change: change, Rollout: ro}, nil
 }
 
 // GetApp implements AppService.
@@ -183,20 +185,55 @@ func (s *Service) RestartApp(ctx context.Context, req *ancmv1.RestartAppRequest)
 	if err := required("name", req.GetName()); err != nil {
 		return nil, err
 	}
-	app, err := s.sup.Restart(ctx, req.GetName(), req.GetWait())
+	app, ro, err := s.sup.Restart(ctx, req.GetName(), req.GetWait())
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return &ancmv1.RestartAppResponse{App: app}, nil
+	return &ancmv1.RestartAppResponse{App: app, Rollout: ro}, nil
+}
+
+// GetAppHistory implements AppService.
+func (s *Service) GetAppHistory(_ context.Context, req *ancmv1.GetAppHistoryRequest) (*ancmv1.GetAppHistoryResponse, error) {
+	if err := required("name", req.GetName()); err != nil {
+		return nil, err
+	}
+	gens, err := s.sup.History(req.GetName())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &ancmv1.GetAppHistoryResponse{Generations: gens}, nil
+}
+
+// RollbackApp implements AppService.
+func (s *Service) RollbackApp(ctx context.Context, req *ancmv1.RollbackAppRequest) (*ancmv1.RollbackAppResponse, error) {
+	if err := required("name", req.GetName()); err != nil {
+		return nil, err
+	}
+	app, ro, err := s.sup.Rollback(ctx, req.GetName(), req.GetToGeneration())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &ancmv1.RollbackAppResponse{App: app, Rollout: ro}, nil
 }
 
 // WatchEndpoints implements EndpointService.
 func (s *Service) WatchEndpoints(req *ancmv1.WatchEndpointsRequest, stream grpc.ServerStreamingServer[ancmv1.WatchEndpointsResponse]) error {
-	err := s.sup.table.watch(stream.Context(), req.GetEpoch(), req.GetRevision(), stream.Send)
+	err := s.sup.WatchEndpoints(stream.Context(), req, stream.Send)
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}
 	return toStatus(err)
+}
+
+// ConfirmEndpoints implements EndpointService.
+func (s *Service) ConfirmEndpoints(_ context.Context, req *ancmv1.ConfirmEndpointsRequest) (*ancmv1.ConfirmEndpointsResponse, error) {
+	if err := required("session", req.GetSession()); err != nil {
+		return nil, err
+	}
+	if err := s.sup.ConfirmEndpoints(req); err != nil {
+		return nil, toStatus(err)
+	}
+	return &ancmv1.ConfirmEndpointsResponse{}, nil
 }
 
 // Activate implements EndpointService.
@@ -216,22 +253,12 @@ func (s *Service) TailLogs(req *ancmv1.TailLogsRequest, stream grpc.ServerStream
 	if err := required("app", req.GetApp()); err != nil {
 		return err
 	}
-	a, err := s.sup.get(req.GetApp())
-	if err != nil {
-		return toStatus(err)
-	}
-	a.mu.Lock()
-	logs, procs := a.logs, a.cfg.Processes
-	a.mu.Unlock()
-	if req.Instance != nil && int(req.GetInstance()) >= procs {
-		return toStatus(&FieldError{Field: "instance", Message: "no such instance"})
-	}
 	n := int(req.GetTail())
 	if n == 0 {
 		n = DefaultTail
 	}
 	n = min(n, MaxTail)
-	err = logs.follow(stream.Context(), req.Instance, n, req.GetFollow(), s.sup.Closed(), func(lines []*ancmv1.LogLine) error {
+	err := s.sup.TailLogs(stream.Context(), req.GetApp(), req.Instance, n, req.GetFollow(), func(lines []*ancmv1.LogLine) error {
 		return stream.Send(&ancmv1.TailLogsResponse{Lines: lines})
 	})
 	if errors.Is(err, context.Canceled) {
@@ -242,12 +269,7 @@ func (s *Service) TailLogs(req *ancmv1.TailLogsRequest, stream grpc.ServerStream
 
 // WatchEvents implements EventService.
 func (s *Service) WatchEvents(req *ancmv1.WatchEventsRequest, stream grpc.ServerStreamingServer[ancmv1.WatchEventsResponse]) error {
-	if req.GetApp() != "" {
-		if _, err := s.sup.get(req.GetApp()); err != nil {
-			return toStatus(err)
-		}
-	}
-	err := s.sup.events.watch(stream.Context(), req.GetApp(), req.GetAfterSeq(), req.GetFollow(), func(e *ancmv1.Event) error {
+	err := s.sup.WatchEvents(stream.Context(), req.GetApp(), req.GetAfterSeq(), req.GetFollow(), func(e *ancmv1.Event) error {
 		return stream.Send(&ancmv1.WatchEventsResponse{Event: e})
 	})
 	switch {

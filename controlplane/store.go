@@ -16,7 +16,10 @@ import (
 // ErrStoreLocked: another ancmd holds the state store.
 var ErrStoreLocked = errors.New("state store is locked by another ancmd")
 
-var bucketApps = []byte("apps")
+var (
+	bucketApps    = []byte("apps")
+	bucketHistory = []byte("history")
+)
 
 // store keeps the apps applied through the API, as AppSpec messages keyed by
 // name, in state_dir/state.db.
@@ -34,7 +37,10 @@ func openStore(stateDir string) (*store, error) {
 		return nil, fmt.Errorf("open state store %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(bucketApps)
+		if _, err := tx.CreateBucketIfNotExists(bucketApps); err != nil {
+			return err
+		}
+		_, err := tx.CreateBucketIfNotExists(bucketHistory)
 		return err
 	})
 	if err != nil {
@@ -56,8 +62,35 @@ func (s *store) put(spec *ancmv1.AppSpec) error {
 
 func (s *store) delete(name string) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucketHistory).Delete([]byte(name)); err != nil {
+			return err
+		}
 		return tx.Bucket(bucketApps).Delete([]byte(name))
 	})
+}
+
+// putHistory keeps an app's generations, as a GetAppHistoryResponse.
+func (s *store) putHistory(name string, gens []*ancmv1.Generation) error {
+	b, err := proto.Marshal(&ancmv1.GetAppHistoryResponse{Generations: gens})
+	if err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketHistory).Put([]byte(name), b)
+	})
+}
+
+// history returns an app's stored generations; none when there are none
+// or they do not decode.
+func (s *store) history(name string) []*ancmv1.Generation {
+	var h ancmv1.GetAppHistoryResponse
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketHistory).Get([]byte(name)); v != nil {
+			return proto.Unmarshal(v, &h)
+		}
+		return nil
+	})
+	return h.GetGenerations()
 }
 
 // list returns the stored specs; a record that does not decode is skipped

@@ -284,6 +284,7 @@ app "hello" {
 		first     string
 	}
 	done := make(chan result, 1)
+	var ran atomic.Int64
 	go func() {
 		var r result
 		for i := 0; i < 5000; i++ {
@@ -294,6 +295,7 @@ app "hello" {
 			default:
 			}
 			r.n++
+			ran.Add(1)
 			resp, err := httpClient.Get(base + "/app/x")
 			if err != nil {
 				r.failed++
@@ -314,6 +316,8 @@ app "hello" {
 		done <- r
 	}()
 
+	// Some GETs before the stop: the daemon stops in milliseconds.
+	waitFor(t, 10*time.Second, "GETs before the stop", func() bool { return ran.Load() >= 5 })
 	d.stop()
 	// The control plane is gone: the proxy still answers from its table.
 	if code, _ := get(t, base+"/elsewhere"); code != 404 {

@@ -191,6 +191,13 @@ func (d *daemon) stop() {
 // returns the address it serves on once it answers HTTP.
 func (d *daemon) startProxy() string {
 	d.t.Helper()
+	addr, _ := d.startProxyOutput()
+	return addr
+}
+
+// startProxyOutput is startProxy that also returns the proxy's output.
+func (d *daemon) startProxyOutput() (string, *syncBuffer) {
+	d.t.Helper()
 	listen := freeAddr(d.t)
 	proxy := exec.Command(bin.ancmd, "proxy", "--control", d.control, "--listen", listen, "--log-level", "debug")
 	out := newSyncBuffer()
@@ -223,7 +230,7 @@ func (d *daemon) startProxy() string {
 		c.Close()
 		return true
 	})
-	return listen
+	return listen, out
 }
 
 // url is the proxy's URL for a path.
@@ -264,14 +271,23 @@ type appStatus struct {
 		State       string `json:"state"`
 		StateReason string `json:"state_reason"`
 		Restarts    int    `json:"restarts"`
-		LogTail     []string
-		Instances   []struct {
-			Index    int    `json:"index"`
-			State    string `json:"state"`
-			Pid      int    `json:"pid"`
-			Port     int    `json:"port"`
-			Restarts int    `json:"restarts"`
-			LastExit *struct {
+		Generation  string `json:"generation"` // uint64 in protojson: a string
+		Rollout     *struct {
+			Result string `json:"result"`
+			Reason string `json:"reason"`
+		} `json:"rollout"`
+		Spec struct {
+			Args []string `json:"args"`
+		} `json:"spec"`
+		LogTail   []string
+		Instances []struct {
+			Index      int    `json:"index"`
+			State      string `json:"state"`
+			Pid        int    `json:"pid"`
+			Port       int    `json:"port"`
+			Restarts   int    `json:"restarts"`
+			Generation string `json:"generation"`
+			LastExit   *struct {
 				Code   int    `json:"code"`
 				Signal string `json:"signal"`
 				Reason string `json:"reason"`

@@ -61,6 +61,12 @@ app "added" {
 		_, _, addedCode := d.ctl("get", "added")
 		return code == 3 && addedCode == 0
 	})
+	// The changed app is rolled out to generation 2 while the reload goes
+	// on; the old instance answers until the new one counts.
+	waitFor(t, 20*time.Second, "the changed app's rollout", func() bool {
+		s := d.get("changed")
+		return s.App.Generation == "2" && s.App.Rollout != nil && s.App.Rollout.Result == "ROLLOUT_RESULT_SUCCEEDED"
+	})
 	code, body := get(t, d.url("/changed/x"))
 	if code != 200 || decodeReply(t, body).Greeting != "new" {
 		t.Errorf("changed app after reload: %d %s", code, body)

@@ -26,8 +26,13 @@ func (c *cli) applyCommand() *cobra.Command {
 		Short: "Add or change apps from an HCL file",
 		Long: `Read the app blocks of an HCL file (the config file's syntax; top-level
 settings are ignored) and apply each app in turn. An unchanged app is left
-alone, a changed one is restarted with its new config. Prints one line per
-app: added, restarted, unchanged, or with --prune removed. With --dry-run
+alone; a change of how an app runs (command, args, dir, env, compat,
+stdout_log) is rolled out as a new generation, instance by instance as its
+rollout block says, and ancmctl waits for the rollout; other changes
+(routing, timeouts) are made in place. Prints one line per app: added,
+restarted (with the rollout), changed, unchanged, or with --prune removed.
+A rollout that fails puts the app back on its previous generation and
+exits 5 with the reason. With --dry-run
 the daemon checks every app and reports what it would do, and changes
 nothing.
 
@@ -60,7 +65,12 @@ each app's ApplyAppResponse is printed as one JSON object, in file order.`,
 				return err
 			}
 			apply := func(a config.App, dry bool) (*ancmv1.ApplyAppResponse, error) {
-				ctx, cancel := c.rpcContext(cmd.Context())
+				// A change that needs new processes is rolled out before
+				// the daemon answers.
+				ctx, cancel := c.waitContext(cmd.Context())
+				if dry {
+					ctx, cancel = c.rpcContext(cmd.Context())
+				}
 				defer cancel()
 				resp, err := apps.ApplyApp(ctx, &ancmv1.ApplyAppRequest{App: a.Proto(), DryRun: dry})
 				return resp, withApp(a.Name, err)

@@ -20,7 +20,8 @@ import (
 //	2     usage error: bad flag, argument, --addr  -
 //	3     no such app                              NotFound
 //	4     invalid config or request                InvalidArgument
-//	5     not possible in the current state        FailedPrecondition, AlreadyExists
+//	5     not possible in the current state, or    FailedPrecondition, AlreadyExists,
+//	      a failed start or rollout                Aborted
 //	6     daemon not reachable or too slow         Unavailable, DeadlineExceeded
 //	7     not supported by this daemon             Unimplemented
 //	8     not allowed                              PermissionDenied, Unauthenticated
@@ -46,7 +47,7 @@ const exitCodeHelp = `Exit codes:
   3    no such app (NotFound)
   4    invalid config or request (InvalidArgument), also a bad apply file
   5    not possible in the current state (FailedPrecondition, AlreadyExists),
-       also an app that failed to start with --wait
+       also a start that failed with --wait, and a failed rollout (Aborted)
   6    daemon not reachable or too slow (Unavailable, DeadlineExceeded)
   7    not supported by this daemon (Unimplemented)
   8    not allowed (PermissionDenied, Unauthenticated)

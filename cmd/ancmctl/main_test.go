@@ -258,7 +258,7 @@ app "idle" {
 	}{
 		{name: "apps", args: []string{"apps"}, stdout: []string{"APP ", "hello ", "RUNNING", "2/2", "4242,4250", "worker "}},
 		{name: "ls alias", args: []string{"ls"}, stdout: []string{"hello "}},
-		{name: "get", args: []string{"get", "hello"}, stdout: []string{"Name:       hello", "rapid_fails_per_minute", "/var/lib/ancm/logs/hello/1.log"}},
+		{name: "get", args: []string{"get", "hello"}, stdout: []string{"Name:         hello", "rapid_fails_per_minute", "/var/lib/ancm/logs/hello/1.log"}},
 		{name: "get not found", args: []string{"get", "nope"}, code: 3, stderr: "ancmctl: app \"nope\" not found\n"},
 		{name: "get missing arg", args: []string{"get"}, code: 2, stderr: "ancmctl: missing APP (see 'ancmctl get --help')\n"},
 		{name: "unknown flag", args: []string{"apps", "--nope"}, code: 2, stderrHave: "unknown flag: --nope"},

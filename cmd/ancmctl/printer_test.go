@@ -84,9 +84,12 @@ func testApps() []*ancmv1.App {
 			StateSince: ago(3*time.Hour + 12*time.Minute),
 			Source:     "config",
 			Restarts:   1,
+			Generation: 3,
+			Rollout:    &ancmv1.RolloutStatus{FromGeneration: 2, ToGeneration: 3, Result: ancmv1.RolloutResult_ROLLOUT_RESULT_SUCCEEDED},
 			Instances: []*ancmv1.Instance{
 				{
-					Index: 0, State: ancmv1.InstanceState_INSTANCE_STATE_READY, Pid: 4242, Port: 41001,
+					Generation: 3,
+					Index:      0, State: ancmv1.InstanceState_INSTANCE_STATE_READY, Pid: 4242, Port: 41001,
 					Address: "127.0.0.1:41001", StartedAt: ago(3*time.Hour + 12*time.Minute + 3*time.Second),
 					ReadySince: ago(3*time.Hour + 12*time.Minute), LogPath: "/var/lib/ancm/logs/hello/0.log",
 				},

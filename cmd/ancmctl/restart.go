@@ -12,9 +12,13 @@ func (c *cli) restartCommand() *cobra.Command {
 	var wait bool
 	cmd := &cobra.Command{
 		Use:   "restart APP",
-		Short: "Stop and start every instance of an app",
-		Long: `Restart every instance of an app. With --wait (the default) ancmctl returns
-once the app has a ready instance again, and exits 5 if it failed to start.`,
+		Short: "Roll every instance of an app over to new processes",
+		Long: `Restart an app as a rollout to a new generation with the same spec: new
+instances start and take traffic before old ones drain and stop (or, with
+rollout strategy "recreate", old ones stop first while requests wait), so
+no request fails. An app with nothing running is started. With --wait (the
+default) ancmctl returns once the rollout has ended, and exits 5 if it
+failed; the old generation then keeps serving.`,
 		Example: `  ancmctl restart hello
   ancmctl restart --wait=false hello`,
 		Args:              exactArgs("APP"),

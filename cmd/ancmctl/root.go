@@ -92,6 +92,8 @@ as JSON (streams: one JSON object per line).
 		c.startCommand(),
 		c.stopCommand(),
 		c.restartCommand(),
+		c.historyCommand(),
+		c.rollbackCommand(),
 		c.logsCommand(),
 		c.eventsCommand(),
 		c.endpointsCommand(),

@@ -10,11 +10,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/ancm-dev/ancm/api/client"
@@ -135,7 +137,7 @@ func serve(log hclog.Logger, setLevel func(string), path string, f *config.File,
 	proxyDone := make(chan error, 1)
 	httpsDone := make(chan error, 1)
 	if withProxy {
-		conn, err := client.Dial(dpAddr, client.TLSFiles{})
+		conn, err := client.Dial(dpAddr, client.TLSFiles{}, grpc.WithConnectParams(reconnectParams))
 		if err != nil {
 			return err
 		}
@@ -173,18 +175,42 @@ func serve(log hclog.Logger, setLevel func(string), path string, f *config.File,
 		}
 	})
 
+	// One reloader re-reads the file, one reload after the other; a
+	// SIGHUP that comes while one runs asks for one more, once. A reload
+	// waits for the rollouts it starts, so it runs beside the signal loop.
+	// The settings in force are the reloader's; shutdown reads them.
+	var inForce atomic.Pointer[config.File]
+	inForce.Store(f)
+	reloads := make(chan struct{}, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-reloads:
+				notify.reloading()
+				cur := reload(ctx, log, setLevel, path, inForce.Load(), sup)
+				inForce.Store(cur)
+				if front != nil {
+					_ = front.certs.Reload() // logs its own outcome
+				}
+				notify.ready(fmt.Sprintf("serving %d apps", len(cur.Apps)))
+			}
+		}
+	}()
+
 	var runErr error
 loop:
 	for {
 		select {
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				notify.reloading()
-				f = reload(log, setLevel, path, f, sup)
-				if front != nil {
-					_ = front.certs.Reload() // logs its own outcome
+				select {
+				case reloads <- struct{}{}:
+				default: // one is pending already
 				}
-				notify.ready(fmt.Sprintf("serving %d apps", len(f.Apps)))
 				continue
 			}
 			log.Info("shutting down", "signal", sig.String())
@@ -224,7 +250,7 @@ loop:
 			}
 		}
 	}
-	sctx, scancel := context.WithTimeout(context.Background(), maxShutdown(f)+shutdownBudget)
+	sctx, scancel := context.WithTimeout(context.Background(), maxShutdown(inForce.Load())+shutdownBudget)
 	defer scancel()
 	if err := sup.Shutdown(sctx); err != nil {
 		log.Warn("apps did not all stop gracefully", "error", err)
@@ -268,12 +294,14 @@ func maxShutdown(f *config.File) time.Duration {
 	return d
 }
 
-// reload re-reads the config file on SIGHUP and applies what changed. A
-// file with errors changes nothing. It returns the settings in force
+// reload re-reads the config file on SIGHUP and applies what changed, and
+// waits for the rollouts that needs until ctx (the daemon's run) ends. A
+// file with errors changes nothing; a failed rollout leaves its app on its
+// previous generation and is logged. It returns the settings in force
 // afterwards: cur with the apps and log_level of the new file, since the
 // other settings are read at start only (each one that changed is named in
 // a warning).
-func reload(log hclog.Logger, setLevel func(string), path string, cur *config.File, sup *controlplane.Supervisor) *config.File {
+func reload(ctx context.Context, log hclog.Logger, setLevel func(string), path string, cur *config.File, sup *controlplane.Supervisor) *config.File {
 	f, err := config.Load(path)
 	if err != nil {
 		log.Error("reload refused: config has errors; nothing changed", "file", path, "error", err)
@@ -295,8 +323,6 @@ func reload(log hclog.Logger, setLevel func(string), path string, cur *config.Fi
 	for _, c := range restartChanges(cur, f) {
 		log.Warn("config change needs a restart of ancmd; keeping the old value", "key", c.key, "running", c.running, "file", c.file)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), maxShutdown(f)+shutdownBudget)
-	defer cancel()
 	if err := sup.Reload(ctx, f.Apps); err != nil {
 		log.Error("reload failed", "file", path, "error", err)
 		next.Apps = cur.Apps

@@ -11,10 +11,20 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 
 	"github.com/ancm-dev/ancm/api/client"
 	"github.com/ancm-dev/ancm/dataplane"
 )
+
+// reconnectParams make a proxy whose control plane went away try again at
+// least every second (800ms ± 20%), however long it was gone (gRPC's
+// default backoff grows to two minutes).
+var reconnectParams = grpc.ConnectParams{
+	Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 800 * time.Millisecond},
+	MinConnectTimeout: time.Second,
+}
 
 // proxyFlags are the settings of a data plane run alone.
 type proxyFlags struct {
@@ -82,7 +92,7 @@ func runProxy(cmd *cobra.Command, pf proxyFlags) error {
 		}
 	}()
 	addr := client.ResolveAddress(pf.control)
-	conn, err := client.Dial(addr, pf.files)
+	conn, err := client.Dial(addr, pf.files, grpc.WithConnectParams(reconnectParams))
 	if err != nil {
 		return fmt.Errorf("--control: %w", err)
 	}

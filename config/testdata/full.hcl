@@ -47,6 +47,13 @@ app "hello" {
     max_size  = "512KB"
     max_files = 10
   }
+
+  rollout {
+    strategy      = "recreate"
+    max_surge     = 2
+    min_ready     = "500ms"
+    drain_timeout = "1m"
+  }
 }
 
 app "api" {

@@ -30,6 +30,8 @@ const (
 	ApplyChange_APPLY_CHANGE_RESTARTED   ApplyChange = 2
 	ApplyChange_APPLY_CHANGE_UNCHANGED   ApplyChange = 3
 	ApplyChange_APPLY_CHANGE_REMOVED     ApplyChange = 4
+	// Changed in place: routing, timeouts and the like; no new processes.
+	ApplyChange_APPLY_CHANGE_CHANGED ApplyChange = 5
 )
 
 // Enum value maps for ApplyChange.
@@ -40,6 +42,7 @@ var (
 		2: "APPLY_CHANGE_RESTARTED",
 		3: "APPLY_CHANGE_UNCHANGED",
 		4: "APPLY_CHANGE_REMOVED",
+		5: "APPLY_CHANGE_CHANGED",
 	}
 	ApplyChange_value = map[string]int32{
 		"APPLY_CHANGE_UNSPECIFIED": 0,
@@ -47,6 +50,7 @@ var (
 		"APPLY_CHANGE_RESTARTED":   2,
 		"APPLY_CHANGE_UNCHANGED":   3,
 		"APPLY_CHANGE_REMOVED":     4,
+		"APPLY_CHANGE_CHANGED":     5,
 	}
 )
 
@@ -131,9 +135,11 @@ func (x *ApplyAppRequest) GetDryRun() bool {
 }
 
 type ApplyAppResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	App           *App                   `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
-	Change        ApplyChange            `protobuf:"varint,2,opt,name=change,proto3,enum=ancm.v1.ApplyChange" json:"change,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	App    *App                   `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
+	Change ApplyChange            `protobuf:"varint,2,opt,name=change,proto3,enum=ancm.v1.ApplyChange" json:"change,omitempty"`
+	// The rollout the change needed, once it has ended; unset when none.
+	Rollout       *RolloutStatus `protobuf:"bytes,3,opt,name=rollout,proto3" json:"rollout,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -180,6 +186,13 @@ func (x *ApplyAppResponse) GetChange() ApplyChange {
 		return x.Change
 	}
 	return ApplyChange_APPLY_CHANGE_UNSPECIFIED
+}
+
+func (x *ApplyAppResponse) GetRollout() *RolloutStatus {
+	if x != nil {
+		return x.Rollout
+	}
+	return nil
 }
 
 type GetAppRequest struct {
@@ -693,8 +706,10 @@ func (x *RestartAppRequest) GetWait() bool {
 }
 
 type RestartAppResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	App           *App                   `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	App   *App                   `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
+	// The rollout of the restart; with wait, once it has ended.
+	Rollout       *RolloutStatus `protobuf:"bytes,2,opt,name=rollout,proto3" json:"rollout,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -736,6 +751,207 @@ func (x *RestartAppResponse) GetApp() *App {
 	return nil
 }
 
+func (x *RestartAppResponse) GetRollout() *RolloutStatus {
+	if x != nil {
+		return x.Rollout
+	}
+	return nil
+}
+
+type GetAppHistoryRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAppHistoryRequest) Reset() {
+	*x = GetAppHistoryRequest{}
+	mi := &file_ancm_v1_apps_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAppHistoryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAppHistoryRequest) ProtoMessage() {}
+
+func (x *GetAppHistoryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ancm_v1_apps_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAppHistoryRequest.ProtoReflect.Descriptor instead.
+func (*GetAppHistoryRequest) Descriptor() ([]byte, []int) {
+	return file_ancm_v1_apps_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *GetAppHistoryRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type GetAppHistoryResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Generations   []*Generation          `protobuf:"bytes,1,rep,name=generations,proto3" json:"generations,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAppHistoryResponse) Reset() {
+	*x = GetAppHistoryResponse{}
+	mi := &file_ancm_v1_apps_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAppHistoryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAppHistoryResponse) ProtoMessage() {}
+
+func (x *GetAppHistoryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ancm_v1_apps_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAppHistoryResponse.ProtoReflect.Descriptor instead.
+func (*GetAppHistoryResponse) Descriptor() ([]byte, []int) {
+	return file_ancm_v1_apps_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *GetAppHistoryResponse) GetGenerations() []*Generation {
+	if x != nil {
+		return x.Generations
+	}
+	return nil
+}
+
+type RollbackAppRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The generation whose spec is rolled out; 0 means the last successful
+	// generation before the current one.
+	ToGeneration  uint64 `protobuf:"varint,2,opt,name=to_generation,json=toGeneration,proto3" json:"to_generation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RollbackAppRequest) Reset() {
+	*x = RollbackAppRequest{}
+	mi := &file_ancm_v1_apps_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RollbackAppRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RollbackAppRequest) ProtoMessage() {}
+
+func (x *RollbackAppRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ancm_v1_apps_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RollbackAppRequest.ProtoReflect.Descriptor instead.
+func (*RollbackAppRequest) Descriptor() ([]byte, []int) {
+	return file_ancm_v1_apps_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *RollbackAppRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RollbackAppRequest) GetToGeneration() uint64 {
+	if x != nil {
+		return x.ToGeneration
+	}
+	return 0
+}
+
+type RollbackAppResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	App           *App                   `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
+	Rollout       *RolloutStatus         `protobuf:"bytes,2,opt,name=rollout,proto3" json:"rollout,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RollbackAppResponse) Reset() {
+	*x = RollbackAppResponse{}
+	mi := &file_ancm_v1_apps_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RollbackAppResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RollbackAppResponse) ProtoMessage() {}
+
+func (x *RollbackAppResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ancm_v1_apps_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RollbackAppResponse.ProtoReflect.Descriptor instead.
+func (*RollbackAppResponse) Descriptor() ([]byte, []int) {
+	return file_ancm_v1_apps_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *RollbackAppResponse) GetApp() *App {
+	if x != nil {
+		return x.App
+	}
+	return nil
+}
+
+func (x *RollbackAppResponse) GetRollout() *RolloutStatus {
+	if x != nil {
+		return x.Rollout
+	}
+	return nil
+}
+
 var File_ancm_v1_apps_proto protoreflect.FileDescriptor
 
 const file_ancm_v1_apps_proto_rawDesc = "" +
@@ -743,10 +959,11 @@ const file_ancm_v1_apps_proto_rawDesc = "" +
 	"\x12ancm/v1/apps.proto\x12\aancm.v1\x1a\x13ancm/v1/types.proto\"N\n" +
 	"\x0fApplyAppRequest\x12\"\n" +
 	"\x03app\x18\x01 \x01(\v2\x10.ancm.v1.AppSpecR\x03app\x12\x17\n" +
-	"\adry_run\x18\x02 \x01(\bR\x06dryRun\"`\n" +
+	"\adry_run\x18\x02 \x01(\bR\x06dryRun\"\x92\x01\n" +
 	"\x10ApplyAppResponse\x12\x1e\n" +
 	"\x03app\x18\x01 \x01(\v2\f.ancm.v1.AppR\x03app\x12,\n" +
-	"\x06change\x18\x02 \x01(\x0e2\x14.ancm.v1.ApplyChangeR\x06change\"#\n" +
+	"\x06change\x18\x02 \x01(\x0e2\x14.ancm.v1.ApplyChangeR\x06change\x120\n" +
+	"\arollout\x18\x03 \x01(\v2\x16.ancm.v1.RolloutStatusR\arollout\"#\n" +
 	"\rGetAppRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"0\n" +
 	"\x0eGetAppResponse\x12\x1e\n" +
@@ -771,15 +988,27 @@ const file_ancm_v1_apps_proto_rawDesc = "" +
 	"\x03app\x18\x01 \x01(\v2\f.ancm.v1.AppR\x03app\";\n" +
 	"\x11RestartAppRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
-	"\x04wait\x18\x02 \x01(\bR\x04wait\"4\n" +
+	"\x04wait\x18\x02 \x01(\bR\x04wait\"f\n" +
 	"\x12RestartAppResponse\x12\x1e\n" +
-	"\x03app\x18\x01 \x01(\v2\f.ancm.v1.AppR\x03app*\x95\x01\n" +
+	"\x03app\x18\x01 \x01(\v2\f.ancm.v1.AppR\x03app\x120\n" +
+	"\arollout\x18\x02 \x01(\v2\x16.ancm.v1.RolloutStatusR\arollout\"*\n" +
+	"\x14GetAppHistoryRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"N\n" +
+	"\x15GetAppHistoryResponse\x125\n" +
+	"\vgenerations\x18\x01 \x03(\v2\x13.ancm.v1.GenerationR\vgenerations\"M\n" +
+	"\x12RollbackAppRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12#\n" +
+	"\rto_generation\x18\x02 \x01(\x04R\ftoGeneration\"g\n" +
+	"\x13RollbackAppResponse\x12\x1e\n" +
+	"\x03app\x18\x01 \x01(\v2\f.ancm.v1.AppR\x03app\x120\n" +
+	"\arollout\x18\x02 \x01(\v2\x16.ancm.v1.RolloutStatusR\arollout*\xaf\x01\n" +
 	"\vApplyChange\x12\x1c\n" +
 	"\x18APPLY_CHANGE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12APPLY_CHANGE_ADDED\x10\x01\x12\x1a\n" +
 	"\x16APPLY_CHANGE_RESTARTED\x10\x02\x12\x1a\n" +
 	"\x16APPLY_CHANGE_UNCHANGED\x10\x03\x12\x18\n" +
-	"\x14APPLY_CHANGE_REMOVED\x10\x042\xd3\x03\n" +
+	"\x14APPLY_CHANGE_REMOVED\x10\x04\x12\x18\n" +
+	"\x14APPLY_CHANGE_CHANGED\x10\x052\xed\x04\n" +
 	"\n" +
 	"AppService\x12?\n" +
 	"\bApplyApp\x12\x18.ancm.v1.ApplyAppRequest\x1a\x19.ancm.v1.ApplyAppResponse\x129\n" +
@@ -789,7 +1018,9 @@ const file_ancm_v1_apps_proto_rawDesc = "" +
 	"\bStartApp\x12\x18.ancm.v1.StartAppRequest\x1a\x19.ancm.v1.StartAppResponse\x12<\n" +
 	"\aStopApp\x12\x17.ancm.v1.StopAppRequest\x1a\x18.ancm.v1.StopAppResponse\x12E\n" +
 	"\n" +
-	"RestartApp\x12\x1a.ancm.v1.RestartAppRequest\x1a\x1b.ancm.v1.RestartAppResponseB1Z/github.com/ancm-dev/ancm/api/gen/ancm/v1;ancmv1b\x06proto3"
+	"RestartApp\x12\x1a.ancm.v1.RestartAppRequest\x1a\x1b.ancm.v1.RestartAppResponse\x12N\n" +
+	"\rGetAppHistory\x12\x1d.ancm.v1.GetAppHistoryRequest\x1a\x1e.ancm.v1.GetAppHistoryResponse\x12H\n" +
+	"\vRollbackApp\x12\x1b.ancm.v1.RollbackAppRequest\x1a\x1c.ancm.v1.RollbackAppResponseB1Z/github.com/ancm-dev/ancm/api/gen/ancm/v1;ancmv1b\x06proto3"
 
 var (
 	file_ancm_v1_apps_proto_rawDescOnce sync.Once
@@ -804,55 +1035,70 @@ func file_ancm_v1_apps_proto_rawDescGZIP() []byte {
 }
 
 var file_ancm_v1_apps_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ancm_v1_apps_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_ancm_v1_apps_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_ancm_v1_apps_proto_goTypes = []any{
-	(ApplyChange)(0),           // 0: ancm.v1.ApplyChange
-	(*ApplyAppRequest)(nil),    // 1: ancm.v1.ApplyAppRequest
-	(*ApplyAppResponse)(nil),   // 2: ancm.v1.ApplyAppResponse
-	(*GetAppRequest)(nil),      // 3: ancm.v1.GetAppRequest
-	(*GetAppResponse)(nil),     // 4: ancm.v1.GetAppResponse
-	(*ListAppsRequest)(nil),    // 5: ancm.v1.ListAppsRequest
-	(*ListAppsResponse)(nil),   // 6: ancm.v1.ListAppsResponse
-	(*DeleteAppRequest)(nil),   // 7: ancm.v1.DeleteAppRequest
-	(*DeleteAppResponse)(nil),  // 8: ancm.v1.DeleteAppResponse
-	(*StartAppRequest)(nil),    // 9: ancm.v1.StartAppRequest
-	(*StartAppResponse)(nil),   // 10: ancm.v1.StartAppResponse
-	(*StopAppRequest)(nil),     // 11: ancm.v1.StopAppRequest
-	(*StopAppResponse)(nil),    // 12: ancm.v1.StopAppResponse
-	(*RestartAppRequest)(nil),  // 13: ancm.v1.RestartAppRequest
-	(*RestartAppResponse)(nil), // 14: ancm.v1.RestartAppResponse
-	(*AppSpec)(nil),            // 15: ancm.v1.AppSpec
-	(*App)(nil),                // 16: ancm.v1.App
+	(ApplyChange)(0),              // 0: ancm.v1.ApplyChange
+	(*ApplyAppRequest)(nil),       // 1: ancm.v1.ApplyAppRequest
+	(*ApplyAppResponse)(nil),      // 2: ancm.v1.ApplyAppResponse
+	(*GetAppRequest)(nil),         // 3: ancm.v1.GetAppRequest
+	(*GetAppResponse)(nil),        // 4: ancm.v1.GetAppResponse
+	(*ListAppsRequest)(nil),       // 5: ancm.v1.ListAppsRequest
+	(*ListAppsResponse)(nil),      // 6: ancm.v1.ListAppsResponse
+	(*DeleteAppRequest)(nil),      // 7: ancm.v1.DeleteAppRequest
+	(*DeleteAppResponse)(nil),     // 8: ancm.v1.DeleteAppResponse
+	(*StartAppRequest)(nil),       // 9: ancm.v1.StartAppRequest
+	(*StartAppResponse)(nil),      // 10: ancm.v1.StartAppResponse
+	(*StopAppRequest)(nil),        // 11: ancm.v1.StopAppRequest
+	(*StopAppResponse)(nil),       // 12: ancm.v1.StopAppResponse
+	(*RestartAppRequest)(nil),     // 13: ancm.v1.RestartAppRequest
+	(*RestartAppResponse)(nil),    // 14: ancm.v1.RestartAppResponse
+	(*GetAppHistoryRequest)(nil),  // 15: ancm.v1.GetAppHistoryRequest
+	(*GetAppHistoryResponse)(nil), // 16: ancm.v1.GetAppHistoryResponse
+	(*RollbackAppRequest)(nil),    // 17: ancm.v1.RollbackAppRequest
+	(*RollbackAppResponse)(nil),   // 18: ancm.v1.RollbackAppResponse
+	(*AppSpec)(nil),               // 19: ancm.v1.AppSpec
+	(*App)(nil),                   // 20: ancm.v1.App
+	(*RolloutStatus)(nil),         // 21: ancm.v1.RolloutStatus
+	(*Generation)(nil),            // 22: ancm.v1.Generation
 }
 var file_ancm_v1_apps_proto_depIdxs = []int32{
-	15, // 0: ancm.v1.ApplyAppRequest.app:type_name -> ancm.v1.AppSpec
-	16, // 1: ancm.v1.ApplyAppResponse.app:type_name -> ancm.v1.App
+	19, // 0: ancm.v1.ApplyAppRequest.app:type_name -> ancm.v1.AppSpec
+	20, // 1: ancm.v1.ApplyAppResponse.app:type_name -> ancm.v1.App
 	0,  // 2: ancm.v1.ApplyAppResponse.change:type_name -> ancm.v1.ApplyChange
-	16, // 3: ancm.v1.GetAppResponse.app:type_name -> ancm.v1.App
-	16, // 4: ancm.v1.ListAppsResponse.apps:type_name -> ancm.v1.App
-	16, // 5: ancm.v1.DeleteAppResponse.app:type_name -> ancm.v1.App
-	16, // 6: ancm.v1.StartAppResponse.app:type_name -> ancm.v1.App
-	16, // 7: ancm.v1.StopAppResponse.app:type_name -> ancm.v1.App
-	16, // 8: ancm.v1.RestartAppResponse.app:type_name -> ancm.v1.App
-	1,  // 9: ancm.v1.AppService.ApplyApp:input_type -> ancm.v1.ApplyAppRequest
-	3,  // 10: ancm.v1.AppService.GetApp:input_type -> ancm.v1.GetAppRequest
-	5,  // 11: ancm.v1.AppService.ListApps:input_type -> ancm.v1.ListAppsRequest
-	7,  // 12: ancm.v1.AppService.DeleteApp:input_type -> ancm.v1.DeleteAppRequest
-	9,  // 13: ancm.v1.AppService.StartApp:input_type -> ancm.v1.StartAppRequest
-	11, // 14: ancm.v1.AppService.StopApp:input_type -> ancm.v1.StopAppRequest
-	13, // 15: ancm.v1.AppService.RestartApp:input_type -> ancm.v1.RestartAppRequest
-	2,  // 16: ancm.v1.AppService.ApplyApp:output_type -> ancm.v1.ApplyAppResponse
-	4,  // 17: ancm.v1.AppService.GetApp:output_type -> ancm.v1.GetAppResponse
-	6,  // 18: ancm.v1.AppService.ListApps:output_type -> ancm.v1.ListAppsResponse
-	8,  // 19: ancm.v1.AppService.DeleteApp:output_type -> ancm.v1.DeleteAppResponse
-	10, // 20: ancm.v1.AppService.StartApp:output_type -> ancm.v1.StartAppResponse
-	12, // 21: ancm.v1.AppService.StopApp:output_type -> ancm.v1.StopAppResponse
-	14, // 22: ancm.v1.AppService.RestartApp:output_type -> ancm.v1.RestartAppResponse
-	16, // [16:23] is the sub-list for method output_type
-	9,  // [9:16] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	21, // 3: ancm.v1.ApplyAppResponse.rollout:type_name -> ancm.v1.RolloutStatus
+	20, // 4: ancm.v1.GetAppResponse.app:type_name -> ancm.v1.App
+	20, // 5: ancm.v1.ListAppsResponse.apps:type_name -> ancm.v1.App
+	20, // 6: ancm.v1.DeleteAppResponse.app:type_name -> ancm.v1.App
+	20, // 7: ancm.v1.StartAppResponse.app:type_name -> ancm.v1.App
+	20, // 8: ancm.v1.StopAppResponse.app:type_name -> ancm.v1.App
+	20, // 9: ancm.v1.RestartAppResponse.app:type_name -> ancm.v1.App
+	21, // 10: ancm.v1.RestartAppResponse.rollout:type_name -> ancm.v1.RolloutStatus
+	22, // 11: ancm.v1.GetAppHistoryResponse.generations:type_name -> ancm.v1.Generation
+	20, // 12: ancm.v1.RollbackAppResponse.app:type_name -> ancm.v1.App
+	21, // 13: ancm.v1.RollbackAppResponse.rollout:type_name -> ancm.v1.RolloutStatus
+	1,  // 14: ancm.v1.AppService.ApplyApp:input_type -> ancm.v1.ApplyAppRequest
+	3,  // 15: ancm.v1.AppService.GetApp:input_type -> ancm.v1.GetAppRequest
+	5,  // 16: ancm.v1.AppService.ListApps:input_type -> ancm.v1.ListAppsRequest
+	7,  // 17: ancm.v1.AppService.DeleteApp:input_type -> ancm.v1.DeleteAppRequest
+	9,  // 18: ancm.v1.AppService.StartApp:input_type -> ancm.v1.StartAppRequest
+	11, // 19: ancm.v1.AppService.StopApp:input_type -> ancm.v1.StopAppRequest
+	13, // 20: ancm.v1.AppService.RestartApp:input_type -> ancm.v1.RestartAppRequest
+	15, // 21: ancm.v1.AppService.GetAppHistory:input_type -> ancm.v1.GetAppHistoryRequest
+	17, // 22: ancm.v1.AppService.RollbackApp:input_type -> ancm.v1.RollbackAppRequest
+	2,  // 23: ancm.v1.AppService.ApplyApp:output_type -> ancm.v1.ApplyAppResponse
+	4,  // 24: ancm.v1.AppService.GetApp:output_type -> ancm.v1.GetAppResponse
+	6,  // 25: ancm.v1.AppService.ListApps:output_type -> ancm.v1.ListAppsResponse
+	8,  // 26: ancm.v1.AppService.DeleteApp:output_type -> ancm.v1.DeleteAppResponse
+	10, // 27: ancm.v1.AppService.StartApp:output_type -> ancm.v1.StartAppResponse
+	12, // 28: ancm.v1.AppService.StopApp:output_type -> ancm.v1.StopAppResponse
+	14, // 29: ancm.v1.AppService.RestartApp:output_type -> ancm.v1.RestartAppResponse
+	16, // 30: ancm.v1.AppService.GetAppHistory:output_type -> ancm.v1.GetAppHistoryResponse
+	18, // 31: ancm.v1.AppService.RollbackApp:output_type -> ancm.v1.RollbackAppResponse
+	23, // [23:32] is the sub-list for method output_type
+	14, // [14:23] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_ancm_v1_apps_proto_init() }
@@ -867,7 +1113,7 @@ func file_ancm_v1_apps_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ancm_v1_apps_proto_rawDesc), len(file_ancm_v1_apps_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   14,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,13 +19,15 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AppService_ApplyApp_FullMethodName   = "/ancm.v1.AppService/ApplyApp"
-	AppService_GetApp_FullMethodName     = "/ancm.v1.AppService/GetApp"
-	AppService_ListApps_FullMethodName   = "/ancm.v1.AppService/ListApps"
-	AppService_DeleteApp_FullMethodName  = "/ancm.v1.AppService/DeleteApp"
-	AppService_StartApp_FullMethodName   = "/ancm.v1.AppService/StartApp"
-	AppService_StopApp_FullMethodName    = "/ancm.v1.AppService/StopApp"
-	AppService_RestartApp_FullMethodName = "/ancm.v1.AppService/RestartApp"
+	AppService_ApplyApp_FullMethodName      = "/ancm.v1.AppService/ApplyApp"
+	AppService_GetApp_FullMethodName        = "/ancm.v1.AppService/GetApp"
+	AppService_ListApps_FullMethodName      = "/ancm.v1.AppService/ListApps"
+	AppService_DeleteApp_FullMethodName     = "/ancm.v1.AppService/DeleteApp"
+	AppService_StartApp_FullMethodName      = "/ancm.v1.AppService/StartApp"
+	AppService_StopApp_FullMethodName       = "/ancm.v1.AppService/StopApp"
+	AppService_RestartApp_FullMethodName    = "/ancm.v1.AppService/RestartApp"
+	AppService_GetAppHistory_FullMethodName = "/ancm.v1.AppService/GetAppHistory"
+	AppService_RollbackApp_FullMethodName   = "/ancm.v1.AppService/RollbackApp"
 )
 
 // AppServiceClient is the client API for AppService service.
@@ -34,8 +36,10 @@ const (
 //
 // AppService manages the set of apps and their lifecycle.
 type AppServiceClient interface {
-	// ApplyApp adds an app or changes one. A changed app is restarted with its
-	// new configuration; an unchanged one is left alone.
+	// ApplyApp adds an app or changes one. A change of how the app runs is
+	// rolled out as a new generation, and the call returns when the rollout
+	// has ended (Aborted when it failed); other changes are made in place; an
+	// unchanged app is left alone.
 	ApplyApp(ctx context.Context, in *ApplyAppRequest, opts ...grpc.CallOption) (*ApplyAppResponse, error)
 	GetApp(ctx context.Context, in *GetAppRequest, opts ...grpc.CallOption) (*GetAppResponse, error)
 	ListApps(ctx context.Context, in *ListAppsRequest, opts ...grpc.CallOption) (*ListAppsResponse, error)
@@ -47,6 +51,10 @@ type AppServiceClient interface {
 	StopApp(ctx context.Context, in *StopAppRequest, opts ...grpc.CallOption) (*StopAppResponse, error)
 	// RestartApp stops and starts every instance of an app.
 	RestartApp(ctx context.Context, in *RestartAppRequest, opts ...grpc.CallOption) (*RestartAppResponse, error)
+	// GetAppHistory lists an app's generations, oldest first.
+	GetAppHistory(ctx context.Context, in *GetAppHistoryRequest, opts ...grpc.CallOption) (*GetAppHistoryResponse, error)
+	// RollbackApp rolls out an earlier generation's spec as a new generation.
+	RollbackApp(ctx context.Context, in *RollbackAppRequest, opts ...grpc.CallOption) (*RollbackAppResponse, error)
 }
 
 type appServiceClient struct {
@@ -127,14 +135,36 @@ func (c *appServiceClient) RestartApp(ctx context.Context, in *RestartAppRequest
 	return out, nil
 }
 
+func (c *appServiceClient) GetAppHistory(ctx context.Context, in *GetAppHistoryRequest, opts ...grpc.CallOption) (*GetAppHistoryResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetAppHistoryResponse)
+	err := c.cc.Invoke(ctx, AppService_GetAppHistory_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *appServiceClient) RollbackApp(ctx context.Context, in *RollbackAppRequest, opts ...grpc.CallOption) (*RollbackAppResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RollbackAppResponse)
+	err := c.cc.Invoke(ctx, AppService_RollbackApp_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AppServiceServer is the server API for AppService service.
 // All implementations must embed UnimplementedAppServiceServer
 // for forward compatibility.
 //
 // AppService manages the set of apps and their lifecycle.
 type AppServiceServer interface {
-	// ApplyApp adds an app or changes one. A changed app is restarted with its
-	// new configuration; an unchanged one is left alone.
+	// ApplyApp adds an app or changes one. A change of how the app runs is
+	// rolled out as a new generation, and the call returns when the rollout
+	// has ended (Aborted when it failed); other changes are made in place; an
+	// unchanged app is left alone.
 	ApplyApp(context.Context, *ApplyAppRequest) (*ApplyAppResponse, error)
 	GetApp(context.Context, *GetAppRequest) (*GetAppResponse, error)
 	ListApps(context.Context, *ListAppsRequest) (*ListAppsResponse, error)
@@ -146,6 +176,10 @@ type AppServiceServer interface {
 	StopApp(context.Context, *StopAppRequest) (*StopAppResponse, error)
 	// RestartApp stops and starts every instance of an app.
 	RestartApp(context.Context, *RestartAppRequest) (*RestartAppResponse, error)
+	// GetAppHistory lists an app's generations, oldest first.
+	GetAppHistory(context.Context, *GetAppHistoryRequest) (*GetAppHistoryResponse, error)
+	// RollbackApp rolls out an earlier generation's spec as a new generation.
+	RollbackApp(context.Context, *RollbackAppRequest) (*RollbackAppResponse, error)
 	mustEmbedUnimplementedAppServiceServer()
 }
 
@@ -176,6 +210,12 @@ func (UnimplementedAppServiceServer) StopApp(context.Context, *StopAppRequest) (
 }
 func (UnimplementedAppServiceServer) RestartApp(context.Context, *RestartAppRequest) (*RestartAppResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RestartApp not implemented")
+}
+func (UnimplementedAppServiceServer) GetAppHistory(context.Context, *GetAppHistoryRequest) (*GetAppHistoryResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetAppHistory not implemented")
+}
+func (UnimplementedAppServiceServer) RollbackApp(context.Context, *RollbackAppRequest) (*RollbackAppResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RollbackApp not implemented")
 }
 func (UnimplementedAppServiceServer) mustEmbedUnimplementedAppServiceServer() {}
 func (UnimplementedAppServiceServer) testEmbeddedByValue()                    {}
@@ -324,6 +364,42 @@ func _AppService_RestartApp_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AppService_GetAppHistory_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetAppHistoryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AppServiceServer).GetAppHistory(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AppService_GetAppHistory_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AppServiceServer).GetAppHistory(ctx, req.(*GetAppHistoryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AppService_RollbackApp_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RollbackAppRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AppServiceServer).RollbackApp(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AppService_RollbackApp_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AppServiceServer).RollbackApp(ctx, req.(*RollbackAppRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AppService_ServiceDesc is the grpc.ServiceDesc for AppService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -358,6 +434,14 @@ var AppService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RestartApp",
 			Handler:    _AppService_RestartApp_Handler,
+		},
+		{
+			MethodName: "GetAppHistory",
+			Handler:    _AppService_GetAppHistory_Handler,
+		},
+		{
+			MethodName: "RollbackApp",
+			Handler:    _AppService_RollbackApp_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -29,7 +29,12 @@ type WatchEndpointsRequest struct {
 	// Revision of the table the client holds.
 	Revision uint64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
 	// Free-form name of the data plane, for logs.
-	Node          string `protobuf:"bytes,3,opt,name=node,proto3" json:"node,omitempty"`
+	Node string `protobuf:"bytes,3,opt,name=node,proto3" json:"node,omitempty"`
+	// The client routes requests by the table and confirms every revision it
+	// applies with ConfirmEndpoints; the control plane then waits for its
+	// confirmation before it stops an old instance. Tools that only look
+	// leave it false.
+	Confirms      bool `protobuf:"varint,4,opt,name=confirms,proto3" json:"confirms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -85,6 +90,13 @@ func (x *WatchEndpointsRequest) GetNode() string {
 	return ""
 }
 
+func (x *WatchEndpointsRequest) GetConfirms() bool {
+	if x != nil {
+		return x.Confirms
+	}
+	return false
+}
+
 type WatchEndpointsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Changes with every start of the control plane.
@@ -96,7 +108,9 @@ type WatchEndpointsResponse struct {
 	// Apps added or changed (or all apps when full).
 	Apps []*AppRoute `protobuf:"bytes,4,rep,name=apps,proto3" json:"apps,omitempty"`
 	// Names of apps removed since the client's revision.
-	Removed       []string `protobuf:"bytes,5,rep,name=removed,proto3" json:"removed,omitempty"`
+	Removed []string `protobuf:"bytes,5,rep,name=removed,proto3" json:"removed,omitempty"`
+	// Names this watch stream in ConfirmEndpoints.
+	Session       string `protobuf:"bytes,6,opt,name=session,proto3" json:"session,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -166,6 +180,183 @@ func (x *WatchEndpointsResponse) GetRemoved() []string {
 	return nil
 }
 
+func (x *WatchEndpointsResponse) GetSession() string {
+	if x != nil {
+		return x.Session
+	}
+	return ""
+}
+
+type ConfirmEndpointsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// From WatchEndpointsResponse.session.
+	Session string `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	Epoch   string `protobuf:"bytes,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// The revision of the table the data plane routes by now.
+	Revision uint64 `protobuf:"varint,3,opt,name=revision,proto3" json:"revision,omitempty"`
+	// Requests in flight on endpoints that get no new requests; endpoints
+	// left out have none.
+	Loads         []*EndpointLoad `protobuf:"bytes,4,rep,name=loads,proto3" json:"loads,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfirmEndpointsRequest) Reset() {
+	*x = ConfirmEndpointsRequest{}
+	mi := &file_ancm_v1_endpoints_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfirmEndpointsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfirmEndpointsRequest) ProtoMessage() {}
+
+func (x *ConfirmEndpointsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ancm_v1_endpoints_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfirmEndpointsRequest.ProtoReflect.Descriptor instead.
+func (*ConfirmEndpointsRequest) Descriptor() ([]byte, []int) {
+	return file_ancm_v1_endpoints_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ConfirmEndpointsRequest) GetSession() string {
+	if x != nil {
+		return x.Session
+	}
+	return ""
+}
+
+func (x *ConfirmEndpointsRequest) GetEpoch() string {
+	if x != nil {
+		return x.Epoch
+	}
+	return ""
+}
+
+func (x *ConfirmEndpointsRequest) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *ConfirmEndpointsRequest) GetLoads() []*EndpointLoad {
+	if x != nil {
+		return x.Loads
+	}
+	return nil
+}
+
+// EndpointLoad is the requests one data plane has in flight on one
+// endpoint, streams included.
+type EndpointLoad struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	App           string                 `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
+	Address       string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	InFlight      uint32                 `protobuf:"varint,3,opt,name=in_flight,json=inFlight,proto3" json:"in_flight,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EndpointLoad) Reset() {
+	*x = EndpointLoad{}
+	mi := &file_ancm_v1_endpoints_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EndpointLoad) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EndpointLoad) ProtoMessage() {}
+
+func (x *EndpointLoad) ProtoReflect() protoreflect.Message {
+	mi := &file_ancm_v1_endpoints_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EndpointLoad.ProtoReflect.Descriptor instead.
+func (*EndpointLoad) Descriptor() ([]byte, []int) {
+	return file_ancm_v1_endpoints_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *EndpointLoad) GetApp() string {
+	if x != nil {
+		return x.App
+	}
+	return ""
+}
+
+func (x *EndpointLoad) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *EndpointLoad) GetInFlight() uint32 {
+	if x != nil {
+		return x.InFlight
+	}
+	return 0
+}
+
+type ConfirmEndpointsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfirmEndpointsResponse) Reset() {
+	*x = ConfirmEndpointsResponse{}
+	mi := &file_ancm_v1_endpoints_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfirmEndpointsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfirmEndpointsResponse) ProtoMessage() {}
+
+func (x *ConfirmEndpointsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ancm_v1_endpoints_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfirmEndpointsResponse.ProtoReflect.Descriptor instead.
+func (*ConfirmEndpointsResponse) Descriptor() ([]byte, []int) {
+	return file_ancm_v1_endpoints_proto_rawDescGZIP(), []int{4}
+}
+
 // AppRoute is what a data plane needs to route and proxy to one app.
 type AppRoute struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -191,14 +382,16 @@ type AppRoute struct {
 	// Forward paths without path_prefix.
 	StripPrefix bool `protobuf:"varint,30,opt,name=strip_prefix,json=stripPrefix,proto3" json:"strip_prefix,omitempty"`
 	// "h2c": forward over cleartext HTTP/2; otherwise HTTP/1.1.
-	Protocol      string `protobuf:"bytes,31,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	Protocol string `protobuf:"bytes,31,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	// The app's current generation.
+	Generation    uint64 `protobuf:"varint,15,opt,name=generation,proto3" json:"generation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AppRoute) Reset() {
 	*x = AppRoute{}
-	mi := &file_ancm_v1_endpoints_proto_msgTypes[2]
+	mi := &file_ancm_v1_endpoints_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -210,7 +403,7 @@ func (x *AppRoute) String() string {
 func (*AppRoute) ProtoMessage() {}
 
 func (x *AppRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_ancm_v1_endpoints_proto_msgTypes[2]
+	mi := &file_ancm_v1_endpoints_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -223,7 +416,7 @@ func (x *AppRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppRoute.ProtoReflect.Descriptor instead.
 func (*AppRoute) Descriptor() ([]byte, []int) {
-	return file_ancm_v1_endpoints_proto_rawDescGZIP(), []int{2}
+	return file_ancm_v1_endpoints_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *AppRoute) GetApp() string {
@@ -338,6 +531,13 @@ func (x *AppRoute) GetProtocol() string {
 	return ""
 }
 
+func (x *AppRoute) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
 // Endpoint is one instance that may take traffic.
 type Endpoint struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -350,14 +550,16 @@ type Endpoint struct {
 	// Ready instances get new requests.
 	Ready bool `protobuf:"varint,5,opt,name=ready,proto3" json:"ready,omitempty"`
 	// Draining instances get no new requests; in-flight ones finish.
-	Draining      bool `protobuf:"varint,6,opt,name=draining,proto3" json:"draining,omitempty"`
+	Draining bool `protobuf:"varint,6,opt,name=draining,proto3" json:"draining,omitempty"`
+	// The app generation the instance runs.
+	Generation    uint64 `protobuf:"varint,7,opt,name=generation,proto3" json:"generation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Endpoint) Reset() {
 	*x = Endpoint{}
-	mi := &file_ancm_v1_endpoints_proto_msgTypes[3]
+	mi := &file_ancm_v1_endpoints_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -369,7 +571,7 @@ func (x *Endpoint) String() string {
 func (*Endpoint) ProtoMessage() {}
 
 func (x *Endpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_ancm_v1_endpoints_proto_msgTypes[3]
+	mi := &file_ancm_v1_endpoints_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -382,7 +584,7 @@ func (x *Endpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
 func (*Endpoint) Descriptor() ([]byte, []int) {
-	return file_ancm_v1_endpoints_proto_rawDescGZIP(), []int{3}
+	return file_ancm_v1_endpoints_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Endpoint) GetInstance() uint32 {
@@ -427,6 +629,13 @@ func (x *Endpoint) GetDraining() bool {
 	return false
 }
 
+func (x *Endpoint) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
 type ActivateRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	App           string                 `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
@@ -436,7 +645,7 @@ type ActivateRequest struct {
 
 func (x *ActivateRequest) Reset() {
 	*x = ActivateRequest{}
-	mi := &file_ancm_v1_endpoints_proto_msgTypes[4]
+	mi := &file_ancm_v1_endpoints_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -448,7 +657,7 @@ func (x *ActivateRequest) String() string {
 func (*ActivateRequest) ProtoMessage() {}
 
 func (x *ActivateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ancm_v1_endpoints_proto_msgTypes[4]
+	mi := &file_ancm_v1_endpoints_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -461,7 +670,7 @@ func (x *ActivateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActivateRequest.ProtoReflect.Descriptor instead.
 func (*ActivateRequest) Descriptor() ([]byte, []int) {
-	return file_ancm_v1_endpoints_proto_rawDescGZIP(), []int{4}
+	return file_ancm_v1_endpoints_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ActivateRequest) GetApp() string {
@@ -492,7 +701,7 @@ type ActivateResponse struct {
 
 func (x *ActivateResponse) Reset() {
 	*x = ActivateResponse{}
-	mi := &file_ancm_v1_endpoints_proto_msgTypes[5]
+	mi := &file_ancm_v1_endpoints_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -504,7 +713,7 @@ func (x *ActivateResponse) String() string {
 func (*ActivateResponse) ProtoMessage() {}
 
 func (x *ActivateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ancm_v1_endpoints_proto_msgTypes[5]
+	mi := &file_ancm_v1_endpoints_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -517,7 +726,7 @@ func (x *ActivateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActivateResponse.ProtoReflect.Descriptor instead.
 func (*ActivateResponse) Descriptor() ([]byte, []int) {
-	return file_ancm_v1_endpoints_proto_rawDescGZIP(), []int{5}
+	return file_ancm_v1_endpoints_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ActivateResponse) GetReady() bool {
@@ -566,17 +775,29 @@ var File_ancm_v1_endpoints_proto protoreflect.FileDescriptor
 
 const file_ancm_v1_endpoints_proto_rawDesc = "" +
 	"\n" +
-	"\x17ancm/v1/endpoints.proto\x12\aancm.v1\x1a\x13ancm/v1/types.proto\x1a\x1egoogle/protobuf/duration.proto\"]\n" +
+	"\x17ancm/v1/endpoints.proto\x12\aancm.v1\x1a\x13ancm/v1/types.proto\x1a\x1egoogle/protobuf/duration.proto\"y\n" +
 	"\x15WatchEndpointsRequest\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\tR\x05epoch\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x04R\brevision\x12\x12\n" +
-	"\x04node\x18\x03 \x01(\tR\x04node\"\x9f\x01\n" +
+	"\x04node\x18\x03 \x01(\tR\x04node\x12\x1a\n" +
+	"\bconfirms\x18\x04 \x01(\bR\bconfirms\"\xb9\x01\n" +
 	"\x16WatchEndpointsResponse\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\tR\x05epoch\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x04R\brevision\x12\x12\n" +
 	"\x04full\x18\x03 \x01(\bR\x04full\x12%\n" +
 	"\x04apps\x18\x04 \x03(\v2\x11.ancm.v1.AppRouteR\x04apps\x12\x18\n" +
-	"\aremoved\x18\x05 \x03(\tR\aremoved\"\xcb\x04\n" +
+	"\aremoved\x18\x05 \x03(\tR\aremoved\x12\x18\n" +
+	"\asession\x18\x06 \x01(\tR\asession\"\x92\x01\n" +
+	"\x17ConfirmEndpointsRequest\x12\x18\n" +
+	"\asession\x18\x01 \x01(\tR\asession\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\tR\x05epoch\x12\x1a\n" +
+	"\brevision\x18\x03 \x01(\x04R\brevision\x12+\n" +
+	"\x05loads\x18\x04 \x03(\v2\x15.ancm.v1.EndpointLoadR\x05loads\"W\n" +
+	"\fEndpointLoad\x12\x10\n" +
+	"\x03app\x18\x01 \x01(\tR\x03app\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1b\n" +
+	"\tin_flight\x18\x03 \x01(\rR\binFlight\"\x1a\n" +
+	"\x18ConfirmEndpointsResponse\"\xeb\x04\n" +
 	"\bAppRoute\x12\x10\n" +
 	"\x03app\x18\x01 \x01(\tR\x03app\x12\x14\n" +
 	"\x05hosts\x18\x02 \x03(\tR\x05hosts\x12\x1f\n" +
@@ -596,14 +817,20 @@ const file_ancm_v1_endpoints_proto_rawDesc = "" +
 	"\blog_tail\x18\r \x03(\tR\alogTail\x12\x1a\n" +
 	"\brevision\x18\x0e \x01(\x04R\brevision\x12!\n" +
 	"\fstrip_prefix\x18\x1e \x01(\bR\vstripPrefix\x12\x1a\n" +
-	"\bprotocol\x18\x1f \x01(\tR\bprotocol\"\xb6\x01\n" +
+	"\bprotocol\x18\x1f \x01(\tR\bprotocol\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x0f \x01(\x04R\n" +
+	"generation\"\xd6\x01\n" +
 	"\bEndpoint\x12\x1a\n" +
 	"\binstance\x18\x01 \x01(\rR\binstance\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x14\n" +
 	"\x05token\x18\x03 \x01(\tR\x05token\x12,\n" +
 	"\x05state\x18\x04 \x01(\x0e2\x16.ancm.v1.InstanceStateR\x05state\x12\x14\n" +
 	"\x05ready\x18\x05 \x01(\bR\x05ready\x12\x1a\n" +
-	"\bdraining\x18\x06 \x01(\bR\bdraining\"#\n" +
+	"\bdraining\x18\x06 \x01(\bR\bdraining\x12\x1e\n" +
+	"\n" +
+	"generation\x18\a \x01(\x04R\n" +
+	"generation\"#\n" +
 	"\x0fActivateRequest\x12\x10\n" +
 	"\x03app\x18\x01 \x01(\tR\x03app\"\xb6\x01\n" +
 	"\x10ActivateResponse\x12\x14\n" +
@@ -612,10 +839,11 @@ const file_ancm_v1_endpoints_proto_rawDesc = "" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x1a\n" +
 	"\brevision\x18\x04 \x01(\x04R\brevision\x12\x19\n" +
 	"\blog_tail\x18\x05 \x03(\tR\alogTail\x12\x14\n" +
-	"\x05epoch\x18\x06 \x01(\tR\x05epoch2\xa7\x01\n" +
+	"\x05epoch\x18\x06 \x01(\tR\x05epoch2\x80\x02\n" +
 	"\x0fEndpointService\x12S\n" +
 	"\x0eWatchEndpoints\x12\x1e.ancm.v1.WatchEndpointsRequest\x1a\x1f.ancm.v1.WatchEndpointsResponse0\x01\x12?\n" +
-	"\bActivate\x12\x18.ancm.v1.ActivateRequest\x1a\x19.ancm.v1.ActivateResponseB1Z/github.com/ancm-dev/ancm/api/gen/ancm/v1;ancmv1b\x06proto3"
+	"\bActivate\x12\x18.ancm.v1.ActivateRequest\x1a\x19.ancm.v1.ActivateResponse\x12W\n" +
+	"\x10ConfirmEndpoints\x12 .ancm.v1.ConfirmEndpointsRequest\x1a!.ancm.v1.ConfirmEndpointsResponseB1Z/github.com/ancm-dev/ancm/api/gen/ancm/v1;ancmv1b\x06proto3"
 
 var (
 	file_ancm_v1_endpoints_proto_rawDescOnce sync.Once
@@ -629,35 +857,41 @@ func file_ancm_v1_endpoints_proto_rawDescGZIP() []byte {
 	return file_ancm_v1_endpoints_proto_rawDescData
 }
 
-var file_ancm_v1_endpoints_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_ancm_v1_endpoints_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_ancm_v1_endpoints_proto_goTypes = []any{
-	(*WatchEndpointsRequest)(nil),  // 0: ancm.v1.WatchEndpointsRequest
-	(*WatchEndpointsResponse)(nil), // 1: ancm.v1.WatchEndpointsResponse
-	(*AppRoute)(nil),               // 2: ancm.v1.AppRoute
-	(*Endpoint)(nil),               // 3: ancm.v1.Endpoint
-	(*ActivateRequest)(nil),        // 4: ancm.v1.ActivateRequest
-	(*ActivateResponse)(nil),       // 5: ancm.v1.ActivateResponse
-	(AppState)(0),                  // 6: ancm.v1.AppState
-	(*durationpb.Duration)(nil),    // 7: google.protobuf.Duration
-	(InstanceState)(0),             // 8: ancm.v1.InstanceState
+	(*WatchEndpointsRequest)(nil),    // 0: ancm.v1.WatchEndpointsRequest
+	(*WatchEndpointsResponse)(nil),   // 1: ancm.v1.WatchEndpointsResponse
+	(*ConfirmEndpointsRequest)(nil),  // 2: ancm.v1.ConfirmEndpointsRequest
+	(*EndpointLoad)(nil),             // 3: ancm.v1.EndpointLoad
+	(*ConfirmEndpointsResponse)(nil), // 4: ancm.v1.ConfirmEndpointsResponse
+	(*AppRoute)(nil),                 // 5: ancm.v1.AppRoute
+	(*Endpoint)(nil),                 // 6: ancm.v1.Endpoint
+	(*ActivateRequest)(nil),          // 7: ancm.v1.ActivateRequest
+	(*ActivateResponse)(nil),         // 8: ancm.v1.ActivateResponse
+	(AppState)(0),                    // 9: ancm.v1.AppState
+	(*durationpb.Duration)(nil),      // 10: google.protobuf.Duration
+	(InstanceState)(0),               // 11: ancm.v1.InstanceState
 }
 var file_ancm_v1_endpoints_proto_depIdxs = []int32{
-	2, // 0: ancm.v1.WatchEndpointsResponse.apps:type_name -> ancm.v1.AppRoute
-	6, // 1: ancm.v1.AppRoute.state:type_name -> ancm.v1.AppState
-	3, // 2: ancm.v1.AppRoute.endpoints:type_name -> ancm.v1.Endpoint
-	7, // 3: ancm.v1.AppRoute.startup_timeout:type_name -> google.protobuf.Duration
-	7, // 4: ancm.v1.AppRoute.request_timeout:type_name -> google.protobuf.Duration
-	8, // 5: ancm.v1.Endpoint.state:type_name -> ancm.v1.InstanceState
-	6, // 6: ancm.v1.ActivateResponse.state:type_name -> ancm.v1.AppState
-	0, // 7: ancm.v1.EndpointService.WatchEndpoints:input_type -> ancm.v1.WatchEndpointsRequest
-	4, // 8: ancm.v1.EndpointService.Activate:input_type -> ancm.v1.ActivateRequest
-	1, // 9: ancm.v1.EndpointService.WatchEndpoints:output_type -> ancm.v1.WatchEndpointsResponse
-	5, // 10: ancm.v1.EndpointService.Activate:output_type -> ancm.v1.ActivateResponse
-	9, // [9:11] is the sub-list for method output_type
-	7, // [7:9] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	5,  // 0: ancm.v1.WatchEndpointsResponse.apps:type_name -> ancm.v1.AppRoute
+	3,  // 1: ancm.v1.ConfirmEndpointsRequest.loads:type_name -> ancm.v1.EndpointLoad
+	9,  // 2: ancm.v1.AppRoute.state:type_name -> ancm.v1.AppState
+	6,  // 3: ancm.v1.AppRoute.endpoints:type_name -> ancm.v1.Endpoint
+	10, // 4: ancm.v1.AppRoute.startup_timeout:type_name -> google.protobuf.Duration
+	10, // 5: ancm.v1.AppRoute.request_timeout:type_name -> google.protobuf.Duration
+	11, // 6: ancm.v1.Endpoint.state:type_name -> ancm.v1.InstanceState
+	9,  // 7: ancm.v1.ActivateResponse.state:type_name -> ancm.v1.AppState
+	0,  // 8: ancm.v1.EndpointService.WatchEndpoints:input_type -> ancm.v1.WatchEndpointsRequest
+	7,  // 9: ancm.v1.EndpointService.Activate:input_type -> ancm.v1.ActivateRequest
+	2,  // 10: ancm.v1.EndpointService.ConfirmEndpoints:input_type -> ancm.v1.ConfirmEndpointsRequest
+	1,  // 11: ancm.v1.EndpointService.WatchEndpoints:output_type -> ancm.v1.WatchEndpointsResponse
+	8,  // 12: ancm.v1.EndpointService.Activate:output_type -> ancm.v1.ActivateResponse
+	4,  // 13: ancm.v1.EndpointService.ConfirmEndpoints:output_type -> ancm.v1.ConfirmEndpointsResponse
+	11, // [11:14] is the sub-list for method output_type
+	8,  // [8:11] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_ancm_v1_endpoints_proto_init() }
@@ -672,7 +906,7 @@ func file_ancm_v1_endpoints_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ancm_v1_endpoints_proto_rawDesc), len(file_ancm_v1_endpoints_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,8 +19,9 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	EndpointService_WatchEndpoints_FullMethodName = "/ancm.v1.EndpointService/WatchEndpoints"
-	EndpointService_Activate_FullMethodName       = "/ancm.v1.EndpointService/Activate"
+	EndpointService_WatchEndpoints_FullMethodName   = "/ancm.v1.EndpointService/WatchEndpoints"
+	EndpointService_Activate_FullMethodName         = "/ancm.v1.EndpointService/Activate"
+	EndpointService_ConfirmEndpoints_FullMethodName = "/ancm.v1.EndpointService/ConfirmEndpoints"
 )
 
 // EndpointServiceClient is the client API for EndpointService service.
@@ -37,6 +38,12 @@ type EndpointServiceClient interface {
 	// Activate starts an idle app and returns once it has a ready instance or
 	// has failed to start.
 	Activate(ctx context.Context, in *ActivateRequest, opts ...grpc.CallOption) (*ActivateResponse, error)
+	// ConfirmEndpoints tells the control plane which table revision a data
+	// plane has applied, and how many requests its endpoints that take no new
+	// ones still have in flight. An old instance is stopped only once every
+	// data plane watching with confirms = true has confirmed a table in which
+	// it takes no new requests, and has finished its requests on it.
+	ConfirmEndpoints(ctx context.Context, in *ConfirmEndpointsRequest, opts ...grpc.CallOption) (*ConfirmEndpointsResponse, error)
 }
 
 type endpointServiceClient struct {
@@ -76,6 +83,16 @@ func (c *endpointServiceClient) Activate(ctx context.Context, in *ActivateReques
 	return out, nil
 }
 
+func (c *endpointServiceClient) ConfirmEndpoints(ctx context.Context, in *ConfirmEndpointsRequest, opts ...grpc.CallOption) (*ConfirmEndpointsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ConfirmEndpointsResponse)
+	err := c.cc.Invoke(ctx, EndpointService_ConfirmEndpoints_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // EndpointServiceServer is the server API for EndpointService service.
 // All implementations must embed UnimplementedEndpointServiceServer
 // for forward compatibility.
@@ -90,6 +107,12 @@ type EndpointServiceServer interface {
 	// Activate starts an idle app and returns once it has a ready instance or
 	// has failed to start.
 	Activate(context.Context, *ActivateRequest) (*ActivateResponse, error)
+	// ConfirmEndpoints tells the control plane which table revision a data
+	// plane has applied, and how many requests its endpoints that take no new
+	// ones still have in flight. An old instance is stopped only once every
+	// data plane watching with confirms = true has confirmed a table in which
+	// it takes no new requests, and has finished its requests on it.
+	ConfirmEndpoints(context.Context, *ConfirmEndpointsRequest) (*ConfirmEndpointsResponse, error)
 	mustEmbedUnimplementedEndpointServiceServer()
 }
 
@@ -105,6 +128,9 @@ func (UnimplementedEndpointServiceServer) WatchEndpoints(*WatchEndpointsRequest,
 }
 func (UnimplementedEndpointServiceServer) Activate(context.Context, *ActivateRequest) (*ActivateResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Activate not implemented")
+}
+func (UnimplementedEndpointServiceServer) ConfirmEndpoints(context.Context, *ConfirmEndpointsRequest) (*ConfirmEndpointsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ConfirmEndpoints not implemented")
 }
 func (UnimplementedEndpointServiceServer) mustEmbedUnimplementedEndpointServiceServer() {}
 func (UnimplementedEndpointServiceServer) testEmbeddedByValue()                         {}
@@ -156,6 +182,24 @@ func _EndpointService_Activate_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _EndpointService_ConfirmEndpoints_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ConfirmEndpointsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EndpointServiceServer).ConfirmEndpoints(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EndpointService_ConfirmEndpoints_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EndpointServiceServer).ConfirmEndpoints(ctx, req.(*ConfirmEndpointsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // EndpointService_ServiceDesc is the grpc.ServiceDesc for EndpointService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -166,6 +210,10 @@ var EndpointService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Activate",
 			Handler:    _EndpointService_Activate_Handler,
+		},
+		{
+			MethodName: "ConfirmEndpoints",
+			Handler:    _EndpointService_ConfirmEndpoints_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -25,20 +25,23 @@ const (
 type EventType int32
 
 const (
-	EventType_EVENT_TYPE_UNSPECIFIED   EventType = 0
-	EventType_EVENT_TYPE_STARTED       EventType = 1
-	EventType_EVENT_TYPE_READY         EventType = 2
-	EventType_EVENT_TYPE_EXITED        EventType = 3
-	EventType_EVENT_TYPE_RESTARTED     EventType = 4
-	EventType_EVENT_TYPE_FAILED        EventType = 5
-	EventType_EVENT_TYPE_OFFLINE       EventType = 6
-	EventType_EVENT_TYPE_STOPPED       EventType = 7
-	EventType_EVENT_TYPE_APPLIED       EventType = 8
-	EventType_EVENT_TYPE_DELETED       EventType = 9
-	EventType_EVENT_TYPE_UNHEALTHY     EventType = 10
-	EventType_EVENT_TYPE_STATE_CHANGED EventType = 11
-	EventType_EVENT_TYPE_START_FAILED  EventType = 12
-	EventType_EVENT_TYPE_ONLINE        EventType = 13
+	EventType_EVENT_TYPE_UNSPECIFIED       EventType = 0
+	EventType_EVENT_TYPE_STARTED           EventType = 1
+	EventType_EVENT_TYPE_READY             EventType = 2
+	EventType_EVENT_TYPE_EXITED            EventType = 3
+	EventType_EVENT_TYPE_RESTARTED         EventType = 4
+	EventType_EVENT_TYPE_FAILED            EventType = 5
+	EventType_EVENT_TYPE_OFFLINE           EventType = 6
+	EventType_EVENT_TYPE_STOPPED           EventType = 7
+	EventType_EVENT_TYPE_APPLIED           EventType = 8
+	EventType_EVENT_TYPE_DELETED           EventType = 9
+	EventType_EVENT_TYPE_UNHEALTHY         EventType = 10
+	EventType_EVENT_TYPE_STATE_CHANGED     EventType = 11
+	EventType_EVENT_TYPE_START_FAILED      EventType = 12
+	EventType_EVENT_TYPE_ONLINE            EventType = 13
+	EventType_EVENT_TYPE_ROLLOUT_STARTED   EventType = 14
+	EventType_EVENT_TYPE_ROLLOUT_SUCCEEDED EventType = 15
+	EventType_EVENT_TYPE_ROLLOUT_FAILED    EventType = 16
 )
 
 // Enum value maps for EventType.
@@ -58,22 +61,28 @@ var (
 		11: "EVENT_TYPE_STATE_CHANGED",
 		12: "EVENT_TYPE_START_FAILED",
 		13: "EVENT_TYPE_ONLINE",
+		14: "EVENT_TYPE_ROLLOUT_STARTED",
+		15: "EVENT_TYPE_ROLLOUT_SUCCEEDED",
+		16: "EVENT_TYPE_ROLLOUT_FAILED",
 	}
 	EventType_value = map[string]int32{
-		"EVENT_TYPE_UNSPECIFIED":   0,
-		"EVENT_TYPE_STARTED":       1,
-		"EVENT_TYPE_READY":         2,
-		"EVENT_TYPE_EXITED":        3,
-		"EVENT_TYPE_RESTARTED":     4,
-		"EVENT_TYPE_FAILED":        5,
-		"EVENT_TYPE_OFFLINE":       6,
-		"EVENT_TYPE_STOPPED":       7,
-		"EVENT_TYPE_APPLIED":       8,
-		"EVENT_TYPE_DELETED":       9,
-		"EVENT_TYPE_UNHEALTHY":     10,
-		"EVENT_TYPE_STATE_CHANGED": 11,
-		"EVENT_TYPE_START_FAILED":  12,
-		"EVENT_TYPE_ONLINE":        13,
+		"EVENT_TYPE_UNSPECIFIED":       0,
+		"EVENT_TYPE_STARTED":           1,
+		"EVENT_TYPE_READY":             2,
+		"EVENT_TYPE_EXITED":            3,
+		"EVENT_TYPE_RESTARTED":         4,
+		"EVENT_TYPE_FAILED":            5,
+		"EVENT_TYPE_OFFLINE":           6,
+		"EVENT_TYPE_STOPPED":           7,
+		"EVENT_TYPE_APPLIED":           8,
+		"EVENT_TYPE_DELETED":           9,
+		"EVENT_TYPE_UNHEALTHY":         10,
+		"EVENT_TYPE_STATE_CHANGED":     11,
+		"EVENT_TYPE_START_FAILED":      12,
+		"EVENT_TYPE_ONLINE":            13,
+		"EVENT_TYPE_ROLLOUT_STARTED":   14,
+		"EVENT_TYPE_ROLLOUT_SUCCEEDED": 15,
+		"EVENT_TYPE_ROLLOUT_FAILED":    16,
 	}
 )
 
@@ -120,7 +129,10 @@ type Event struct {
 	Message       string        `protobuf:"bytes,10,opt,name=message,proto3" json:"message,omitempty"`
 	// The last lines of output of an instance that failed to start or
 	// exited unasked.
-	LogTail       []string `protobuf:"bytes,11,rep,name=log_tail,json=logTail,proto3" json:"log_tail,omitempty"`
+	LogTail []string `protobuf:"bytes,11,rep,name=log_tail,json=logTail,proto3" json:"log_tail,omitempty"`
+	// The app generation the event belongs to: the instance's for instance
+	// events, the app's otherwise, the new one for rollout events.
+	Generation    uint64 `protobuf:"varint,12,opt,name=generation,proto3" json:"generation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -230,6 +242,13 @@ func (x *Event) GetLogTail() []string {
 		return x.LogTail
 	}
 	return nil
+}
+
+func (x *Event) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
 }
 
 type WatchEventsRequest struct {
@@ -342,7 +361,7 @@ var File_ancm_v1_events_proto protoreflect.FileDescriptor
 
 const file_ancm_v1_events_proto_rawDesc = "" +
 	"\n" +
-	"\x14ancm/v1/events.proto\x12\aancm.v1\x1a\x13ancm/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x90\x03\n" +
+	"\x14ancm/v1/events.proto\x12\aancm.v1\x1a\x13ancm/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb0\x03\n" +
 	"\x05Event\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12&\n" +
@@ -355,14 +374,17 @@ const file_ancm_v1_events_proto_rawDesc = "" +
 	"\x04exit\x18\t \x01(\v2\x13.ancm.v1.ExitStatusR\x04exit\x12\x18\n" +
 	"\amessage\x18\n" +
 	" \x01(\tR\amessage\x12\x19\n" +
-	"\blog_tail\x18\v \x03(\tR\alogTailB\v\n" +
+	"\blog_tail\x18\v \x03(\tR\alogTail\x12\x1e\n" +
+	"\n" +
+	"generation\x18\f \x01(\x04R\n" +
+	"generationB\v\n" +
 	"\t_instance\"[\n" +
 	"\x12WatchEventsRequest\x12\x10\n" +
 	"\x03app\x18\x01 \x01(\tR\x03app\x12\x16\n" +
 	"\x06follow\x18\x02 \x01(\bR\x06follow\x12\x1b\n" +
 	"\tafter_seq\x18\x03 \x01(\x04R\bafterSeq\";\n" +
 	"\x13WatchEventsResponse\x12$\n" +
-	"\x05event\x18\x01 \x01(\v2\x0e.ancm.v1.EventR\x05event*\xe9\x02\n" +
+	"\x05event\x18\x01 \x01(\v2\x0e.ancm.v1.EventR\x05event*\xca\x03\n" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12EVENT_TYPE_STARTED\x10\x01\x12\x14\n" +
@@ -378,7 +400,10 @@ const file_ancm_v1_events_proto_rawDesc = "" +
 	"\x12\x1c\n" +
 	"\x18EVENT_TYPE_STATE_CHANGED\x10\v\x12\x1b\n" +
 	"\x17EVENT_TYPE_START_FAILED\x10\f\x12\x15\n" +
-	"\x11EVENT_TYPE_ONLINE\x10\r2Z\n" +
+	"\x11EVENT_TYPE_ONLINE\x10\r\x12\x1e\n" +
+	"\x1aEVENT_TYPE_ROLLOUT_STARTED\x10\x0e\x12 \n" +
+	"\x1cEVENT_TYPE_ROLLOUT_SUCCEEDED\x10\x0f\x12\x1d\n" +
+	"\x19EVENT_TYPE_ROLLOUT_FAILED\x10\x102Z\n" +
 	"\fEventService\x12J\n" +
 	"\vWatchEvents\x12\x1b.ancm.v1.WatchEventsRequest\x1a\x1c.ancm.v1.WatchEventsResponse0\x01B1Z/github.com/ancm-dev/ancm/api/gen/ancm/v1;ancmv1b\x06proto3"
 

@@ -209,6 +209,61 @@ func (StartMode) EnumDescriptor() ([]byte, []int) {
 	return file_ancm_v1_types_proto_rawDescGZIP(), []int{2}
 }
 
+// RolloutResult is how a rollout from one generation to the next went.
+type RolloutResult int32
+
+const (
+	RolloutResult_ROLLOUT_RESULT_UNSPECIFIED RolloutResult = 0
+	RolloutResult_ROLLOUT_RESULT_IN_PROGRESS RolloutResult = 1
+	RolloutResult_ROLLOUT_RESULT_SUCCEEDED   RolloutResult = 2
+	// A new instance failed before it counted; the app went back to the
+	// previous generation's spec.
+	RolloutResult_ROLLOUT_RESULT_FAILED RolloutResult = 3
+)
+
+// Enum value maps for RolloutResult.
+var (
+	RolloutResult_name = map[int32]string{
+		0: "ROLLOUT_RESULT_UNSPECIFIED",
+		1: "ROLLOUT_RESULT_IN_PROGRESS",
+		2: "ROLLOUT_RESULT_SUCCEEDED",
+		3: "ROLLOUT_RESULT_FAILED",
+	}
+	RolloutResult_value = map[string]int32{
+		"ROLLOUT_RESULT_UNSPECIFIED": 0,
+		"ROLLOUT_RESULT_IN_PROGRESS": 1,
+		"ROLLOUT_RESULT_SUCCEEDED":   2,
+		"ROLLOUT_RESULT_FAILED":      3,
+	}
+)
+
+func (x RolloutResult) Enum() *RolloutResult {
+	p := new(RolloutResult)
+	*p = x
+	return p
+}
+
+func (x RolloutResult) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RolloutResult) Descriptor() protoreflect.EnumDescriptor {
+	return file_ancm_v1_types_proto_enumTypes[3].Descriptor()
+}
+
+func (RolloutResult) Type() protoreflect.EnumType {
+	return &file_ancm_v1_types_proto_enumTypes[3]
+}
+
+func (x RolloutResult) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RolloutResult.Descriptor instead.
+func (RolloutResult) EnumDescriptor() ([]byte, []int) {
+	return file_ancm_v1_types_proto_rawDescGZIP(), []int{3}
+}
+
 // HealthCheck configures readiness and liveness probing over HTTP.
 type HealthCheck struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -362,7 +417,10 @@ type AppSpec struct {
 	StripPrefix bool `protobuf:"varint,30,opt,name=strip_prefix,json=stripPrefix,proto3" json:"strip_prefix,omitempty"`
 	// How the data plane talks to the app: "http1" (the default when unset)
 	// or "h2c", cleartext HTTP/2 (gRPC servers).
-	Protocol      string `protobuf:"bytes,31,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	Protocol string `protobuf:"bytes,31,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	// How a change that needs new processes is rolled out; unset means the
+	// defaults (rolling, max_surge 1, min_ready 1s, drain_timeout 30s).
+	Rollout       *RolloutPolicy `protobuf:"bytes,21,opt,name=rollout,proto3" json:"rollout,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -551,6 +609,269 @@ func (x *AppSpec) GetProtocol() string {
 	return ""
 }
 
+func (x *AppSpec) GetRollout() *RolloutPolicy {
+	if x != nil {
+		return x.Rollout
+	}
+	return nil
+}
+
+// RolloutPolicy is the `rollout` block of an app.
+type RolloutPolicy struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "rolling" (the default) or "recreate".
+	Strategy string `protobuf:"bytes,1,opt,name=strategy,proto3" json:"strategy,omitempty"`
+	// New instances started before old ones drain, 1..processes; 0 means 1.
+	MaxSurge uint32 `protobuf:"varint,2,opt,name=max_surge,json=maxSurge,proto3" json:"max_surge,omitempty"`
+	// How long a new instance stays ready before it counts.
+	MinReady *durationpb.Duration `protobuf:"bytes,3,opt,name=min_ready,json=minReady,proto3" json:"min_ready,omitempty"`
+	// How long in-flight requests and streams on an old instance get.
+	DrainTimeout  *durationpb.Duration `protobuf:"bytes,4,opt,name=drain_timeout,json=drainTimeout,proto3" json:"drain_timeout,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RolloutPolicy) Reset() {
+	*x = RolloutPolicy{}
+	mi := &file_ancm_v1_types_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RolloutPolicy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RolloutPolicy) ProtoMessage() {}
+
+func (x *RolloutPolicy) ProtoReflect() protoreflect.Message {
+	mi := &file_ancm_v1_types_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RolloutPolicy.ProtoReflect.Descriptor instead.
+func (*RolloutPolicy) Descriptor() ([]byte, []int) {
+	return file_ancm_v1_types_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *RolloutPolicy) GetStrategy() string {
+	if x != nil {
+		return x.Strategy
+	}
+	return ""
+}
+
+func (x *RolloutPolicy) GetMaxSurge() uint32 {
+	if x != nil {
+		return x.MaxSurge
+	}
+	return 0
+}
+
+func (x *RolloutPolicy) GetMinReady() *durationpb.Duration {
+	if x != nil {
+		return x.MinReady
+	}
+	return nil
+}
+
+func (x *RolloutPolicy) GetDrainTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.DrainTimeout
+	}
+	return nil
+}
+
+// RolloutStatus is the current or last rollout of an app.
+type RolloutStatus struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	FromGeneration uint64                 `protobuf:"varint,1,opt,name=from_generation,json=fromGeneration,proto3" json:"from_generation,omitempty"`
+	ToGeneration   uint64                 `protobuf:"varint,2,opt,name=to_generation,json=toGeneration,proto3" json:"to_generation,omitempty"`
+	Result         RolloutResult          `protobuf:"varint,3,opt,name=result,proto3,enum=ancm.v1.RolloutResult" json:"result,omitempty"`
+	// Why it failed.
+	Reason string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Last lines of output of the instance that failed it.
+	LogTail       []string               `protobuf:"bytes,5,rep,name=log_tail,json=logTail,proto3" json:"log_tail,omitempty"`
+	StartedAt     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	FinishedAt    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=finished_at,json=finishedAt,proto3" json:"finished_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RolloutStatus) Reset() {
+	*x = RolloutStatus{}
+	mi := &file_ancm_v1_types_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RolloutStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RolloutStatus) ProtoMessage() {}
+
+func (x *RolloutStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_ancm_v1_types_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RolloutStatus.ProtoReflect.Descriptor instead.
+func (*RolloutStatus) Descriptor() ([]byte, []int) {
+	return file_ancm_v1_types_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *RolloutStatus) GetFromGeneration() uint64 {
+	if x != nil {
+		return x.FromGeneration
+	}
+	return 0
+}
+
+func (x *RolloutStatus) GetToGeneration() uint64 {
+	if x != nil {
+		return x.ToGeneration
+	}
+	return 0
+}
+
+func (x *RolloutStatus) GetResult() RolloutResult {
+	if x != nil {
+		return x.Result
+	}
+	return RolloutResult_ROLLOUT_RESULT_UNSPECIFIED
+}
+
+func (x *RolloutStatus) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *RolloutStatus) GetLogTail() []string {
+	if x != nil {
+		return x.LogTail
+	}
+	return nil
+}
+
+func (x *RolloutStatus) GetStartedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartedAt
+	}
+	return nil
+}
+
+func (x *RolloutStatus) GetFinishedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FinishedAt
+	}
+	return nil
+}
+
+// Generation is one entry of an app's history.
+type Generation struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Generation uint64                 `protobuf:"varint,1,opt,name=generation,proto3" json:"generation,omitempty"`
+	// When the generation was created.
+	Time *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
+	// What changed from the generation before, in words ("env, args",
+	// "restart", "rollback to 3").
+	Change        string        `protobuf:"bytes,3,opt,name=change,proto3" json:"change,omitempty"`
+	Result        RolloutResult `protobuf:"varint,4,opt,name=result,proto3,enum=ancm.v1.RolloutResult" json:"result,omitempty"`
+	Reason        string        `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	Spec          *AppSpec      `protobuf:"bytes,6,opt,name=spec,proto3" json:"spec,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Generation) Reset() {
+	*x = Generation{}
+	mi := &file_ancm_v1_types_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Generation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Generation) ProtoMessage() {}
+
+func (x *Generation) ProtoReflect() protoreflect.Message {
+	mi := &file_ancm_v1_types_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Generation.ProtoReflect.Descriptor instead.
+func (*Generation) Descriptor() ([]byte, []int) {
+	return file_ancm_v1_types_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Generation) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *Generation) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *Generation) GetChange() string {
+	if x != nil {
+		return x.Change
+	}
+	return ""
+}
+
+func (x *Generation) GetResult() RolloutResult {
+	if x != nil {
+		return x.Result
+	}
+	return RolloutResult_ROLLOUT_RESULT_UNSPECIFIED
+}
+
+func (x *Generation) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Generation) GetSpec() *AppSpec {
+	if x != nil {
+		return x.Spec
+	}
+	return nil
+}
+
 // ExitStatus records how an instance's process ended.
 type ExitStatus struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -571,7 +892,7 @@ type ExitStatus struct {
 
 func (x *ExitStatus) Reset() {
 	*x = ExitStatus{}
-	mi := &file_ancm_v1_types_proto_msgTypes[3]
+	mi := &file_ancm_v1_types_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -583,7 +904,7 @@ func (x *ExitStatus) String() string {
 func (*ExitStatus) ProtoMessage() {}
 
 func (x *ExitStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_ancm_v1_types_proto_msgTypes[3]
+	mi := &file_ancm_v1_types_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -596,7 +917,7 @@ func (x *ExitStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExitStatus.ProtoReflect.Descriptor instead.
 func (*ExitStatus) Descriptor() ([]byte, []int) {
-	return file_ancm_v1_types_proto_rawDescGZIP(), []int{3}
+	return file_ancm_v1_types_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ExitStatus) GetCode() int32 {
@@ -651,14 +972,16 @@ type Instance struct {
 	Restarts uint32      `protobuf:"varint,8,opt,name=restarts,proto3" json:"restarts,omitempty"`
 	LastExit *ExitStatus `protobuf:"bytes,9,opt,name=last_exit,json=lastExit,proto3" json:"last_exit,omitempty"`
 	// File the instance's stdout and stderr go to, if captured.
-	LogPath       string `protobuf:"bytes,10,opt,name=log_path,json=logPath,proto3" json:"log_path,omitempty"`
+	LogPath string `protobuf:"bytes,10,opt,name=log_path,json=logPath,proto3" json:"log_path,omitempty"`
+	// The app generation whose spec the instance runs.
+	Generation    uint64 `protobuf:"varint,11,opt,name=generation,proto3" json:"generation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Instance) Reset() {
 	*x = Instance{}
-	mi := &file_ancm_v1_types_proto_msgTypes[4]
+	mi := &file_ancm_v1_types_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -670,7 +993,7 @@ func (x *Instance) String() string {
 func (*Instance) ProtoMessage() {}
 
 func (x *Instance) ProtoReflect() protoreflect.Message {
-	mi := &file_ancm_v1_types_proto_msgTypes[4]
+	mi := &file_ancm_v1_types_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -683,7 +1006,7 @@ func (x *Instance) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Instance.ProtoReflect.Descriptor instead.
 func (*Instance) Descriptor() ([]byte, []int) {
-	return file_ancm_v1_types_proto_rawDescGZIP(), []int{4}
+	return file_ancm_v1_types_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Instance) GetIndex() uint32 {
@@ -756,6 +1079,13 @@ func (x *Instance) GetLogPath() string {
 	return ""
 }
 
+func (x *Instance) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
 // App is an app's configuration and observed status.
 type App struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -770,14 +1100,18 @@ type App struct {
 	// Restarts over all instances.
 	Restarts uint32 `protobuf:"varint,7,opt,name=restarts,proto3" json:"restarts,omitempty"`
 	// Last lines of captured output of the most recent failure.
-	LogTail       []string `protobuf:"bytes,8,rep,name=log_tail,json=logTail,proto3" json:"log_tail,omitempty"`
+	LogTail []string `protobuf:"bytes,8,rep,name=log_tail,json=logTail,proto3" json:"log_tail,omitempty"`
+	// The generation the app's spec belongs to.
+	Generation uint64 `protobuf:"varint,9,opt,name=generation,proto3" json:"generation,omitempty"`
+	// The current rollout, or the last one.
+	Rollout       *RolloutStatus `protobuf:"bytes,10,opt,name=rollout,proto3" json:"rollout,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *App) Reset() {
 	*x = App{}
-	mi := &file_ancm_v1_types_proto_msgTypes[5]
+	mi := &file_ancm_v1_types_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -789,7 +1123,7 @@ func (x *App) String() string {
 func (*App) ProtoMessage() {}
 
 func (x *App) ProtoReflect() protoreflect.Message {
-	mi := &file_ancm_v1_types_proto_msgTypes[5]
+	mi := &file_ancm_v1_types_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -802,7 +1136,7 @@ func (x *App) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use App.ProtoReflect.Descriptor instead.
 func (*App) Descriptor() ([]byte, []int) {
-	return file_ancm_v1_types_proto_rawDescGZIP(), []int{5}
+	return file_ancm_v1_types_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *App) GetSpec() *AppSpec {
@@ -861,6 +1195,20 @@ func (x *App) GetLogTail() []string {
 	return nil
 }
 
+func (x *App) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *App) GetRollout() *RolloutStatus {
+	if x != nil {
+		return x.Rollout
+	}
+	return nil
+}
+
 var File_ancm_v1_types_proto protoreflect.FileDescriptor
 
 const file_ancm_v1_types_proto_rawDesc = "" +
@@ -874,7 +1222,7 @@ const file_ancm_v1_types_proto_rawDesc = "" +
 	"\bmax_size\x18\x02 \x01(\x04R\amaxSize\x12\x1b\n" +
 	"\tmax_files\x18\x03 \x01(\rR\bmaxFilesB\n" +
 	"\n" +
-	"\b_enabled\"\xcc\a\n" +
+	"\b_enabled\"\xfe\a\n" +
 	"\aAppSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\acommand\x18\x02 \x01(\tR\acommand\x12\x12\n" +
@@ -902,20 +1250,46 @@ const file_ancm_v1_types_proto_rawDesc = "" +
 	"\n" +
 	"stdout_log\x18\x14 \x01(\v2\x12.ancm.v1.StdoutLogR\tstdoutLog\x12!\n" +
 	"\fstrip_prefix\x18\x1e \x01(\bR\vstripPrefix\x12\x1a\n" +
-	"\bprotocol\x18\x1f \x01(\tR\bprotocol\x1a6\n" +
+	"\bprotocol\x18\x1f \x01(\tR\bprotocol\x120\n" +
+	"\arollout\x18\x15 \x01(\v2\x16.ancm.v1.RolloutPolicyR\arollout\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x19\n" +
 	"\x17_rapid_fails_per_minuteB\r\n" +
 	"\v_queue_sizeB\x0f\n" +
-	"\r_offline_file\"\x9a\x01\n" +
+	"\r_offline_file\"\xc0\x01\n" +
+	"\rRolloutPolicy\x12\x1a\n" +
+	"\bstrategy\x18\x01 \x01(\tR\bstrategy\x12\x1b\n" +
+	"\tmax_surge\x18\x02 \x01(\rR\bmaxSurge\x126\n" +
+	"\tmin_ready\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\bminReady\x12>\n" +
+	"\rdrain_timeout\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\fdrainTimeout\"\xb8\x02\n" +
+	"\rRolloutStatus\x12'\n" +
+	"\x0ffrom_generation\x18\x01 \x01(\x04R\x0efromGeneration\x12#\n" +
+	"\rto_generation\x18\x02 \x01(\x04R\ftoGeneration\x12.\n" +
+	"\x06result\x18\x03 \x01(\x0e2\x16.ancm.v1.RolloutResultR\x06result\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x19\n" +
+	"\blog_tail\x18\x05 \x03(\tR\alogTail\x129\n" +
+	"\n" +
+	"started_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12;\n" +
+	"\vfinished_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"finishedAt\"\xe2\x01\n" +
+	"\n" +
+	"Generation\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x01 \x01(\x04R\n" +
+	"generation\x12.\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x16\n" +
+	"\x06change\x18\x03 \x01(\tR\x06change\x12.\n" +
+	"\x06result\x18\x04 \x01(\x0e2\x16.ancm.v1.RolloutResultR\x06result\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\x12$\n" +
+	"\x04spec\x18\x06 \x01(\v2\x10.ancm.v1.AppSpecR\x04spec\"\x9a\x01\n" +
 	"\n" +
 	"ExitStatus\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x16\n" +
 	"\x06signal\x18\x02 \x01(\tR\x06signal\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12.\n" +
 	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x18\n" +
-	"\aplanned\x18\x05 \x01(\bR\aplanned\"\xef\x02\n" +
+	"\aplanned\x18\x05 \x01(\bR\aplanned\"\x8f\x03\n" +
 	"\bInstance\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\rR\x05index\x12,\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x16.ancm.v1.InstanceStateR\x05state\x12\x10\n" +
@@ -929,7 +1303,10 @@ const file_ancm_v1_types_proto_rawDesc = "" +
 	"\brestarts\x18\b \x01(\rR\brestarts\x120\n" +
 	"\tlast_exit\x18\t \x01(\v2\x13.ancm.v1.ExitStatusR\blastExit\x12\x19\n" +
 	"\blog_path\x18\n" +
-	" \x01(\tR\alogPath\"\xb4\x02\n" +
+	" \x01(\tR\alogPath\x12\x1e\n" +
+	"\n" +
+	"generation\x18\v \x01(\x04R\n" +
+	"generation\"\x86\x03\n" +
 	"\x03App\x12$\n" +
 	"\x04spec\x18\x01 \x01(\v2\x10.ancm.v1.AppSpecR\x04spec\x12'\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x11.ancm.v1.AppStateR\x05state\x12!\n" +
@@ -939,7 +1316,12 @@ const file_ancm_v1_types_proto_rawDesc = "" +
 	"\tinstances\x18\x05 \x03(\v2\x11.ancm.v1.InstanceR\tinstances\x12\x16\n" +
 	"\x06source\x18\x06 \x01(\tR\x06source\x12\x1a\n" +
 	"\brestarts\x18\a \x01(\rR\brestarts\x12\x19\n" +
-	"\blog_tail\x18\b \x03(\tR\alogTail*\xc4\x01\n" +
+	"\blog_tail\x18\b \x03(\tR\alogTail\x12\x1e\n" +
+	"\n" +
+	"generation\x18\t \x01(\x04R\n" +
+	"generation\x120\n" +
+	"\arollout\x18\n" +
+	" \x01(\v2\x16.ancm.v1.RolloutStatusR\arollout*\xc4\x01\n" +
 	"\bAppState\x12\x19\n" +
 	"\x15APP_STATE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eAPP_STATE_IDLE\x10\x01\x12\x16\n" +
@@ -960,7 +1342,12 @@ const file_ancm_v1_types_proto_rawDesc = "" +
 	"\tStartMode\x12\x1a\n" +
 	"\x16START_MODE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14START_MODE_ON_DEMAND\x10\x01\x12\x14\n" +
-	"\x10START_MODE_EAGER\x10\x02B1Z/github.com/ancm-dev/ancm/api/gen/ancm/v1;ancmv1b\x06proto3"
+	"\x10START_MODE_EAGER\x10\x02*\x88\x01\n" +
+	"\rRolloutResult\x12\x1e\n" +
+	"\x1aROLLOUT_RESULT_UNSPECIFIED\x10\x00\x12\x1e\n" +
+	"\x1aROLLOUT_RESULT_IN_PROGRESS\x10\x01\x12\x1c\n" +
+	"\x18ROLLOUT_RESULT_SUCCEEDED\x10\x02\x12\x19\n" +
+	"\x15ROLLOUT_RESULT_FAILED\x10\x03B1Z/github.com/ancm-dev/ancm/api/gen/ancm/v1;ancmv1b\x06proto3"
 
 var (
 	file_ancm_v1_types_proto_rawDescOnce sync.Once
@@ -974,45 +1361,59 @@ func file_ancm_v1_types_proto_rawDescGZIP() []byte {
 	return file_ancm_v1_types_proto_rawDescData
 }
 
-var file_ancm_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_ancm_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_ancm_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_ancm_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_ancm_v1_types_proto_goTypes = []any{
 	(AppState)(0),                 // 0: ancm.v1.AppState
 	(InstanceState)(0),            // 1: ancm.v1.InstanceState
 	(StartMode)(0),                // 2: ancm.v1.StartMode
-	(*HealthCheck)(nil),           // 3: ancm.v1.HealthCheck
-	(*StdoutLog)(nil),             // 4: ancm.v1.StdoutLog
-	(*AppSpec)(nil),               // 5: ancm.v1.AppSpec
-	(*ExitStatus)(nil),            // 6: ancm.v1.ExitStatus
-	(*Instance)(nil),              // 7: ancm.v1.Instance
-	(*App)(nil),                   // 8: ancm.v1.App
-	nil,                           // 9: ancm.v1.AppSpec.EnvEntry
-	(*durationpb.Duration)(nil),   // 10: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
+	(RolloutResult)(0),            // 3: ancm.v1.RolloutResult
+	(*HealthCheck)(nil),           // 4: ancm.v1.HealthCheck
+	(*StdoutLog)(nil),             // 5: ancm.v1.StdoutLog
+	(*AppSpec)(nil),               // 6: ancm.v1.AppSpec
+	(*RolloutPolicy)(nil),         // 7: ancm.v1.RolloutPolicy
+	(*RolloutStatus)(nil),         // 8: ancm.v1.RolloutStatus
+	(*Generation)(nil),            // 9: ancm.v1.Generation
+	(*ExitStatus)(nil),            // 10: ancm.v1.ExitStatus
+	(*Instance)(nil),              // 11: ancm.v1.Instance
+	(*App)(nil),                   // 12: ancm.v1.App
+	nil,                           // 13: ancm.v1.AppSpec.EnvEntry
+	(*durationpb.Duration)(nil),   // 14: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
 }
 var file_ancm_v1_types_proto_depIdxs = []int32{
-	10, // 0: ancm.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	9,  // 1: ancm.v1.AppSpec.env:type_name -> ancm.v1.AppSpec.EnvEntry
+	14, // 0: ancm.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	13, // 1: ancm.v1.AppSpec.env:type_name -> ancm.v1.AppSpec.EnvEntry
 	2,  // 2: ancm.v1.AppSpec.start:type_name -> ancm.v1.StartMode
-	10, // 3: ancm.v1.AppSpec.startup_timeout:type_name -> google.protobuf.Duration
-	10, // 4: ancm.v1.AppSpec.shutdown_timeout:type_name -> google.protobuf.Duration
-	10, // 5: ancm.v1.AppSpec.request_timeout:type_name -> google.protobuf.Duration
-	3,  // 6: ancm.v1.AppSpec.health:type_name -> ancm.v1.HealthCheck
-	4,  // 7: ancm.v1.AppSpec.stdout_log:type_name -> ancm.v1.StdoutLog
-	11, // 8: ancm.v1.ExitStatus.time:type_name -> google.protobuf.Timestamp
-	1,  // 9: ancm.v1.Instance.state:type_name -> ancm.v1.InstanceState
-	11, // 10: ancm.v1.Instance.started_at:type_name -> google.protobuf.Timestamp
-	11, // 11: ancm.v1.Instance.ready_since:type_name -> google.protobuf.Timestamp
-	6,  // 12: ancm.v1.Instance.last_exit:type_name -> ancm.v1.ExitStatus
-	5,  // 13: ancm.v1.App.spec:type_name -> ancm.v1.AppSpec
-	0,  // 14: ancm.v1.App.state:type_name -> ancm.v1.AppState
-	11, // 15: ancm.v1.App.state_since:type_name -> google.protobuf.Timestamp
-	7,  // 16: ancm.v1.App.instances:type_name -> ancm.v1.Instance
-	17, // [17:17] is the sub-list for method output_type
-	17, // [17:17] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	14, // 3: ancm.v1.AppSpec.startup_timeout:type_name -> google.protobuf.Duration
+	14, // 4: ancm.v1.AppSpec.shutdown_timeout:type_name -> google.protobuf.Duration
+	14, // 5: ancm.v1.AppSpec.request_timeout:type_name -> google.protobuf.Duration
+	4,  // 6: ancm.v1.AppSpec.health:type_name -> ancm.v1.HealthCheck
+	5,  // 7: ancm.v1.AppSpec.stdout_log:type_name -> ancm.v1.StdoutLog
+	7,  // 8: ancm.v1.AppSpec.rollout:type_name -> ancm.v1.RolloutPolicy
+	14, // 9: ancm.v1.RolloutPolicy.min_ready:type_name -> google.protobuf.Duration
+	14, // 10: ancm.v1.RolloutPolicy.drain_timeout:type_name -> google.protobuf.Duration
+	3,  // 11: ancm.v1.RolloutStatus.result:type_name -> ancm.v1.RolloutResult
+	15, // 12: ancm.v1.RolloutStatus.started_at:type_name -> google.protobuf.Timestamp
+	15, // 13: ancm.v1.RolloutStatus.finished_at:type_name -> google.protobuf.Timestamp
+	15, // 14: ancm.v1.Generation.time:type_name -> google.protobuf.Timestamp
+	3,  // 15: ancm.v1.Generation.result:type_name -> ancm.v1.RolloutResult
+	6,  // 16: ancm.v1.Generation.spec:type_name -> ancm.v1.AppSpec
+	15, // 17: ancm.v1.ExitStatus.time:type_name -> google.protobuf.Timestamp
+	1,  // 18: ancm.v1.Instance.state:type_name -> ancm.v1.InstanceState
+	15, // 19: ancm.v1.Instance.started_at:type_name -> google.protobuf.Timestamp
+	15, // 20: ancm.v1.Instance.ready_since:type_name -> google.protobuf.Timestamp
+	10, // 21: ancm.v1.Instance.last_exit:type_name -> ancm.v1.ExitStatus
+	6,  // 22: ancm.v1.App.spec:type_name -> ancm.v1.AppSpec
+	0,  // 23: ancm.v1.App.state:type_name -> ancm.v1.AppState
+	15, // 24: ancm.v1.App.state_since:type_name -> google.protobuf.Timestamp
+	11, // 25: ancm.v1.App.instances:type_name -> ancm.v1.Instance
+	8,  // 26: ancm.v1.App.rollout:type_name -> ancm.v1.RolloutStatus
+	27, // [27:27] is the sub-list for method output_type
+	27, // [27:27] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_ancm_v1_types_proto_init() }
@@ -1027,8 +1428,8 @@ func file_ancm_v1_types_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ancm_v1_types_proto_rawDesc), len(file_ancm_v1_types_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   7,
+			NumEnums:      4,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
