@@ -27,10 +27,10 @@ app "broken" {
 }
 `)
 	// Below the rapid-fail limit: start returns after the failed start and
-	// exits 0, the app restarting.
+	// exits 5 with the reason, the app restarting.
 	out, errOut, code := d.ctl("start", "flaky")
-	if code != 0 || !strings.Contains(out, "flaky") {
-		t.Errorf("start flaky: exit %d, want 0\n%s%s", code, out, errOut)
+	if code != 5 || !strings.Contains(errOut, "exited") {
+		t.Errorf("start flaky: exit %d, want 5 with the reason\n%s%s", code, out, errOut)
 	}
 	if _, _, code := d.ctl("stop", "flaky"); code != 0 {
 		t.Errorf("stop flaky: exit %d", code)
@@ -39,9 +39,7 @@ app "broken" {
 	// At the limit: FAILED. A follower of the logs sees ancmd's note about
 	// the failed start; the files, which a later tail reads, hold only the
 	// app's own output.
-	// The wait ends at the first failed start; the app may not show FAILED
-	// yet (the lifecycle rework closes that gap), so start exits 0 or 5.
-	if _, errOut, code := d.ctl("start", "broken"); code != 0 && (code != 5 || !strings.Contains(errOut, "failed to start")) {
+	if _, errOut, code := d.ctl("start", "broken"); code != 5 {
 		t.Errorf("start broken: exit %d: %s", code, errOut)
 	}
 	// The follower may subscribe after a start's failure: start again until

@@ -18,9 +18,9 @@ func (c *cli) startCommand() *cobra.Command {
 		Short: "Start a stopped, failed or idle app",
 		Long: `Start an app and clear its failures. With --wait (the default) ancmctl
 returns once the app has a ready instance, an instance has failed to start,
-or the app is FAILED, and prints the app as it is then. It exits 5 only when
-the app shows FAILED then; after a failed start it may exit 0 with the app
-STARTING and its instance restarting: check READY, or "ancmctl get APP".`,
+or the app is FAILED, and prints the app as it is then. It exits 5 when the
+start failed (an instance that exited, or was not ready within
+startup_timeout, with the last readiness answer as the reason).`,
 		Example: `  ancmctl start hello
   ancmctl start --wait=false hello`,
 		Args:              exactArgs("APP"),
