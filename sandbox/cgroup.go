@@ -1,0 +1,267 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/containerd/cgroups/v3/cgroup1"
+	"github.com/containerd/cgroups/v3/cgroup2"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Limits are the resource limits of one instance; a zero field is no
+// limit.
+type Limits struct {
+	Memory    int64   // bytes
+	CPU       float64 // cores' worth of CPU time
+	Pids      int64   // processes and threads
+	OpenFiles uint64  // RLIMIT_NOFILE, soft and hard
+}
+
+// cpuPeriod is the CFS period the CPU quota is a share of, in µs.
+const cpuPeriod = 100000
+
+// ErrNoController is wrapped when a limit needs a cgroup controller the
+// host does not offer.
+var ErrNoController = errors.New("cgroup controller not available")
+
+// driver makes the cgroups of one daemon, under one root per hierarchy.
+type driver interface {
+	String() string
+	// roots are the daemon's root directories, one per hierarchy.
+	roots() []string
+	// setup creates the roots; they are empty (cleaned) when it runs.
+	setup() error
+	// create makes the cgroup of one instance with its limits.
+	create(name string, l Limits) (*group, error)
+}
+
+// group is the cgroup of one instance.
+type group struct {
+	dirs  []string // the same cgroup in each hierarchy
+	procs []string // cgroup.procs files the trampoline joins (v1)
+	// dir2 is the v2 directory, for clone3's CLONE_INTO_CGROUP.
+	dir2 string
+	// oomFile and oomKey locate the count of OOM kills.
+	oomFile, oomKey string
+}
+
+// oomKills is how many processes of the group the kernel has killed for
+// its memory limit.
+func (g *group) oomKills() uint64 {
+	if g.oomFile == "" {
+		return 0
+	}
+	return readKey(g.oomFile, g.oomKey)
+}
+
+// v1Driver places instances in the memory, cpu, pids and freezer
+// hierarchies of cgroup v1, each below the daemon's own cgroup there.
+type v1Driver struct {
+	mnt  string         // where the hierarchies are mounted: /sys/fs/cgroup
+	subs []cgroup1.Name // the ones mounted
+	base cgroup1.Path   // the daemon's root in each
+}
+
+var v1Names = []cgroup1.Name{cgroup1.Memory, cgroup1.Cpu, cgroup1.Pids, cgroup1.Freezer}
+
+func newV1(mnt, rootName string) (*v1Driver, error) {
+	base := cgroup1.NestedPath(rootName)
+	d := &v1Driver{mnt: mnt, base: base}
+	for _, n := range v1Names {
+		if _, err := base(n); err != nil {
+			continue
+		}
+		if exists(filepath.Join(mnt, string(n))) {
+			d.subs = append(d.subs, n)
+		}
+	}
+	if len(d.subs) == 0 {
+		return nil, fmt.Errorf("cgroup v1: none of memory, cpu, pids, freezer is mounted under %s", mnt)
+	}
+	return d, nil
+}
+
+func (d *v1Driver) String() string { return "cgroup v1" }
+
+func (d *v1Driver) dir(n cgroup1.Name, name string) string {
+	p, _ := d.base(n)
+	return filepath.Join(d.mnt, string(n), p, name)
+}
+
+func (d *v1Driver) has(n cgroup1.Name) bool {
+	for _, s := range d.subs {
+		if s == n {
+			return true
+		}
+	}
+	return false
+}
+
+func (d *v1Driver) roots() []string {
+	out := make([]string, 0, len(d.subs))
+	for _, n := range d.subs {
+		out = append(out, d.dir(n, ""))
+	}
+	return out
+}
+
+func (d *v1Driver) setup() error {
+	for _, r := range d.roots() {
+		if err := os.MkdirAll(r, 0o755); err != nil {
+			return fmt.Errorf("cgroup v1: %w", err)
+		}
+	}
+	return nil
+}
+
+func (d *v1Driver) create(name string, l Limits) (*group, error) {
+	for _, need := range []struct {
+		on  bool
+		sub cgroup1.Name
+		key string
+	}{{l.Memory > 0, cgroup1.Memory, "memory"}, {l.CPU > 0, cgroup1.Cpu, "cpu"}, {l.Pids > 0, cgroup1.Pids, "pids"}} {
+		if need.on && !d.has(need.sub) {
+			return nil, fmt.Errorf("limits.%s: %w: %s is not mounted", need.key, ErrNoController, need.sub)
+		}
+	}
+	g := &group{}
+	for _, n := range d.subs {
+		dir := d.dir(n, name)
+		g.dirs = append(g.dirs, dir)
+		g.procs = append(g.procs, filepath.Join(dir, "cgroup.procs"))
+	}
+	if d.has(cgroup1.Memory) {
+		g.oomFile, g.oomKey = filepath.Join(d.dir(cgroup1.Memory, name), "memory.oom_control"), "oom_kill"
+	}
+	// A cgroup of the same name left by a run that ended badly goes first.
+	if err := killTree(g.dirs, true); err != nil {
+		return nil, err
+	}
+	res := &specs.LinuxResources{}
+	if l.Memory > 0 {
+		m := l.Memory
+		res.Memory = &specs.LinuxMemory{Limit: &m}
+		if exists(filepath.Join(d.dir(cgroup1.Memory, ""), "memory.memsw.limit_in_bytes")) {
+			// Memory and swap together: no swapping past the limit.
+			res.Memory.Swap = &m
+		}
+	}
+	if l.CPU > 0 {
+		q, p := int64(l.CPU*cpuPeriod), uint64(cpuPeriod)
+		res.CPU = &specs.LinuxCPU{Quota: &q, Period: &p}
+	}
+	if l.Pids > 0 {
+		n := l.Pids
+		res.Pids = &specs.LinuxPids{Limit: &n}
+	}
+	path := func(n cgroup1.Name) (string, error) {
+		p, err := d.base(n)
+		return filepath.Join(p, name), err
+	}
+	hier := func() ([]cgroup1.Subsystem, error) {
+		var subs []cgroup1.Subsystem
+		for _, n := range d.subs {
+			switch n {
+			case cgroup1.Memory:
+				subs = append(subs, cgroup1.NewMemory(d.mnt))
+			case cgroup1.Cpu:
+				subs = append(subs, cgroup1.NewCpu(d.mnt))
+			case cgroup1.Pids:
+				subs = append(subs, cgroup1.NewPids(d.mnt))
+			case cgroup1.Freezer:
+				subs = append(subs, cgroup1.NewFreezer(d.mnt))
+			}
+		}
+		return subs, nil
+	}
+	if _, err := cgroup1.New(path, res, cgroup1.WithHierarchy(hier), allowAny); err != nil {
+		_ = killTree(g.dirs, true)
+		return nil, fmt.Errorf("cgroup v1 %s: %w", name, err)
+	}
+	return g, nil
+}
+
+// v2Driver places instances in the unified hierarchy, below the daemon's
+// own cgroup. A v2 cgroup with processes cannot hand controllers to its
+// children, so setup moves the daemon into a leaf of its own, "ancmd",
+// beside the root of the instances (systemd's Delegate=yes allows this).
+type v2Driver struct {
+	mnt  string // /sys/fs/cgroup
+	own  string // the daemon's cgroup, "/system.slice/ancmd.service"
+	name string // the root's name below own
+	pid  int    // the process to move into the leaf
+}
+
+func newV2(mnt, own, rootName string, pid int) *v2Driver {
+	return &v2Driver{mnt: mnt, own: filepath.Clean("/" + own), name: rootName, pid: pid}
+}
+
+// v2Controllers are the controllers the instances' limits use.
+var v2Controllers = "+cpu +memory +pids"
+
+func (d *v2Driver) String() string { return "cgroup v2" }
+
+func (d *v2Driver) root() string { return filepath.Join(d.own, d.name) }
+
+func (d *v2Driver) roots() []string { return []string{filepath.Join(d.mnt, d.root())} }
+
+func (d *v2Driver) setup() error {
+	ownDir := filepath.Join(d.mnt, d.own)
+	if d.own != "/" {
+		leaf := filepath.Join(ownDir, "ancmd")
+		if err := os.MkdirAll(leaf, 0o755); err != nil {
+			return fmt.Errorf("cgroup v2: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(leaf, "cgroup.procs"), []byte(strconv.Itoa(d.pid)), 0o644); err != nil {
+			return fmt.Errorf("cgroup v2: move the daemon into %s: %w", leaf, err)
+		}
+	}
+	rootDir := filepath.Join(d.mnt, d.root())
+	if err := os.MkdirAll(rootDir, 0o755); err != nil {
+		return fmt.Errorf("cgroup v2: %w", err)
+	}
+	for _, dir := range []string{ownDir, rootDir} {
+		if err := os.WriteFile(filepath.Join(dir, "cgroup.subtree_control"), []byte(v2Controllers), 0o644); err != nil {
+			return fmt.Errorf("cgroup v2: enable %s in %s: %w", v2Controllers, dir, err)
+		}
+	}
+	return nil
+}
+
+func (d *v2Driver) create(name string, l Limits) (*group, error) {
+	dir := filepath.Join(d.mnt, d.root(), name)
+	g := &group{dirs: []string{dir}, dir2: dir, oomFile: filepath.Join(dir, "memory.events"), oomKey: "oom_kill"}
+	if err := killTree(g.dirs, true); err != nil {
+		return nil, err
+	}
+	res := &cgroup2.Resources{}
+	if l.Memory > 0 {
+		m, swap, group := l.Memory, int64(0), true
+		// OOMGroup: the kernel kills the whole instance, not one of its
+		// processes, as systemd's OOMPolicy=kill.
+		res.Memory = &cgroup2.Memory{Max: &m, Swap: &swap, OOMGroup: &group}
+	}
+	if l.CPU > 0 {
+		q, p := int64(l.CPU*cpuPeriod), uint64(cpuPeriod)
+		res.CPU = &cgroup2.CPU{Max: cgroup2.NewCPUMax(&q, &p)}
+	}
+	if l.Pids > 0 {
+		res.Pids = &cgroup2.Pids{Max: l.Pids}
+	}
+	if _, err := cgroup2.NewManager(d.mnt, filepath.Join(d.root(), name), res); err != nil {
+		_ = killTree(g.dirs, true)
+		return nil, fmt.Errorf("cgroup v2 %s: %w", name, err)
+	}
+	return g, nil
+}
+
+// allowAny lets a cgroup be made in the hierarchies that are there, without
+// the devices controller cgroup1 wants by default.
+func allowAny(c *cgroup1.InitConfig) error {
+	c.InitCheck = cgroup1.AllowAny
+	return nil
+}
