@@ -22,6 +22,7 @@ func defaultApp(name string) App {
 		OfflineFile:         DefaultOfflineFile,
 		Health:              Health{Interval: DefaultHealthInterval},
 		StdoutLog:           StdoutLog{Enabled: true, MaxSize: DefaultLogMaxSize, MaxFiles: DefaultLogMaxFiles},
+		InheritEnv:          true,
 	}
 }
 
@@ -48,7 +49,12 @@ func (a App) Equal(b App) bool {
 		a.ErrorDetail == b.ErrorDetail &&
 		a.Compat == b.Compat &&
 		a.Health == b.Health &&
-		a.StdoutLog == b.StdoutLog
+		a.StdoutLog == b.StdoutLog &&
+		a.User == b.User &&
+		a.Group == b.Group &&
+		a.EnvFile == b.EnvFile &&
+		a.InheritEnv == b.InheritEnv &&
+		a.Limits == b.Limits
 }
 
 // App returns the app with the given name, or false.

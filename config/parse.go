@@ -336,6 +336,7 @@ func (p *parser) app(b *hclsyntax.Block) (a App, s *scope, ok bool) {
 		l.size("max_size", &a.StdoutLog.MaxSize)
 		l.integer("max_files", &a.StdoutLog.MaxFiles)
 	}
+	s.isolation(&a)
 
 	for _, pr := range checkApp(&a) {
 		if s.failed[pr.key] || pr.key == "name" && !ok {

@@ -63,6 +63,7 @@ func TestLoadFull(t *testing.T) {
 		Compat:              "aspnetcore",
 		Health:              Health{Path: "/healthz", Interval: 2 * time.Second},
 		StdoutLog:           StdoutLog{Enabled: false, MaxSize: 512 << 10, MaxFiles: 10},
+		InheritEnv:          true,
 	}
 	api := defaultApp("api")
 	api.Command, api.Dir, api.PathPrefix = "/usr/bin/api", "/srv/api", "/api"
@@ -118,6 +119,7 @@ func TestDefaults(t *testing.T) {
 		OfflineFile:         "app_offline.htm",
 		Health:              Health{Interval: 10 * time.Second},
 		StdoutLog:           StdoutLog{Enabled: true, MaxSize: 10 << 20, MaxFiles: 5},
+		InheritEnv:          true,
 	}
 	if len(f.Apps) != 1 || !f.Apps[0].Equal(want) {
 		t.Errorf("apps:\n got %+v\nwant %+v", f.Apps, want)

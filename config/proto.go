@@ -50,6 +50,16 @@ func (a App) Proto() *ancmv1.AppSpec {
 			MaxSize:  uint64(max(a.StdoutLog.MaxSize, 0)),
 			MaxFiles: uint32(max(a.StdoutLog.MaxFiles, 0)),
 		},
+		User:       a.User,
+		Group:      a.Group,
+		EnvFile:    a.EnvFile,
+		InheritEnv: proto.Bool(a.InheritEnv),
+		Limits: &ancmv1.Limits{
+			Memory:    uint64(max(a.Limits.Memory, 0)),
+			Cpu:       a.Limits.CPU,
+			Pids:      uint32(max(a.Limits.Pids, 0)),
+			OpenFiles: uint64(max(a.Limits.OpenFiles, 0)),
+		},
 	}
 }
 
@@ -142,6 +152,8 @@ func AppFromProto(spec *ancmv1.AppSpec) (App, error) {
 			a.StdoutLog.MaxFiles = clampInt(uint64(n))
 		}
 	}
+
+	isolationFromProto(spec, &a, bad)
 
 	for _, p := range checkApp(&a) {
 		if !failed[p.key] {

@@ -27,8 +27,9 @@ var (
 	appSchema = schema{
 		attrs: []string{"command", "args", "dir", "env", "hosts", "path_prefix", "start", "processes",
 			"startup_timeout", "shutdown_timeout", "request_timeout", "rapid_fails_per_minute",
-			"stop_signal", "queue_size", "offline_file", "error_detail", "compat"},
-		blocks: []string{"health", "stdout_log"},
+			"stop_signal", "queue_size", "offline_file", "error_detail", "compat",
+			"user", "group", "env_file", "inherit_env"},
+		blocks: []string{"health", "stdout_log", "limits"},
 	}
 	healthSchema    = schema{attrs: []string{"path", "interval"}}
 	stdoutLogSchema = schema{attrs: []string{"enabled", "max_size", "max_files"}}

@@ -11,6 +11,8 @@ package main
 import (
 	"fmt"
 	"os"
+
+	"github.com/ancm-dev/ancm/sandbox"
 )
 
 func main() {
@@ -31,6 +33,10 @@ func run(args []string) int {
 		return runProxy(args)
 	case "validate":
 		return runValidate(args)
+	case sandbox.ExecCommand: // hidden: the trampoline into an instance's cgroup
+		return sandbox.ExecMain(args)
+	case sandbox.WatchdogCommand: // hidden: kills the apps when the daemon dies
+		return sandbox.WatchdogMain(args)
 	case "version":
 		fmt.Println("ancmd", version())
 		return 0

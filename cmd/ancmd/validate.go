@@ -23,6 +23,9 @@ func runValidate(args []string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	for _, w := range config.Warnings(f) {
+		fmt.Fprintln(os.Stderr, w)
+	}
 	fmt.Printf("%s: ok (%d apps)\n", *path, len(f.Apps))
 	return 0
 }

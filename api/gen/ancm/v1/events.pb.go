@@ -39,6 +39,8 @@ const (
 	EventType_EVENT_TYPE_STATE_CHANGED EventType = 11
 	EventType_EVENT_TYPE_START_FAILED  EventType = 12
 	EventType_EVENT_TYPE_ONLINE        EventType = 13
+	// The kernel killed an instance's process for the app's memory limit.
+	EventType_EVENT_TYPE_OOM_KILLED EventType = 14
 )
 
 // Enum value maps for EventType.
@@ -58,6 +60,7 @@ var (
 		11: "EVENT_TYPE_STATE_CHANGED",
 		12: "EVENT_TYPE_START_FAILED",
 		13: "EVENT_TYPE_ONLINE",
+		14: "EVENT_TYPE_OOM_KILLED",
 	}
 	EventType_value = map[string]int32{
 		"EVENT_TYPE_UNSPECIFIED":   0,
@@ -74,6 +77,7 @@ var (
 		"EVENT_TYPE_STATE_CHANGED": 11,
 		"EVENT_TYPE_START_FAILED":  12,
 		"EVENT_TYPE_ONLINE":        13,
+		"EVENT_TYPE_OOM_KILLED":    14,
 	}
 )
 
@@ -362,7 +366,7 @@ const file_ancm_v1_events_proto_rawDesc = "" +
 	"\x06follow\x18\x02 \x01(\bR\x06follow\x12\x1b\n" +
 	"\tafter_seq\x18\x03 \x01(\x04R\bafterSeq\";\n" +
 	"\x13WatchEventsResponse\x12$\n" +
-	"\x05event\x18\x01 \x01(\v2\x0e.ancm.v1.EventR\x05event*\xe9\x02\n" +
+	"\x05event\x18\x01 \x01(\v2\x0e.ancm.v1.EventR\x05event*\x84\x03\n" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12EVENT_TYPE_STARTED\x10\x01\x12\x14\n" +
@@ -378,7 +382,8 @@ const file_ancm_v1_events_proto_rawDesc = "" +
 	"\x12\x1c\n" +
 	"\x18EVENT_TYPE_STATE_CHANGED\x10\v\x12\x1b\n" +
 	"\x17EVENT_TYPE_START_FAILED\x10\f\x12\x15\n" +
-	"\x11EVENT_TYPE_ONLINE\x10\r2Z\n" +
+	"\x11EVENT_TYPE_ONLINE\x10\r\x12\x19\n" +
+	"\x15EVENT_TYPE_OOM_KILLED\x10\x0e2Z\n" +
 	"\fEventService\x12J\n" +
 	"\vWatchEvents\x12\x1b.ancm.v1.WatchEventsRequest\x1a\x1c.ancm.v1.WatchEventsResponse0\x01B1Z/github.com/ancm-dev/ancm/api/gen/ancm/v1;ancmv1b\x06proto3"
 

@@ -354,9 +354,19 @@ type AppSpec struct {
 	OfflineFile *string `protobuf:"bytes,16,opt,name=offline_file,json=offlineFile,proto3,oneof" json:"offline_file,omitempty"`
 	ErrorDetail bool    `protobuf:"varint,17,opt,name=error_detail,json=errorDetail,proto3" json:"error_detail,omitempty"`
 	// "" or "aspnetcore".
-	Compat        string       `protobuf:"bytes,18,opt,name=compat,proto3" json:"compat,omitempty"`
-	Health        *HealthCheck `protobuf:"bytes,19,opt,name=health,proto3" json:"health,omitempty"`
-	StdoutLog     *StdoutLog   `protobuf:"bytes,20,opt,name=stdout_log,json=stdoutLog,proto3" json:"stdout_log,omitempty"`
+	Compat    string       `protobuf:"bytes,18,opt,name=compat,proto3" json:"compat,omitempty"`
+	Health    *HealthCheck `protobuf:"bytes,19,opt,name=health,proto3" json:"health,omitempty"`
+	StdoutLog *StdoutLog   `protobuf:"bytes,20,opt,name=stdout_log,json=stdoutLog,proto3" json:"stdout_log,omitempty"`
+	// Run as this user, with its primary group and its groups; empty keeps
+	// ancmd's user (root, usually). Needs ancmd to run as root.
+	User string `protobuf:"bytes,21,opt,name=user,proto3" json:"user,omitempty"`
+	// Another primary group than the user's.
+	Group string `protobuf:"bytes,22,opt,name=group,proto3" json:"group,omitempty"`
+	// A file of KEY=VALUE lines, relative to dir; env wins over it.
+	EnvFile string `protobuf:"bytes,23,opt,name=env_file,json=envFile,proto3" json:"env_file,omitempty"`
+	// Whether the app inherits ancmd's environment; unset means true.
+	InheritEnv    *bool   `protobuf:"varint,24,opt,name=inherit_env,json=inheritEnv,proto3,oneof" json:"inherit_env,omitempty"`
+	Limits        *Limits `protobuf:"bytes,25,opt,name=limits,proto3" json:"limits,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -531,6 +541,115 @@ func (x *AppSpec) GetStdoutLog() *StdoutLog {
 	return nil
 }
 
+func (x *AppSpec) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *AppSpec) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *AppSpec) GetEnvFile() string {
+	if x != nil {
+		return x.EnvFile
+	}
+	return ""
+}
+
+func (x *AppSpec) GetInheritEnv() bool {
+	if x != nil && x.InheritEnv != nil {
+		return *x.InheritEnv
+	}
+	return false
+}
+
+func (x *AppSpec) GetLimits() *Limits {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
+// Limits are the resource limits of each instance of an app, in force
+// before its first instruction; a zero field is no limit.
+type Limits struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Hard memory limit in bytes, swap included.
+	Memory uint64 `protobuf:"varint,1,opt,name=memory,proto3" json:"memory,omitempty"`
+	// Cores' worth of CPU time (1.5 is one and a half cores).
+	Cpu float64 `protobuf:"fixed64,2,opt,name=cpu,proto3" json:"cpu,omitempty"`
+	// Processes and threads.
+	Pids uint32 `protobuf:"varint,3,opt,name=pids,proto3" json:"pids,omitempty"`
+	// RLIMIT_NOFILE, soft and hard.
+	OpenFiles     uint64 `protobuf:"varint,4,opt,name=open_files,json=openFiles,proto3" json:"open_files,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Limits) Reset() {
+	*x = Limits{}
+	mi := &file_ancm_v1_types_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Limits) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Limits) ProtoMessage() {}
+
+func (x *Limits) ProtoReflect() protoreflect.Message {
+	mi := &file_ancm_v1_types_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Limits.ProtoReflect.Descriptor instead.
+func (*Limits) Descriptor() ([]byte, []int) {
+	return file_ancm_v1_types_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Limits) GetMemory() uint64 {
+	if x != nil {
+		return x.Memory
+	}
+	return 0
+}
+
+func (x *Limits) GetCpu() float64 {
+	if x != nil {
+		return x.Cpu
+	}
+	return 0
+}
+
+func (x *Limits) GetPids() uint32 {
+	if x != nil {
+		return x.Pids
+	}
+	return 0
+}
+
+func (x *Limits) GetOpenFiles() uint64 {
+	if x != nil {
+		return x.OpenFiles
+	}
+	return 0
+}
+
 // ExitStatus records how an instance's process ended.
 type ExitStatus struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -544,14 +663,17 @@ type ExitStatus struct {
 	Reason string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
 	Time   *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=time,proto3" json:"time,omitempty"`
 	// Whether ancm asked for the exit (a stop or a restart).
-	Planned       bool `protobuf:"varint,5,opt,name=planned,proto3" json:"planned,omitempty"`
+	Planned bool `protobuf:"varint,5,opt,name=planned,proto3" json:"planned,omitempty"`
+	// Whether the kernel killed a process of the instance for its memory
+	// limit (from the cgroup's OOM counter, not guessed from SIGKILL).
+	OomKilled     bool `protobuf:"varint,6,opt,name=oom_killed,json=oomKilled,proto3" json:"oom_killed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ExitStatus) Reset() {
 	*x = ExitStatus{}
-	mi := &file_ancm_v1_types_proto_msgTypes[3]
+	mi := &file_ancm_v1_types_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -563,7 +685,7 @@ func (x *ExitStatus) String() string {
 func (*ExitStatus) ProtoMessage() {}
 
 func (x *ExitStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_ancm_v1_types_proto_msgTypes[3]
+	mi := &file_ancm_v1_types_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -576,7 +698,7 @@ func (x *ExitStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExitStatus.ProtoReflect.Descriptor instead.
 func (*ExitStatus) Descriptor() ([]byte, []int) {
-	return file_ancm_v1_types_proto_rawDescGZIP(), []int{3}
+	return file_ancm_v1_types_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ExitStatus) GetCode() int32 {
@@ -614,6 +736,13 @@ func (x *ExitStatus) GetPlanned() bool {
 	return false
 }
 
+func (x *ExitStatus) GetOomKilled() bool {
+	if x != nil {
+		return x.OomKilled
+	}
+	return false
+}
+
 // Instance is one process of an app.
 type Instance struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -638,7 +767,7 @@ type Instance struct {
 
 func (x *Instance) Reset() {
 	*x = Instance{}
-	mi := &file_ancm_v1_types_proto_msgTypes[4]
+	mi := &file_ancm_v1_types_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -650,7 +779,7 @@ func (x *Instance) String() string {
 func (*Instance) ProtoMessage() {}
 
 func (x *Instance) ProtoReflect() protoreflect.Message {
-	mi := &file_ancm_v1_types_proto_msgTypes[4]
+	mi := &file_ancm_v1_types_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -663,7 +792,7 @@ func (x *Instance) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Instance.ProtoReflect.Descriptor instead.
 func (*Instance) Descriptor() ([]byte, []int) {
-	return file_ancm_v1_types_proto_rawDescGZIP(), []int{4}
+	return file_ancm_v1_types_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Instance) GetIndex() uint32 {
@@ -757,7 +886,7 @@ type App struct {
 
 func (x *App) Reset() {
 	*x = App{}
-	mi := &file_ancm_v1_types_proto_msgTypes[5]
+	mi := &file_ancm_v1_types_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -769,7 +898,7 @@ func (x *App) String() string {
 func (*App) ProtoMessage() {}
 
 func (x *App) ProtoReflect() protoreflect.Message {
-	mi := &file_ancm_v1_types_proto_msgTypes[5]
+	mi := &file_ancm_v1_types_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -782,7 +911,7 @@ func (x *App) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use App.ProtoReflect.Descriptor instead.
 func (*App) Descriptor() ([]byte, []int) {
-	return file_ancm_v1_types_proto_rawDescGZIP(), []int{5}
+	return file_ancm_v1_types_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *App) GetSpec() *AppSpec {
@@ -854,7 +983,7 @@ const file_ancm_v1_types_proto_rawDesc = "" +
 	"\bmax_size\x18\x02 \x01(\x04R\amaxSize\x12\x1b\n" +
 	"\tmax_files\x18\x03 \x01(\rR\bmaxFilesB\n" +
 	"\n" +
-	"\b_enabled\"\x8d\a\n" +
+	"\b_enabled\"\xb1\b\n" +
 	"\aAppSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\acommand\x18\x02 \x01(\tR\acommand\x12\x12\n" +
@@ -880,20 +1009,35 @@ const file_ancm_v1_types_proto_rawDesc = "" +
 	"\x06compat\x18\x12 \x01(\tR\x06compat\x12,\n" +
 	"\x06health\x18\x13 \x01(\v2\x14.ancm.v1.HealthCheckR\x06health\x121\n" +
 	"\n" +
-	"stdout_log\x18\x14 \x01(\v2\x12.ancm.v1.StdoutLogR\tstdoutLog\x1a6\n" +
+	"stdout_log\x18\x14 \x01(\v2\x12.ancm.v1.StdoutLogR\tstdoutLog\x12\x12\n" +
+	"\x04user\x18\x15 \x01(\tR\x04user\x12\x14\n" +
+	"\x05group\x18\x16 \x01(\tR\x05group\x12\x19\n" +
+	"\benv_file\x18\x17 \x01(\tR\aenvFile\x12$\n" +
+	"\vinherit_env\x18\x18 \x01(\bH\x03R\n" +
+	"inheritEnv\x88\x01\x01\x12'\n" +
+	"\x06limits\x18\x19 \x01(\v2\x0f.ancm.v1.LimitsR\x06limits\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x19\n" +
 	"\x17_rapid_fails_per_minuteB\r\n" +
 	"\v_queue_sizeB\x0f\n" +
-	"\r_offline_file\"\x9a\x01\n" +
+	"\r_offline_fileB\x0e\n" +
+	"\f_inherit_env\"e\n" +
+	"\x06Limits\x12\x16\n" +
+	"\x06memory\x18\x01 \x01(\x04R\x06memory\x12\x10\n" +
+	"\x03cpu\x18\x02 \x01(\x01R\x03cpu\x12\x12\n" +
+	"\x04pids\x18\x03 \x01(\rR\x04pids\x12\x1d\n" +
+	"\n" +
+	"open_files\x18\x04 \x01(\x04R\topenFiles\"\xb9\x01\n" +
 	"\n" +
 	"ExitStatus\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x16\n" +
 	"\x06signal\x18\x02 \x01(\tR\x06signal\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12.\n" +
 	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x18\n" +
-	"\aplanned\x18\x05 \x01(\bR\aplanned\"\xef\x02\n" +
+	"\aplanned\x18\x05 \x01(\bR\aplanned\x12\x1d\n" +
+	"\n" +
+	"oom_killed\x18\x06 \x01(\bR\toomKilled\"\xef\x02\n" +
 	"\bInstance\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\rR\x05index\x12,\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x16.ancm.v1.InstanceStateR\x05state\x12\x10\n" +
@@ -953,7 +1097,7 @@ func file_ancm_v1_types_proto_rawDescGZIP() []byte {
 }
 
 var file_ancm_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_ancm_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_ancm_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_ancm_v1_types_proto_goTypes = []any{
 	(AppState)(0),                 // 0: ancm.v1.AppState
 	(InstanceState)(0),            // 1: ancm.v1.InstanceState
@@ -961,36 +1105,38 @@ var file_ancm_v1_types_proto_goTypes = []any{
 	(*HealthCheck)(nil),           // 3: ancm.v1.HealthCheck
 	(*StdoutLog)(nil),             // 4: ancm.v1.StdoutLog
 	(*AppSpec)(nil),               // 5: ancm.v1.AppSpec
-	(*ExitStatus)(nil),            // 6: ancm.v1.ExitStatus
-	(*Instance)(nil),              // 7: ancm.v1.Instance
-	(*App)(nil),                   // 8: ancm.v1.App
-	nil,                           // 9: ancm.v1.AppSpec.EnvEntry
-	(*durationpb.Duration)(nil),   // 10: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
+	(*Limits)(nil),                // 6: ancm.v1.Limits
+	(*ExitStatus)(nil),            // 7: ancm.v1.ExitStatus
+	(*Instance)(nil),              // 8: ancm.v1.Instance
+	(*App)(nil),                   // 9: ancm.v1.App
+	nil,                           // 10: ancm.v1.AppSpec.EnvEntry
+	(*durationpb.Duration)(nil),   // 11: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
 }
 var file_ancm_v1_types_proto_depIdxs = []int32{
-	10, // 0: ancm.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	9,  // 1: ancm.v1.AppSpec.env:type_name -> ancm.v1.AppSpec.EnvEntry
+	11, // 0: ancm.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	10, // 1: ancm.v1.AppSpec.env:type_name -> ancm.v1.AppSpec.EnvEntry
 	2,  // 2: ancm.v1.AppSpec.start:type_name -> ancm.v1.StartMode
-	10, // 3: ancm.v1.AppSpec.startup_timeout:type_name -> google.protobuf.Duration
-	10, // 4: ancm.v1.AppSpec.shutdown_timeout:type_name -> google.protobuf.Duration
-	10, // 5: ancm.v1.AppSpec.request_timeout:type_name -> google.protobuf.Duration
+	11, // 3: ancm.v1.AppSpec.startup_timeout:type_name -> google.protobuf.Duration
+	11, // 4: ancm.v1.AppSpec.shutdown_timeout:type_name -> google.protobuf.Duration
+	11, // 5: ancm.v1.AppSpec.request_timeout:type_name -> google.protobuf.Duration
 	3,  // 6: ancm.v1.AppSpec.health:type_name -> ancm.v1.HealthCheck
 	4,  // 7: ancm.v1.AppSpec.stdout_log:type_name -> ancm.v1.StdoutLog
-	11, // 8: ancm.v1.ExitStatus.time:type_name -> google.protobuf.Timestamp
-	1,  // 9: ancm.v1.Instance.state:type_name -> ancm.v1.InstanceState
-	11, // 10: ancm.v1.Instance.started_at:type_name -> google.protobuf.Timestamp
-	11, // 11: ancm.v1.Instance.ready_since:type_name -> google.protobuf.Timestamp
-	6,  // 12: ancm.v1.Instance.last_exit:type_name -> ancm.v1.ExitStatus
-	5,  // 13: ancm.v1.App.spec:type_name -> ancm.v1.AppSpec
-	0,  // 14: ancm.v1.App.state:type_name -> ancm.v1.AppState
-	11, // 15: ancm.v1.App.state_since:type_name -> google.protobuf.Timestamp
-	7,  // 16: ancm.v1.App.instances:type_name -> ancm.v1.Instance
-	17, // [17:17] is the sub-list for method output_type
-	17, // [17:17] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	6,  // 8: ancm.v1.AppSpec.limits:type_name -> ancm.v1.Limits
+	12, // 9: ancm.v1.ExitStatus.time:type_name -> google.protobuf.Timestamp
+	1,  // 10: ancm.v1.Instance.state:type_name -> ancm.v1.InstanceState
+	12, // 11: ancm.v1.Instance.started_at:type_name -> google.protobuf.Timestamp
+	12, // 12: ancm.v1.Instance.ready_since:type_name -> google.protobuf.Timestamp
+	7,  // 13: ancm.v1.Instance.last_exit:type_name -> ancm.v1.ExitStatus
+	5,  // 14: ancm.v1.App.spec:type_name -> ancm.v1.AppSpec
+	0,  // 15: ancm.v1.App.state:type_name -> ancm.v1.AppState
+	12, // 16: ancm.v1.App.state_since:type_name -> google.protobuf.Timestamp
+	8,  // 17: ancm.v1.App.instances:type_name -> ancm.v1.Instance
+	18, // [18:18] is the sub-list for method output_type
+	18, // [18:18] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_ancm_v1_types_proto_init() }
@@ -1006,7 +1152,7 @@ func file_ancm_v1_types_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ancm_v1_types_proto_rawDesc), len(file_ancm_v1_types_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   7,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
