@@ -62,6 +62,7 @@ type outcome struct {
 	planned bool // stopped because asked
 	stable  bool // it had been ready for stableRun
 	reason  string
+	oom     bool // killed for its memory limit
 }
 
 // backoff is the delay before the n-th restart in a row: none for the
@@ -142,10 +143,10 @@ func checkExecutable(p string) error {
 	return nil
 }
 
-// childEnv is the environment of an instance: the daemon's, then the app's
-// env, then the variables of the contract, which win.
-func childEnv(cfg *config.App, index uint32, port int, token string) []string {
-	env := os.Environ()
+// childEnv is the environment of an instance: base (see baseEnv), then
+// the app's env, then the variables of the contract, which win.
+func childEnv(base []string, cfg *config.App, index uint32, port int, token string) []string {
+	env := base
 	for k, v := range cfg.Env {
 		env = append(env, k+"="+v)
 	}
@@ -229,7 +230,7 @@ func (a *app) runInstance(ctx context.Context, inst *instance) {
 		a.mu.Lock()
 		inst.restarts++
 		a.mu.Unlock()
-		a.emit(ancmv1.EventType_EVENT_TYPE_RESTARTED, inst, o.reason)
+		a.emit(ancmv1.EventType_EVENT_TYPE_RESTARTED, inst, restartReason(o))
 	}
 }
 
@@ -246,7 +247,12 @@ func (a *app) runOnce(ctx context.Context, inst *instance) outcome {
 		return a.startFailed(inst, fmt.Errorf("no free port: %w", err))
 	}
 	token := newToken()
-	env := childEnv(&cfg, inst.index, port, token)
+	base, err := baseEnv(&cfg)
+	if err != nil {
+		a.setStarting(inst, 0, port, token)
+		return a.startFailed(inst, err)
+	}
+	env := childEnv(base, &cfg, inst.index, port, token)
 	lookup := envLookup(env)
 	path, err := resolveCommand(os.Expand(cfg.Command, lookup), cfg.Dir, env)
 	if err != nil {
@@ -258,14 +264,21 @@ func (a *app) runOnce(ctx context.Context, inst *instance) outcome {
 		args[i] = os.Expand(arg, lookup)
 	}
 	cmd := &exec.Cmd{Path: path, Args: append([]string{path}, args...), Dir: cfg.Dir, Env: env}
+	box, err := a.s.isolate(&cfg, inst.index, cmd)
+	if err != nil {
+		a.setStarting(inst, 0, port, token)
+		return a.startFailed(inst, err)
+	}
 	outR, outW, err := os.Pipe()
 	if err != nil {
+		_, _ = box.Release()
 		return a.startFailed(inst, err)
 	}
 	errR, errW, err := os.Pipe()
 	if err != nil {
 		outR.Close()
 		outW.Close()
+		_, _ = box.Release()
 		return a.startFailed(inst, err)
 	}
 	cmd.Stdout, cmd.Stderr = outW, errW
@@ -276,6 +289,7 @@ func (a *app) runOnce(ctx context.Context, inst *instance) outcome {
 	if err != nil {
 		outR.Close()
 		errR.Close()
+		_, _ = box.Release()
 		return a.startFailed(inst, err)
 	}
 	pid := cmd.Process.Pid
@@ -287,6 +301,7 @@ func (a *app) runOnce(ctx context.Context, inst *instance) outcome {
 	// after a short wait, when a straggler in its group holds the pipes),
 	// so that the failure's log tail has the app's last words.
 	ended := func(st exitStatus, reason string, planned, startFailure bool) outcome {
+		st, reason = a.released(box, inst, &cfg, st, reason)
 		t := time.NewTimer(captureDrain)
 		defer t.Stop()
 		for range 2 {
@@ -460,7 +475,7 @@ func (a *app) startFailed(inst *instance, err error) outcome {
 
 // exited records the end of an instance's process.
 func (a *app) exited(inst *instance, st exitStatus, reason string, planned, startFailure bool) outcome {
-	es := &ancmv1.ExitStatus{Code: st.code, Signal: st.signal, Reason: reason, Time: timestamppb.New(st.at), Planned: planned}
+	es := &ancmv1.ExitStatus{Code: st.code, Signal: st.signal, Reason: reason, Time: timestamppb.New(st.at), Planned: planned, OomKilled: st.oom}
 	a.mu.Lock()
 	inst.lastExit = es
 	pid := inst.pid
@@ -486,5 +501,5 @@ func (a *app) exited(inst *instance, st exitStatus, reason string, planned, star
 		a.log.Warn("instance exited", "instance", inst.index, "exit_code", st.code, "signal", st.signal, "reason", reason)
 	}
 	a.emitExit(evType, inst, pid, es)
-	return outcome{planned: planned, reason: reason}
+	return outcome{planned: planned, reason: reason, oom: st.oom}
 }

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -60,6 +61,9 @@ func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 // on failure, with 127 after a line on stderr (which is the app's captured
 // output).
 func ExecMain(args []string) int {
+	// The parent-death signal belongs to the thread that sets it, and
+	// after execve only the exec'ing thread is left: both on one thread.
+	runtime.LockOSThread()
 	fs := flag.NewFlagSet(ExecCommand, flag.ContinueOnError)
 	var join listFlag
 	fs.Var(&join, "join", "cgroup.procs file to join")
