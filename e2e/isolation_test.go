@@ -260,7 +260,7 @@ func TestPidsLimitStopsAForkBombAndStopKillsItAll(t *testing.T) {
 	mark := newMarker()
 	d := newDaemon(t, fmt.Sprintf(`
 app "bomb" {
-  command         = "/bin/sh"
+  command         = "/bin/bash"
   args            = ["-c", "while :; do sleep 1000 & done 2>/dev/null"]
   start           = "eager"
   startup_timeout = "60s"
@@ -282,9 +282,9 @@ app "bomb" {
 	waitFor(t, 10*time.Second, "the bomb to be in its cgroup", func() bool {
 		var err error
 		cg, err = os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
-		return err == nil && bytes.Contains(cg, []byte("/bomb.0"))
+		return err == nil && (bytes.Contains(cg, []byte(":pids:/")) && bytes.Contains(cg, []byte("/bomb.0\n")) && !bytes.Contains(cg, []byte(":pids:/\n")))
 	})
-	if !bytes.Contains(cg, []byte("pids:")) {
+	if !bytes.Contains(cg, []byte(":pids:")) {
 		t.Skip("cgroup v2 host: the v1 files below do not apply")
 	}
 	waitFor(t, 10*time.Second, "the pids limit to refuse a fork", func() bool {
@@ -316,7 +316,8 @@ func startFamily(t *testing.T) (*daemon, string) {
 	t.Helper()
 	mark := newMarker()
 	d := prepareDaemon(t, fmt.Sprintf(familyApp, mark))
-	openToAll(t, bin.dir)
+	// The app enters its dir (the config's) as its user.
+	openToAll(t, bin.dir, d.dir)
 	d.start("serve")
 	d.waitState("family", "APP_STATE_RUNNING", 20*time.Second)
 	waitFor(t, 10*time.Second, "the app and its 3 descendants", func() bool { return len(marked(mark)) == 4 })

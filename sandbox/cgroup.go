@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 
 	"github.com/containerd/cgroups/v3/cgroup1"
@@ -60,17 +61,30 @@ func (g *group) oomKills() uint64 {
 
 // v1Driver places instances in the memory, cpu, pids and freezer
 // hierarchies of cgroup v1, each below the daemon's own cgroup there.
+//
+// On a hybrid host (a cgroup2 mount without controllers beside the v1
+// ones, as systemd sets up) every instance is also created in a cgroup of
+// the unified hierarchy, with clone3, at no cost: that one tracks all its
+// processes and kills them with cgroup.kill. The v1 cgroups are then made
+// only for the limits an app has, since joining one costs the trampoline
+// and the kernel an RCU grace period (see docs/architecture.md).
 type v1Driver struct {
 	mnt  string         // where the hierarchies are mounted: /sys/fs/cgroup
 	subs []cgroup1.Name // the ones mounted
 	base cgroup1.Path   // the daemon's root in each
+	// unified is the daemon's root in the unified hierarchy of a hybrid
+	// host, or "".
+	unified string
 }
 
 var v1Names = []cgroup1.Name{cgroup1.Memory, cgroup1.Cpu, cgroup1.Pids, cgroup1.Freezer}
 
-func newV1(mnt, rootName string) (*v1Driver, error) {
+func newV1(mnt, unified, rootName string) (*v1Driver, error) {
 	base := cgroup1.NestedPath(rootName)
 	d := &v1Driver{mnt: mnt, base: base}
+	if unified != "" {
+		d.unified = filepath.Join(unified, rootName)
+	}
 	for _, n := range v1Names {
 		if _, err := base(n); err != nil {
 			continue
@@ -102,9 +116,12 @@ func (d *v1Driver) has(n cgroup1.Name) bool {
 }
 
 func (d *v1Driver) roots() []string {
-	out := make([]string, 0, len(d.subs))
+	out := make([]string, 0, len(d.subs)+1)
 	for _, n := range d.subs {
 		out = append(out, d.dir(n, ""))
+	}
+	if d.unified != "" {
+		out = append(out, d.unified)
 	}
 	return out
 }
@@ -129,17 +146,44 @@ func (d *v1Driver) create(name string, l Limits) (*group, error) {
 		}
 	}
 	g := &group{}
+	// Which v1 hierarchies the instance joins: all of them without a
+	// unified hierarchy to track it, else those its limits need.
+	var subs []cgroup1.Name
+	for _, n := range d.subs {
+		need := d.unified == "" ||
+			n == cgroup1.Memory && l.Memory > 0 || n == cgroup1.Cpu && l.CPU > 0 || n == cgroup1.Pids && l.Pids > 0
+		if need {
+			subs = append(subs, n)
+		}
+	}
+	if len(subs) > 0 && d.unified != "" && d.has(cgroup1.Freezer) {
+		subs = append(subs, cgroup1.Freezer)
+	}
 	for _, n := range d.subs {
 		dir := d.dir(n, name)
-		g.dirs = append(g.dirs, dir)
-		g.procs = append(g.procs, filepath.Join(dir, "cgroup.procs"))
+		g.dirs = append(g.dirs, dir) // all of them, for the cleanup of a leftover
+		if slices.Contains(subs, n) {
+			g.procs = append(g.procs, filepath.Join(dir, "cgroup.procs"))
+		}
 	}
-	if d.has(cgroup1.Memory) {
+	if d.unified != "" {
+		g.dir2 = filepath.Join(d.unified, name)
+		g.dirs = append(g.dirs, g.dir2)
+	}
+	if slices.Contains(subs, cgroup1.Memory) {
 		g.oomFile, g.oomKey = filepath.Join(d.dir(cgroup1.Memory, name), "memory.oom_control"), "oom_kill"
 	}
 	// A cgroup of the same name left by a run that ended badly goes first.
 	if err := killTree(g.dirs, true); err != nil {
 		return nil, err
+	}
+	if g.dir2 != "" {
+		if err := os.Mkdir(g.dir2, 0o755); err != nil {
+			return nil, fmt.Errorf("cgroup v2 %s: %w", name, err)
+		}
+	}
+	if len(subs) == 0 {
+		return g, nil
 	}
 	res := &specs.LinuxResources{}
 	if l.Memory > 0 {
@@ -163,20 +207,20 @@ func (d *v1Driver) create(name string, l Limits) (*group, error) {
 		return filepath.Join(p, name), err
 	}
 	hier := func() ([]cgroup1.Subsystem, error) {
-		var subs []cgroup1.Subsystem
-		for _, n := range d.subs {
+		var out []cgroup1.Subsystem
+		for _, n := range subs {
 			switch n {
 			case cgroup1.Memory:
-				subs = append(subs, cgroup1.NewMemory(d.mnt))
+				out = append(out, cgroup1.NewMemory(d.mnt))
 			case cgroup1.Cpu:
-				subs = append(subs, cgroup1.NewCpu(d.mnt))
+				out = append(out, cgroup1.NewCpu(d.mnt))
 			case cgroup1.Pids:
-				subs = append(subs, cgroup1.NewPids(d.mnt))
+				out = append(out, cgroup1.NewPids(d.mnt))
 			case cgroup1.Freezer:
-				subs = append(subs, cgroup1.NewFreezer(d.mnt))
+				out = append(out, cgroup1.NewFreezer(d.mnt))
 			}
 		}
-		return subs, nil
+		return out, nil
 	}
 	if _, err := cgroup1.New(path, res, cgroup1.WithHierarchy(hier), allowAny); err != nil {
 		_ = killTree(g.dirs, true)

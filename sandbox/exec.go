@@ -26,6 +26,7 @@ type trampoline struct {
 	nofile uint64
 	id     *Identity
 	ppid   int
+	dir    string   // entered as the app's user, as without a trampoline
 	argv   []string // path, then argv with argv[0]
 }
 
@@ -36,6 +37,9 @@ func (t *trampoline) args(exe string) []string {
 	}
 	if t.nofile > 0 {
 		a = append(a, "-nofile", strconv.FormatUint(t.nofile, 10))
+	}
+	if t.dir != "" {
+		a = append(a, "-dir", t.dir)
 	}
 	if t.id != nil {
 		a = append(a, "-uid", strconv.FormatUint(uint64(t.id.Uid), 10), "-gid", strconv.FormatUint(uint64(t.id.Gid), 10))
@@ -72,6 +76,7 @@ func ExecMain(args []string) int {
 	uid := fs.Int64("uid", -1, "user id")
 	gid := fs.Int64("gid", -1, "group id")
 	groups := fs.String("groups", "", "supplementary groups, comma-separated; unset keeps them")
+	dir := fs.String("dir", "", "working directory, entered after the change of user")
 	if err := fs.Parse(args); err != nil || fs.NArg() < 2 {
 		return fail("usage: %s [flags] -- PATH ARGV0 [ARGS...]", ExecCommand)
 	}
@@ -84,7 +89,9 @@ func ExecMain(args []string) int {
 	if *nofile > 0 {
 		lim := &syscall.Rlimit{Cur: *nofile, Max: *nofile}
 		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, lim); err != nil {
-			return fail("open_files %d: %v", *nofile, err)
+			var cur syscall.Rlimit
+			_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &cur)
+			return fail("open_files %d: %v (ancmd's hard limit is %d; raising it needs CAP_SYS_RESOURCE, and at most fs.nr_open)", *nofile, err, cur.Max)
 		}
 	}
 	if isFlagSet(fs, "groups") {
@@ -111,6 +118,11 @@ func ExecMain(args []string) int {
 	if *uid >= 0 {
 		if err := syscall.Setuid(int(*uid)); err != nil {
 			return fail("setuid %d: %v", *uid, err)
+		}
+	}
+	if *dir != "" {
+		if err := os.Chdir(*dir); err != nil {
+			return fail("dir: %v", err)
 		}
 	}
 	// A change of credentials clears the parent-death signal; set it again,

@@ -123,8 +123,14 @@ func detect(name string) (driver, error) {
 			return nil, err
 		}
 		return newV2(cgroupMount, own, name, os.Getpid()), nil
-	case cgroups.Legacy, cgroups.Hybrid:
-		return newV1(cgroupMount, name)
+	case cgroups.Hybrid:
+		_, own, err := cgroups.ParseCgroupFileUnified("/proc/self/cgroup")
+		if err != nil {
+			return nil, err
+		}
+		return newV1(cgroupMount, filepath.Join(cgroupMount, "unified", own), name)
+	case cgroups.Legacy:
+		return newV1(cgroupMount, "", name)
 	}
 	return nil, fmt.Errorf("no cgroup file system at %s", cgroupMount)
 }
@@ -235,14 +241,15 @@ func (m *Manager) Prepare(cmd *exec.Cmd, spec Spec) (*Box, error) {
 		cmd.SysProcAttr.UseCgroupFD = true
 		cmd.SysProcAttr.CgroupFD = int(f.Fd())
 	}
-	join := b.g != nil && b.g.dir2 == "" && len(b.g.procs) > 0
+	join := b.g != nil && len(b.g.procs) > 0
 	if !join && l.OpenFiles == 0 {
 		if id != nil {
 			cmd.SysProcAttr.Credential = id.credential()
 		}
 		return b, nil
 	}
-	t := &trampoline{nofile: l.OpenFiles, id: id, ppid: os.Getpid(), argv: append([]string{cmd.Path}, cmd.Args...)}
+	t := &trampoline{nofile: l.OpenFiles, id: id, ppid: os.Getpid(), dir: cmd.Dir, argv: append([]string{cmd.Path}, cmd.Args...)}
+	cmd.Dir = ""
 	if join {
 		t.join = b.g.procs
 	}

@@ -337,3 +337,29 @@ func TestANewDaemonCleansUpAfterAnOldOne(t *testing.T) {
 	newManager(t, dir)
 	waitGone(t, env, time.Second)
 }
+
+// On a hybrid host an app without limits is tracked by the unified
+// hierarchy alone: clone3 puts it there, no trampoline runs.
+func TestHybridPlainAppNeedsNoTrampoline(t *testing.T) {
+	needCgroups(t)
+	m := newManager(t, t.TempDir())
+	d, ok := m.drv.(*v1Driver)
+	if !ok || d.unified == "" {
+		t.Skip("not a hybrid host")
+	}
+	env := mark()
+	cmd, box, out := shell(t, m, Spec{Name: "plain.0", User: "nobody"}, env, "id -u; cat /proc/self/cgroup; "+family)
+	if cmd.Path != "/bin/sh" || !cmd.SysProcAttr.UseCgroupFD {
+		t.Errorf("want sh itself, cloned into its cgroup: %s %+v", cmd.Path, cmd.SysProcAttr)
+	}
+	waitCount(t, env, 4)
+	if s := out.String(); !strings.HasPrefix(s, "65534\n") || !regexpLine(s, "", "/plain.0") {
+		t.Errorf("output:\n%s", s)
+	}
+	_ = syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
+	_ = cmd.Wait()
+	if _, err := box.Release(); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, env, time.Second)
+}
