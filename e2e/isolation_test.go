@@ -246,6 +246,7 @@ app "hog" {
 		t.Errorf("last exit = %+v, want reason \"out of memory (limit 64MB)\"", in.LastExit)
 	}
 	events, _, _ := d.ctl("events", "--app", "hog")
+	t.Logf("events:\n%s", events)
 	if !strings.Contains(events, "oom_killed") || !strings.Contains(events, "oom_killed: out of memory (limit 64MB)") {
 		t.Errorf("events lack oom_killed and the restart reason:\n%s", events)
 	}
