@@ -396,3 +396,30 @@ func watchdogOf(t *testing.T, ppid int) int {
 	t.Fatal("no watchdog found")
 	return 0
 }
+
+// The issue's own report: gunicorn's workers kept serving for ~25 s after
+// kill -9 of ancmd. They are in the instance's cgroup now.
+func TestGunicornWorkersDieWithAKilledAncmd(t *testing.T) {
+	needRoot(t)
+	r := recipes[0]
+	if r.dir != "gunicorn-flask" {
+		t.Fatalf("recipes[0] is %s", r.dir)
+	}
+	if why := r.skip(); why != "" {
+		t.Skip(why)
+	}
+	mark := newMarker()
+	open := fmt.Sprintf("app %q {", r.app)
+	apps := strings.Replace(recipeConfig(t, r), open, fmt.Sprintf("%s\n  env = { ISOLATION_MARK = %q, GUNICORN_CMD_ARGS = \"--workers 3\" }\n", open, mark), 1)
+	d := startDaemon(t, apps)
+	if code, body := get(t, d.url("/")); code != 200 {
+		t.Fatalf("%d %s", code, body)
+	}
+	waitFor(t, 10*time.Second, "gunicorn's master and 3 workers", func() bool { return len(marked(mark)) >= 4 })
+	if err := d.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-d.exited
+	took := waitNoneMarked(t, mark, time.Second)
+	t.Logf("gunicorn's master and workers gone %s after kill -9 of ancmd", took)
+}
