@@ -95,8 +95,11 @@ func New(opts Options) (*Manager, error) {
 		return nil, fmt.Errorf("sandbox: clean up a previous run: %w", err)
 	}
 	if err := m.drv.setup(); err != nil {
-		lock.Close()
-		return nil, err
+		// A read-only cgroup file system (a container): run, and refuse
+		// the apps that need limits when they start, saying why.
+		log.Warn("running without cgroups: no memory, cpu or pids limits", "error", err)
+		m.drv = nil
+		return m, nil
 	}
 	m.wd, err = startWatchdog(exe, m.drv.roots(), lock)
 	if err != nil {
