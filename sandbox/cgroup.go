@@ -7,10 +7,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/containerd/cgroups/v3/cgroup1"
 	"github.com/containerd/cgroups/v3/cgroup2"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // Limits are the resource limits of one instance; a zero field is no
@@ -48,6 +51,56 @@ type group struct {
 	dir2 string
 	// oomFile and oomKey locate the count of OOM kills.
 	oomFile, oomKey string
+	// oomWatch is the v1 eventfd that wakes on an OOM in the group.
+	oomWatch *os.File
+
+	killMu sync.Mutex // one kill of the group at a time
+}
+
+// kill kills every process of the group and with remove deletes it.
+func (g *group) kill(remove bool) error {
+	g.killMu.Lock()
+	defer g.killMu.Unlock()
+	return killTree(g.dirs, remove)
+}
+
+// stopWatching ends the OOM watch, if any.
+func (g *group) stopWatching() {
+	if g.oomWatch != nil {
+		g.oomWatch.Close()
+	}
+}
+
+// watchOOM makes an OOM kill in a v1 group kill the whole group, as
+// memory.oom.group does on v2 and systemd's OOMPolicy=stop does for a
+// unit: on v1 the kernel kills only the largest process, and when that is
+// a worker the instance would live on, its OOM unreported. efd is an
+// eventfd registered for memory.oom_control; it also wakes when the group
+// is removed, so the counter decides.
+func (g *group) watchOOM(efd uintptr) {
+	if err := unix.SetNonblock(int(efd), true); err != nil {
+		unix.Close(int(efd))
+		return
+	}
+	g.oomWatch = os.NewFile(efd, "memory.oom_control eventfd")
+	go func() {
+		buf := make([]byte, 8)
+		for {
+			if _, err := g.oomWatch.Read(buf); err != nil {
+				return // closed by Release
+			}
+			// The event comes as the group runs out of memory, the
+			// kill a moment later.
+			deadline := time.Now().Add(time.Second)
+			for g.oomKills() == 0 && exists(g.oomFile) && time.Now().Before(deadline) {
+				time.Sleep(pollInterval)
+			}
+			if g.oomKills() > 0 {
+				_ = g.kill(false)
+				return
+			}
+		}
+	}()
 }
 
 // oomKills is how many processes of the group the kernel has killed for
@@ -222,9 +275,15 @@ func (d *v1Driver) create(name string, l Limits) (*group, error) {
 		}
 		return out, nil
 	}
-	if _, err := cgroup1.New(path, res, cgroup1.WithHierarchy(hier), allowAny); err != nil {
+	cg, err := cgroup1.New(path, res, cgroup1.WithHierarchy(hier), allowAny)
+	if err != nil {
 		_ = killTree(g.dirs, true)
 		return nil, fmt.Errorf("cgroup v1 %s: %w", name, err)
+	}
+	if l.Memory > 0 {
+		if efd, err := cg.OOMEventFD(); err == nil {
+			g.watchOOM(efd)
+		}
 	}
 	return g, nil
 }

@@ -271,8 +271,9 @@ func (b *Box) Release() (oomKilled bool, err error) {
 	}
 	b.once.Do(func() {
 		if b.g != nil {
+			b.g.stopWatching()
 			b.oom = b.g.oomKills() > 0
-			b.err = killTree(b.g.dirs, true)
+			b.err = b.g.kill(true)
 		}
 		if b.cgfd != nil {
 			b.cgfd.Close()
@@ -287,7 +288,7 @@ func (b *Box) Kill() error {
 	if b == nil || b.g == nil {
 		return nil
 	}
-	return killTree(b.g.dirs, false)
+	return b.g.kill(false)
 }
 
 // Dirs are the instance's cgroup directories, for diagnostics and tests.

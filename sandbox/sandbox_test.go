@@ -227,8 +227,10 @@ func TestOOMKillIsReported(t *testing.T) {
 	// tail keeps the last "line" of a stream with no newline in memory.
 	cmd, box, out := shell(t, m, Spec{Name: "oom.0", Limits: Limits{Memory: 16 << 20}}, mark(), "dd if=/dev/zero of=/dev/null bs=64M count=1 2>/dev/null; echo dd ended $?")
 	_ = cmd.Wait()
-	if !strings.Contains(out.String(), "dd ended 137") {
-		t.Errorf("dd was not killed: %q", out)
+	// dd goes first, then the instance with it (cgroup v2's
+	// memory.oom.group, the watch on v1).
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || ws.Signal() != syscall.SIGKILL || strings.Contains(out.String(), "dd ended") {
+		t.Errorf("the instance was not killed with dd: %v, output %q", cmd.ProcessState, out)
 	}
 	oom, err := box.Release()
 	if err != nil {
@@ -360,6 +362,28 @@ func TestHybridPlainAppNeedsNoTrampoline(t *testing.T) {
 	_ = cmd.Wait()
 	if _, err := box.Release(); err != nil {
 		t.Fatal(err)
+	}
+	waitGone(t, env, time.Second)
+}
+
+// On v1 an OOM kill of a process that is not the instance's own ends the
+// whole instance, as memory.oom.group does on v2.
+func TestAnOOMKilledWorkerEndsTheInstance(t *testing.T) {
+	needCgroups(t)
+	m := newManager(t, t.TempDir())
+	env := mark()
+	cmd, box, out := shell(t, m, Spec{Name: "worker.0", Limits: Limits{Memory: 16 << 20}}, env,
+		"dd if=/dev/zero of=/dev/null bs=64M count=1 2>/dev/null; echo worker died; sleep 1000")
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
+		t.Fatalf("the instance lived on after its worker's OOM kill: %q", out)
+	}
+	if oom, err := box.Release(); err != nil || !oom {
+		t.Errorf("Release = %v, %v; want an OOM kill", oom, err)
 	}
 	waitGone(t, env, time.Second)
 }
