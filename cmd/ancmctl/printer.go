@@ -210,6 +210,7 @@ func (p *printer) App(a *ancmv1.App) error {
 	}
 	row("stdout_log.max_size", orDefault(size(s.GetStdoutLog().GetMaxSize())))
 	row("stdout_log.max_files", orDefault(uintText(s.GetStdoutLog().GetMaxFiles())))
+	isolationRows(row, s)
 	if err := tw.Flush(); err != nil {
 		return err
 	}
