@@ -31,9 +31,21 @@ func (e *Error) Error() string { return fmt.Sprintf("%s:%d: %s", e.File, e.Line,
 // ErrTooLarge is wrapped when a file is larger than MaxSize.
 var ErrTooLarge = errors.New("env file too large")
 
+// ErrNotRegular is wrapped when the path is not a regular file.
+var ErrNotRegular = errors.New("not a regular file")
+
 // Read parses the file at path. A later assignment to a name wins over an
 // earlier one when the result is applied in order.
+// A path that is not a regular file (a FIFO, a device, a directory) is an
+// error before it is opened: reading one could block or never end.
 func Read(path string) ([]Var, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: %w", path, ErrNotRegular)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err

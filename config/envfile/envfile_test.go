@@ -74,6 +74,11 @@ func TestRead(t *testing.T) {
 	if _, err := Read(p + ".missing"); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing file: %v", err)
 	}
+	for _, p := range []string{"/dev/null", "/dev/zero", t.TempDir()} {
+		if _, err := Read(p); !errors.Is(err, ErrNotRegular) {
+			t.Errorf("Read(%s) = %v, want ErrNotRegular", p, err)
+		}
+	}
 }
 
 func FuzzParse(f *testing.F) {
