@@ -24,6 +24,7 @@ func defaultApp(name string) App {
 		Health:              Health{Interval: DefaultHealthInterval},
 		StdoutLog:           StdoutLog{Enabled: true, MaxSize: DefaultLogMaxSize, MaxFiles: DefaultLogMaxFiles},
 		Rollout:             Rollout{Strategy: RolloutRolling, MaxSurge: DefaultMaxSurge, MinReady: DefaultMinReady, DrainTimeout: DefaultDrainTimeout},
+		InheritEnv:          true,
 	}
 }
 
@@ -53,6 +54,11 @@ func (a App) Equal(b App) bool {
 		a.Protocol == b.Protocol &&
 		a.Health == b.Health &&
 		a.StdoutLog == b.StdoutLog &&
+		a.User == b.User &&
+		a.Group == b.Group &&
+		a.EnvFile == b.EnvFile &&
+		a.InheritEnv == b.InheritEnv &&
+		a.Limits == b.Limits &&
 		a.Rollout == b.Rollout
 }
 
@@ -80,6 +86,15 @@ func (a App) RunChanges(b App) []string {
 	if a.Protocol != b.Protocol {
 		// h2c apps are probed and spoken to otherwise (DESIGN: a rollout).
 		out = append(out, "protocol")
+	}
+	if a.User != b.User || a.Group != b.Group {
+		out = append(out, "user")
+	}
+	if a.EnvFile != b.EnvFile || a.InheritEnv != b.InheritEnv {
+		out = append(out, "env_file")
+	}
+	if a.Limits != b.Limits {
+		out = append(out, "limits")
 	}
 	if a.StdoutLog != b.StdoutLog {
 		// The log files an instance writes to are opened for its life.

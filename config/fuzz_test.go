@@ -38,6 +38,8 @@ func FuzzParse(f *testing.F) {
 		"a = <<EOT\nx\nEOT",
 		"app \"a\" {\n command = \"x\"\n command = \"y\"\n}",
 		"app \"a\" { env = { \"\" = \"\" } }",
+		"app \"a\" {\n command = \"x\"\n user = \"nobody\"\n group = 7\n env_file = \"/dev/null\"\n limits {\n  memory = \"1GB\"\n  cpu = 1e400\n  pids = -1\n  open_files = \"x\"\n }\n}",
+		"app \"a\" { limits = 1\n limits { cpu = 0.001 } }",
 	} {
 		f.Add([]byte(s))
 	}

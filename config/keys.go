@@ -15,6 +15,7 @@ var blockSchemas = map[string]schema{
 	"app.health":        healthSchema,
 	"app.stdout_log":    stdoutLogSchema,
 	"app.rollout":       rolloutSchema,
+	"app.limits":        limitsSchema,
 }
 
 // Keys returns every key the config file knows, as a path from the top of

@@ -357,6 +357,7 @@ func (p *parser) app(b *hclsyntax.Block) (a App, s *scope, ok bool) {
 		r.duration("min_ready", &a.Rollout.MinReady)
 		r.duration("drain_timeout", &a.Rollout.DrainTimeout)
 	}
+	s.isolation(&a)
 
 	for _, pr := range checkApp(&a) {
 		if s.failed[pr.key] || pr.key == "name" && !ok {

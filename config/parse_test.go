@@ -68,6 +68,7 @@ func TestLoadFull(t *testing.T) {
 		Health:              Health{Path: "/healthz", Interval: 2 * time.Second},
 		StdoutLog:           StdoutLog{Enabled: false, MaxSize: 512 << 10, MaxFiles: 10},
 		Rollout:             Rollout{Strategy: RolloutRecreate, MaxSurge: 2, MinReady: 500 * time.Millisecond, DrainTimeout: time.Minute},
+		InheritEnv:          true,
 	}
 	api := defaultApp("api")
 	api.Command, api.Dir, api.PathPrefix = "/usr/bin/api", "/srv/api", "/api"
@@ -125,6 +126,7 @@ func TestDefaults(t *testing.T) {
 		Health:              Health{Interval: 10 * time.Second},
 		StdoutLog:           StdoutLog{Enabled: true, MaxSize: 10 << 20, MaxFiles: 5},
 		Rollout:             Rollout{Strategy: RolloutRolling, MaxSurge: 1, MinReady: time.Second, DrainTimeout: 30 * time.Second},
+		InheritEnv:          true,
 	}
 	if len(f.Apps) != 1 || !f.Apps[0].Equal(want) {
 		t.Errorf("apps:\n got %+v\nwant %+v", f.Apps, want)

@@ -58,6 +58,16 @@ func (a App) Proto() *ancmv1.AppSpec {
 			MinReady:     durationpb.New(a.Rollout.MinReady),
 			DrainTimeout: durationpb.New(a.Rollout.DrainTimeout),
 		},
+		User:       a.User,
+		Group:      a.Group,
+		EnvFile:    a.EnvFile,
+		InheritEnv: proto.Bool(a.InheritEnv),
+		Limits: &ancmv1.Limits{
+			Memory:    uint64(max(a.Limits.Memory, 0)),
+			Cpu:       a.Limits.CPU,
+			Pids:      uint32(max(a.Limits.Pids, 0)),
+			OpenFiles: uint64(max(a.Limits.OpenFiles, 0)),
+		},
 	}
 }
 
@@ -165,6 +175,7 @@ func AppFromProto(spec *ancmv1.AppSpec) (App, error) {
 		fromDuration("rollout.min_ready", r.GetMinReady(), &a.Rollout.MinReady)
 		fromDuration("rollout.drain_timeout", r.GetDrainTimeout(), &a.Rollout.DrainTimeout)
 	}
+	isolationFromProto(spec, &a, bad)
 
 	for _, p := range checkApp(&a) {
 		if !failed[p.key] {

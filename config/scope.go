@@ -28,8 +28,9 @@ var (
 	appSchema = schema{
 		attrs: []string{"command", "args", "dir", "env", "hosts", "path_prefix", "strip_prefix", "start", "processes",
 			"startup_timeout", "shutdown_timeout", "request_timeout", "rapid_fails_per_minute",
-			"stop_signal", "queue_size", "offline_file", "error_detail", "compat", "protocol"},
-		blocks: []string{"health", "stdout_log", "rollout"},
+			"stop_signal", "queue_size", "offline_file", "error_detail", "compat", "protocol",
+			"user", "group", "env_file", "inherit_env"},
+		blocks: []string{"health", "stdout_log", "rollout", "limits"},
 	}
 	healthSchema    = schema{attrs: []string{"path", "interval"}}
 	rolloutSchema   = schema{attrs: []string{"strategy", "max_surge", "min_ready", "drain_timeout"}}

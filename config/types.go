@@ -115,9 +115,24 @@ type App struct {
 	StdoutLog StdoutLog
 	Rollout   Rollout
 
+	// Isolation (isolation.go).
+	User       string // "" keeps ancmd's user
+	Group      string // "" is the user's primary group
+	EnvFile    string // as written: relative to Dir unless absolute
+	InheritEnv bool   // start from ancmd's environment (default true)
+	Limits     Limits
+
 	// DeclRange is where the app block stands in its file, for errors that
 	// involve more than one app; zero for apps that came through the API.
 	DeclRange hcl.Range
+}
+
+// Limits are an instance's resource limits; zero is no limit.
+type Limits struct {
+	Memory    int64   // bytes
+	CPU       float64 // cores
+	Pids      int
+	OpenFiles int
 }
 
 // Health configures HTTP health checks.

@@ -151,7 +151,7 @@ func checkApp(a *App) []problem {
 	if a.StdoutLog.MaxFiles < 1 || a.StdoutLog.MaxFiles > MaxLogMaxFiles {
 		bad("stdout_log.max_files", "", "must be between 1 and %d, not %d", MaxLogMaxFiles, a.StdoutLog.MaxFiles)
 	}
-	return ps
+	return append(ps, checkIsolation(a)...)
 }
 
 // Protocols an app may speak to the data plane.

@@ -260,7 +260,7 @@ func (a *app) carry(e effect, rev uint64) {
 			a.logs, a.logCfg = newAppLog(a.s.stateDir, a.name, l.Enabled, l.MaxSize, l.MaxFiles), l
 		}
 		r := &runner{id: e.id, index: e.index, gen: e.gen, spec: e.spec, logs: a.logs, log: a.log,
-			spawn: a.s.spawner, post: a.post, stop: make(chan struct{})}
+			spawn: a.s.spawner, box: a.s.sandbox, post: a.post, stop: make(chan struct{})}
 		a.runners[e.id] = r
 		a.wg.Add(1)
 		go func() {

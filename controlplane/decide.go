@@ -500,6 +500,10 @@ func (d *decision) exited(e evInstExited) error {
 		typ = ancmv1.EventType_EVENT_TYPE_START_FAILED
 	}
 	d.do(effEmit{typ: typ, inst: &c, gen: c.gen, msg: e.exit.GetReason(), exit: e.exit, tail: e.tail, level: level})
+	if e.exit.GetOomKilled() {
+		// From the cgroup's OOM events (sandbox), not guessed from SIGKILL.
+		d.emit(ancmv1.EventType_EVENT_TYPE_OOM_KILLED, &c, hclog.Warn, e.exit.GetReason())
+	}
 	if c.gen == m.gen && int(c.index) < len(m.slots) {
 		m.slots[c.index].lastExit = e.exit
 	}
@@ -540,15 +544,24 @@ func (d *decision) exited(e evInstExited) error {
 	if delay := backoffDelay(s.inRow); delay > 0 {
 		s.backoff = true
 		d.do(effTimer{d: delay, ev: evBackoffDone{gen: c.gen, index: c.index}})
-		d.emit(ancmv1.EventType_EVENT_TYPE_RESTARTED, &c, hclog.Warn, fmt.Sprintf("restarting after backoff %s: %s", delay, e.exit.GetReason()))
+		d.emit(ancmv1.EventType_EVENT_TYPE_RESTARTED, &c, hclog.Warn, fmt.Sprintf("restarting after backoff %s: %s", delay, restartReason(e.exit)))
 		return nil
 	}
 	s.restarts++
-	d.emit(ancmv1.EventType_EVENT_TYPE_RESTARTED, &c, hclog.Info, e.exit.GetReason())
+	d.emit(ancmv1.EventType_EVENT_TYPE_RESTARTED, &c, hclog.Info, restartReason(e.exit))
 	return nil
 }
 
 func (d *decision) failedReason() string {
 	m := d.m
 	return fmt.Sprintf("%d failures within a minute (rapid_fails_per_minute = %d); last: %s", len(m.failures), m.spec.RapidFailsPerMinute, m.lastFail)
+}
+
+// restartReason is the reason a restart gives: oom_killed for an instance
+// the kernel killed for its memory limit, else why the last run ended.
+func restartReason(exit *ancmv1.ExitStatus) string {
+	if exit.GetOomKilled() {
+		return "oom_killed: " + exit.GetReason()
+	}
+	return exit.GetReason()
 }

@@ -112,10 +112,10 @@ func checkExecutable(p string) error {
 	return nil
 }
 
-// childEnv is the environment of an instance: the daemon's, then the app's
-// env, then the variables of the contract, which win.
-func childEnv(cfg *config.App, index uint32, port int, token string) []string {
-	env := os.Environ()
+// childEnv is the environment of an instance: base (see baseEnv), then
+// the app's env, then the variables of the contract, which win.
+func childEnv(base []string, cfg *config.App, index uint32, port int, token string) []string {
+	env := base
 	for k, v := range cfg.Env {
 		env = append(env, k+"="+v)
 	}

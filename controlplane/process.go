@@ -75,6 +75,7 @@ type exitStatus struct {
 	signal string // "SIGKILL", or "" when it exited
 	err    error  // start error, or wait error
 	at     time.Time
+	oom    bool // the kernel killed it for its memory limit
 }
 
 func (e exitStatus) String() string {

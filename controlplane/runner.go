@@ -14,6 +14,7 @@ import (
 
 	ancmv1 "github.com/ancm-dev/ancm/api/gen/ancm/v1"
 	"github.com/ancm-dev/ancm/config"
+	"github.com/ancm-dev/ancm/sandbox"
 )
 
 // runner runs one process of an instance and reports what happens to it to
@@ -28,6 +29,7 @@ type runner struct {
 	logs  *appLog
 	log   hclog.Logger
 	spawn *spawner
+	box   *sandbox.Manager // nil: no isolation (see isolation.go)
 	post  func(event)
 
 	stop     chan struct{}
@@ -57,7 +59,12 @@ func (r *runner) run(ctx context.Context) {
 		return
 	}
 	token := newToken()
-	env := childEnv(cfg, r.index, port, token)
+	base, err := baseEnv(cfg)
+	if err != nil {
+		r.startFailed(err)
+		return
+	}
+	env := childEnv(base, cfg, r.index, port, token)
 	lookup := envLookup(env)
 	path, err := resolveCommand(os.Expand(cfg.Command, lookup), cfg.Dir, env)
 	if err != nil {
@@ -69,8 +76,14 @@ func (r *runner) run(ctx context.Context) {
 		args[i] = os.Expand(arg, lookup)
 	}
 	cmd := &exec.Cmd{Path: path, Args: append([]string{path}, args...), Dir: cfg.Dir, Env: env}
+	box, err := isolate(r.box, cfg, r.index, cmd)
+	if err != nil {
+		r.startFailed(err)
+		return
+	}
 	outR, outW, err := os.Pipe()
 	if err != nil {
+		_, _ = box.Release()
 		r.startFailed(err)
 		return
 	}
@@ -78,6 +91,7 @@ func (r *runner) run(ctx context.Context) {
 	if err != nil {
 		outR.Close()
 		outW.Close()
+		_, _ = box.Release()
 		r.startFailed(err)
 		return
 	}
@@ -88,6 +102,7 @@ func (r *runner) run(ctx context.Context) {
 	if err != nil {
 		outR.Close()
 		errR.Close()
+		_, _ = box.Release()
 		r.startFailed(err)
 		return
 	}
@@ -107,7 +122,8 @@ func (r *runner) run(ctx context.Context) {
 	// a short wait, when a straggler in its group holds the pipes), so that
 	// a failure's log tail has the app's last words.
 	ended := func(st exitStatus, reason string, planned, startFailure bool) {
-		_ = signalGroup(pid, syscall.SIGKILL) // whatever it left in its group goes too
+		_ = signalGroup(pid, syscall.SIGKILL)    // whatever it left in its group goes too
+		st, reason = r.released(box, st, reason) // and whatever it left in its cgroup
 		t := time.NewTimer(captureDrain)
 		defer t.Stop()
 	wait:
@@ -224,7 +240,7 @@ func (r *runner) startFailed(err error) {
 }
 
 func (r *runner) report(st exitStatus, reason string, planned, startFailure bool) {
-	es := &ancmv1.ExitStatus{Code: st.code, Signal: st.signal, Reason: reason, Time: timestamppb.New(st.at), Planned: planned}
+	es := &ancmv1.ExitStatus{Code: st.code, Signal: st.signal, Reason: reason, Time: timestamppb.New(st.at), Planned: planned, OomKilled: st.oom}
 	var tail []string
 	switch {
 	case planned:

@@ -13,6 +13,7 @@ import (
 
 	ancmv1 "github.com/ancm-dev/ancm/api/gen/ancm/v1"
 	"github.com/ancm-dev/ancm/config"
+	"github.com/ancm-dev/ancm/sandbox"
 )
 
 // Options configure a Supervisor.
@@ -22,6 +23,10 @@ type Options struct {
 	StateDir string
 	// Clock is the time the apps' decisions see; nil means time.Now.
 	Clock func() time.Time
+	// Sandbox isolates instances (user, cgroup, limits); nil runs them
+	// as the daemon's children with nothing more, and refuses apps that
+	// ask for a user or limits.
+	Sandbox *sandbox.Manager
 }
 
 // Supervisor owns the apps: their config, their processes, the endpoint
@@ -32,6 +37,7 @@ type Supervisor struct {
 	log        hclog.Logger
 	stateDir   string
 	spawner    *spawner
+	sandbox    *sandbox.Manager
 	table      *routeTable
 	events     *eventBus
 	store      *store
@@ -73,6 +79,7 @@ func New(opts Options) (*Supervisor, error) {
 		log:        log.Named("supervisor"),
 		stateDir:   opts.StateDir,
 		spawner:    newSpawner(),
+		sandbox:    opts.Sandbox,
 		table:      newRouteTable(),
 		events:     newEventBus(),
 		store:      st,

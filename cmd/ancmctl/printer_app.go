@@ -95,6 +95,7 @@ func (p *printer) App(a *ancmv1.App) error {
 	row("error_detail", strconv.FormatBool(s.GetErrorDetail()))
 	row("compat", orDash(s.GetCompat()))
 	row("protocol", orDefault(s.GetProtocol()))
+	isolationRows(row, s)
 	row("health.path", orDash(s.GetHealth().GetPath()))
 	row("health.interval", duration(s.GetHealth().GetInterval()))
 	if s.GetStdoutLog() == nil || s.GetStdoutLog().Enabled == nil {

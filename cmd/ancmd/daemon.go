@@ -24,6 +24,7 @@ import (
 	"github.com/ancm-dev/ancm/controlplane"
 	"github.com/ancm-dev/ancm/dataplane"
 	"github.com/ancm-dev/ancm/internal/buildinfo"
+	"github.com/ancm-dev/ancm/sandbox"
 )
 
 // shutdownBudget bounds a graceful shutdown beyond the apps' own
@@ -56,7 +57,21 @@ func serve(log hclog.Logger, setLevel func(string), path string, f *config.File,
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
-	sup, err := controlplane.New(controlplane.Options{Logger: log, StateDir: f.StateDir})
+	if err := os.MkdirAll(f.StateDir, 0o700); err != nil {
+		return fmt.Errorf("state_dir: %w", err)
+	}
+	// The sandbox first: it cleans up what a previous ancmd left, and its
+	// watchdog kills the apps if this one dies.
+	sb, err := sandbox.New(sandbox.Options{Logger: log, StateDir: f.StateDir})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := sb.Close(); err != nil {
+			log.Warn("sandbox cleanup", "error", err)
+		}
+	}()
+	sup, err := controlplane.New(controlplane.Options{Logger: log, StateDir: f.StateDir, Sandbox: sb})
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ancm-dev/ancm/controlplane"
 	"github.com/ancm-dev/ancm/internal/buildinfo"
+	"github.com/ancm-dev/ancm/sandbox"
 )
 
 func init() {
@@ -32,6 +33,16 @@ func main() {
 // run executes one ancmd command line and returns its exit code: 0, 1 when
 // the daemon could not start or stopped on an error, 2 for a usage error.
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		// Hidden verbs of the sandbox, run by ancmd itself with arguments
+		// of their own: no flags of ancmd's apply.
+		switch args[0] {
+		case sandbox.ExecCommand: // the trampoline into an instance's cgroup
+			return sandbox.ExecMain(args[1:])
+		case sandbox.WatchdogCommand: // kills the apps when the daemon dies
+			return sandbox.WatchdogMain(args[1:])
+		}
+	}
 	root := rootCommand(stdout, stderr)
 	root.SetArgs(args)
 	return exitCode(root.Execute(), stderr)

@@ -17,6 +17,9 @@ func runValidate(cmd *cobra.Command, path string) error {
 		fmt.Fprintln(cmd.ErrOrStderr(), err)
 		return failure{exitError}
 	}
+	for _, w := range config.Warnings(f) {
+		fmt.Fprintln(cmd.ErrOrStderr(), w)
+	}
 	fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%d apps)\n", path, len(f.Apps))
 	return nil
 }

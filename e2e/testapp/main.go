@@ -12,6 +12,13 @@
 //	unhealthy-after N  /healthz fails after N checks
 //	record      serve, and print "request METHOD URI" for every request
 //	            that reaches it
+//	family      serve and start a child, a grandchild (through sh -c,
+//	            left behind by its exiting parent) and a setsid daemon,
+//	            all sleeping
+//
+// In every mode /isolation answers with the app's uid, gid, groups,
+// RLIMIT_NOFILE, /proc/self/cgroup and the environment variables the
+// query's k values name; /alloc?mb=N allocates and touches N MiB.
 //
 // It checks ANCM-Token and answers 400 without the right one, as docs/apps.md
 // asks of every app.
@@ -63,6 +70,20 @@ func main() {
 		}
 		fmt.Printf("child pid=%d\n", child.Process.Pid)
 		_ = os.WriteFile(os.Getenv("CHILD_PID_FILE"), []byte(strconv.Itoa(child.Process.Pid)), 0o644)
+	case "family":
+		for _, argv := range [][]string{
+			{"sleep", "100000"},
+			{"sh", "-c", "sleep 100000 & echo grandchild started"},
+			{"setsid", "sleep", "100000"},
+		} {
+			c := exec.Command(argv[0], argv[1:]...)
+			c.Stdout = os.Stdout
+			if err := c.Start(); err != nil {
+				fmt.Fprintln(os.Stderr, "family:", err)
+				os.Exit(1)
+			}
+			go func() { _ = c.Wait() }()
+		}
 	case "flood":
 		go func() {
 			line := []byte("flood flood flood flood flood flood flood flood flood flood\n")
@@ -81,6 +102,15 @@ func main() {
 			return
 		}
 		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/isolation", isolation)
+	mux.HandleFunc("/alloc", func(w http.ResponseWriter, r *http.Request) {
+		mb, _ := strconv.Atoi(r.URL.Query().Get("mb"))
+		hog = make([]byte, mb<<20)
+		for i := 0; i < len(hog); i += 4096 {
+			hog[i] = 1
+		}
+		fmt.Fprintln(w, "allocated", mb, "MiB")
 	})
 	mux.HandleFunc("/sleep", func(w http.ResponseWriter, r *http.Request) {
 		d, _ := time.ParseDuration(r.URL.Query().Get("d"))
@@ -188,4 +218,28 @@ func main() {
 		os.Exit(1)
 	}
 	os.Exit(0)
+}
+
+// hog keeps what /alloc allocated.
+var hog []byte
+
+func isolation(w http.ResponseWriter, r *http.Request) {
+	var lim syscall.Rlimit
+	_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
+	groups, _ := os.Getgroups()
+	cg, _ := os.ReadFile("/proc/self/cgroup")
+	env := map[string]*string{}
+	for _, k := range r.URL.Query()["k"] {
+		if v, ok := os.LookupEnv(k); ok {
+			env[k] = &v
+		} else {
+			env[k] = nil
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"uid": os.Getuid(), "gid": os.Getgid(), "groups": groups,
+		"nofile_soft": lim.Cur, "nofile_hard": lim.Max,
+		"cgroup": string(cg), "env": env,
+	})
 }

@@ -42,6 +42,8 @@ const (
 	EventType_EVENT_TYPE_ROLLOUT_STARTED   EventType = 14
 	EventType_EVENT_TYPE_ROLLOUT_SUCCEEDED EventType = 15
 	EventType_EVENT_TYPE_ROLLOUT_FAILED    EventType = 16
+	// The kernel killed an instance's process for the app's memory limit.
+	EventType_EVENT_TYPE_OOM_KILLED EventType = 17
 )
 
 // Enum value maps for EventType.
@@ -64,6 +66,7 @@ var (
 		14: "EVENT_TYPE_ROLLOUT_STARTED",
 		15: "EVENT_TYPE_ROLLOUT_SUCCEEDED",
 		16: "EVENT_TYPE_ROLLOUT_FAILED",
+		17: "EVENT_TYPE_OOM_KILLED",
 	}
 	EventType_value = map[string]int32{
 		"EVENT_TYPE_UNSPECIFIED":       0,
@@ -83,6 +86,7 @@ var (
 		"EVENT_TYPE_ROLLOUT_STARTED":   14,
 		"EVENT_TYPE_ROLLOUT_SUCCEEDED": 15,
 		"EVENT_TYPE_ROLLOUT_FAILED":    16,
+		"EVENT_TYPE_OOM_KILLED":        17,
 	}
 )
 
@@ -384,7 +388,7 @@ const file_ancm_v1_events_proto_rawDesc = "" +
 	"\x06follow\x18\x02 \x01(\bR\x06follow\x12\x1b\n" +
 	"\tafter_seq\x18\x03 \x01(\x04R\bafterSeq\";\n" +
 	"\x13WatchEventsResponse\x12$\n" +
-	"\x05event\x18\x01 \x01(\v2\x0e.ancm.v1.EventR\x05event*\xca\x03\n" +
+	"\x05event\x18\x01 \x01(\v2\x0e.ancm.v1.EventR\x05event*\xe5\x03\n" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12EVENT_TYPE_STARTED\x10\x01\x12\x14\n" +
@@ -403,7 +407,8 @@ const file_ancm_v1_events_proto_rawDesc = "" +
 	"\x11EVENT_TYPE_ONLINE\x10\r\x12\x1e\n" +
 	"\x1aEVENT_TYPE_ROLLOUT_STARTED\x10\x0e\x12 \n" +
 	"\x1cEVENT_TYPE_ROLLOUT_SUCCEEDED\x10\x0f\x12\x1d\n" +
-	"\x19EVENT_TYPE_ROLLOUT_FAILED\x10\x102Z\n" +
+	"\x19EVENT_TYPE_ROLLOUT_FAILED\x10\x10\x12\x19\n" +
+	"\x15EVENT_TYPE_OOM_KILLED\x10\x112Z\n" +
 	"\fEventService\x12J\n" +
 	"\vWatchEvents\x12\x1b.ancm.v1.WatchEventsRequest\x1a\x1c.ancm.v1.WatchEventsResponse0\x01B1Z/github.com/ancm-dev/ancm/api/gen/ancm/v1;ancmv1b\x06proto3"
 

@@ -420,7 +420,17 @@ type AppSpec struct {
 	Protocol string `protobuf:"bytes,31,opt,name=protocol,proto3" json:"protocol,omitempty"`
 	// How a change that needs new processes is rolled out; unset means the
 	// defaults (rolling, max_surge 1, min_ready 1s, drain_timeout 30s).
-	Rollout       *RolloutPolicy `protobuf:"bytes,21,opt,name=rollout,proto3" json:"rollout,omitempty"`
+	Rollout *RolloutPolicy `protobuf:"bytes,21,opt,name=rollout,proto3" json:"rollout,omitempty"`
+	// Run as this user, with its primary group and its groups; empty keeps
+	// ancmd's user (root, usually). Needs ancmd to run as root.
+	User string `protobuf:"bytes,22,opt,name=user,proto3" json:"user,omitempty"`
+	// Another primary group than the user's.
+	Group string `protobuf:"bytes,23,opt,name=group,proto3" json:"group,omitempty"`
+	// A file of KEY=VALUE lines, relative to dir; env wins over it.
+	EnvFile string `protobuf:"bytes,24,opt,name=env_file,json=envFile,proto3" json:"env_file,omitempty"`
+	// Whether the app inherits ancmd's environment; unset means true.
+	InheritEnv    *bool   `protobuf:"varint,25,opt,name=inherit_env,json=inheritEnv,proto3,oneof" json:"inherit_env,omitempty"`
+	Limits        *Limits `protobuf:"bytes,26,opt,name=limits,proto3" json:"limits,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -612,6 +622,41 @@ func (x *AppSpec) GetProtocol() string {
 func (x *AppSpec) GetRollout() *RolloutPolicy {
 	if x != nil {
 		return x.Rollout
+	}
+	return nil
+}
+
+func (x *AppSpec) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *AppSpec) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *AppSpec) GetEnvFile() string {
+	if x != nil {
+		return x.EnvFile
+	}
+	return ""
+}
+
+func (x *AppSpec) GetInheritEnv() bool {
+	if x != nil && x.InheritEnv != nil {
+		return *x.InheritEnv
+	}
+	return false
+}
+
+func (x *AppSpec) GetLimits() *Limits {
+	if x != nil {
+		return x.Limits
 	}
 	return nil
 }
@@ -872,6 +917,80 @@ func (x *Generation) GetSpec() *AppSpec {
 	return nil
 }
 
+// Limits are the resource limits of each instance of an app, in force
+// before its first instruction; a zero field is no limit.
+type Limits struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Hard memory limit in bytes, swap included.
+	Memory uint64 `protobuf:"varint,1,opt,name=memory,proto3" json:"memory,omitempty"`
+	// Cores' worth of CPU time (1.5 is one and a half cores).
+	Cpu float64 `protobuf:"fixed64,2,opt,name=cpu,proto3" json:"cpu,omitempty"`
+	// Processes and threads.
+	Pids uint32 `protobuf:"varint,3,opt,name=pids,proto3" json:"pids,omitempty"`
+	// RLIMIT_NOFILE, soft and hard.
+	OpenFiles     uint64 `protobuf:"varint,4,opt,name=open_files,json=openFiles,proto3" json:"open_files,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Limits) Reset() {
+	*x = Limits{}
+	mi := &file_ancm_v1_types_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Limits) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Limits) ProtoMessage() {}
+
+func (x *Limits) ProtoReflect() protoreflect.Message {
+	mi := &file_ancm_v1_types_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Limits.ProtoReflect.Descriptor instead.
+func (*Limits) Descriptor() ([]byte, []int) {
+	return file_ancm_v1_types_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Limits) GetMemory() uint64 {
+	if x != nil {
+		return x.Memory
+	}
+	return 0
+}
+
+func (x *Limits) GetCpu() float64 {
+	if x != nil {
+		return x.Cpu
+	}
+	return 0
+}
+
+func (x *Limits) GetPids() uint32 {
+	if x != nil {
+		return x.Pids
+	}
+	return 0
+}
+
+func (x *Limits) GetOpenFiles() uint64 {
+	if x != nil {
+		return x.OpenFiles
+	}
+	return 0
+}
+
 // ExitStatus records how an instance's process ended.
 type ExitStatus struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -885,14 +1004,17 @@ type ExitStatus struct {
 	Reason string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
 	Time   *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=time,proto3" json:"time,omitempty"`
 	// Whether ancm asked for the exit (a stop or a restart).
-	Planned       bool `protobuf:"varint,5,opt,name=planned,proto3" json:"planned,omitempty"`
+	Planned bool `protobuf:"varint,5,opt,name=planned,proto3" json:"planned,omitempty"`
+	// Whether the kernel killed a process of the instance for its memory
+	// limit (from the cgroup's OOM counter, not guessed from SIGKILL).
+	OomKilled     bool `protobuf:"varint,6,opt,name=oom_killed,json=oomKilled,proto3" json:"oom_killed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ExitStatus) Reset() {
 	*x = ExitStatus{}
-	mi := &file_ancm_v1_types_proto_msgTypes[6]
+	mi := &file_ancm_v1_types_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -904,7 +1026,7 @@ func (x *ExitStatus) String() string {
 func (*ExitStatus) ProtoMessage() {}
 
 func (x *ExitStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_ancm_v1_types_proto_msgTypes[6]
+	mi := &file_ancm_v1_types_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -917,7 +1039,7 @@ func (x *ExitStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExitStatus.ProtoReflect.Descriptor instead.
 func (*ExitStatus) Descriptor() ([]byte, []int) {
-	return file_ancm_v1_types_proto_rawDescGZIP(), []int{6}
+	return file_ancm_v1_types_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ExitStatus) GetCode() int32 {
@@ -955,6 +1077,13 @@ func (x *ExitStatus) GetPlanned() bool {
 	return false
 }
 
+func (x *ExitStatus) GetOomKilled() bool {
+	if x != nil {
+		return x.OomKilled
+	}
+	return false
+}
+
 // Instance is one process of an app.
 type Instance struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -981,7 +1110,7 @@ type Instance struct {
 
 func (x *Instance) Reset() {
 	*x = Instance{}
-	mi := &file_ancm_v1_types_proto_msgTypes[7]
+	mi := &file_ancm_v1_types_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -993,7 +1122,7 @@ func (x *Instance) String() string {
 func (*Instance) ProtoMessage() {}
 
 func (x *Instance) ProtoReflect() protoreflect.Message {
-	mi := &file_ancm_v1_types_proto_msgTypes[7]
+	mi := &file_ancm_v1_types_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1006,7 +1135,7 @@ func (x *Instance) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Instance.ProtoReflect.Descriptor instead.
 func (*Instance) Descriptor() ([]byte, []int) {
-	return file_ancm_v1_types_proto_rawDescGZIP(), []int{7}
+	return file_ancm_v1_types_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Instance) GetIndex() uint32 {
@@ -1111,7 +1240,7 @@ type App struct {
 
 func (x *App) Reset() {
 	*x = App{}
-	mi := &file_ancm_v1_types_proto_msgTypes[8]
+	mi := &file_ancm_v1_types_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1123,7 +1252,7 @@ func (x *App) String() string {
 func (*App) ProtoMessage() {}
 
 func (x *App) ProtoReflect() protoreflect.Message {
-	mi := &file_ancm_v1_types_proto_msgTypes[8]
+	mi := &file_ancm_v1_types_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1136,7 +1265,7 @@ func (x *App) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use App.ProtoReflect.Descriptor instead.
 func (*App) Descriptor() ([]byte, []int) {
-	return file_ancm_v1_types_proto_rawDescGZIP(), []int{8}
+	return file_ancm_v1_types_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *App) GetSpec() *AppSpec {
@@ -1222,7 +1351,7 @@ const file_ancm_v1_types_proto_rawDesc = "" +
 	"\bmax_size\x18\x02 \x01(\x04R\amaxSize\x12\x1b\n" +
 	"\tmax_files\x18\x03 \x01(\rR\bmaxFilesB\n" +
 	"\n" +
-	"\b_enabled\"\xfe\a\n" +
+	"\b_enabled\"\xa2\t\n" +
 	"\aAppSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\acommand\x18\x02 \x01(\tR\acommand\x12\x12\n" +
@@ -1251,13 +1380,20 @@ const file_ancm_v1_types_proto_rawDesc = "" +
 	"stdout_log\x18\x14 \x01(\v2\x12.ancm.v1.StdoutLogR\tstdoutLog\x12!\n" +
 	"\fstrip_prefix\x18\x1e \x01(\bR\vstripPrefix\x12\x1a\n" +
 	"\bprotocol\x18\x1f \x01(\tR\bprotocol\x120\n" +
-	"\arollout\x18\x15 \x01(\v2\x16.ancm.v1.RolloutPolicyR\arollout\x1a6\n" +
+	"\arollout\x18\x15 \x01(\v2\x16.ancm.v1.RolloutPolicyR\arollout\x12\x12\n" +
+	"\x04user\x18\x16 \x01(\tR\x04user\x12\x14\n" +
+	"\x05group\x18\x17 \x01(\tR\x05group\x12\x19\n" +
+	"\benv_file\x18\x18 \x01(\tR\aenvFile\x12$\n" +
+	"\vinherit_env\x18\x19 \x01(\bH\x03R\n" +
+	"inheritEnv\x88\x01\x01\x12'\n" +
+	"\x06limits\x18\x1a \x01(\v2\x0f.ancm.v1.LimitsR\x06limits\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x19\n" +
 	"\x17_rapid_fails_per_minuteB\r\n" +
 	"\v_queue_sizeB\x0f\n" +
-	"\r_offline_file\"\xc0\x01\n" +
+	"\r_offline_fileB\x0e\n" +
+	"\f_inherit_env\"\xc0\x01\n" +
 	"\rRolloutPolicy\x12\x1a\n" +
 	"\bstrategy\x18\x01 \x01(\tR\bstrategy\x12\x1b\n" +
 	"\tmax_surge\x18\x02 \x01(\rR\bmaxSurge\x126\n" +
@@ -1282,14 +1418,22 @@ const file_ancm_v1_types_proto_rawDesc = "" +
 	"\x06change\x18\x03 \x01(\tR\x06change\x12.\n" +
 	"\x06result\x18\x04 \x01(\x0e2\x16.ancm.v1.RolloutResultR\x06result\x12\x16\n" +
 	"\x06reason\x18\x05 \x01(\tR\x06reason\x12$\n" +
-	"\x04spec\x18\x06 \x01(\v2\x10.ancm.v1.AppSpecR\x04spec\"\x9a\x01\n" +
+	"\x04spec\x18\x06 \x01(\v2\x10.ancm.v1.AppSpecR\x04spec\"e\n" +
+	"\x06Limits\x12\x16\n" +
+	"\x06memory\x18\x01 \x01(\x04R\x06memory\x12\x10\n" +
+	"\x03cpu\x18\x02 \x01(\x01R\x03cpu\x12\x12\n" +
+	"\x04pids\x18\x03 \x01(\rR\x04pids\x12\x1d\n" +
+	"\n" +
+	"open_files\x18\x04 \x01(\x04R\topenFiles\"\xb9\x01\n" +
 	"\n" +
 	"ExitStatus\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x16\n" +
 	"\x06signal\x18\x02 \x01(\tR\x06signal\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12.\n" +
 	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x18\n" +
-	"\aplanned\x18\x05 \x01(\bR\aplanned\"\x8f\x03\n" +
+	"\aplanned\x18\x05 \x01(\bR\aplanned\x12\x1d\n" +
+	"\n" +
+	"oom_killed\x18\x06 \x01(\bR\toomKilled\"\x8f\x03\n" +
 	"\bInstance\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\rR\x05index\x12,\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x16.ancm.v1.InstanceStateR\x05state\x12\x10\n" +
@@ -1362,7 +1506,7 @@ func file_ancm_v1_types_proto_rawDescGZIP() []byte {
 }
 
 var file_ancm_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_ancm_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_ancm_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_ancm_v1_types_proto_goTypes = []any{
 	(AppState)(0),                 // 0: ancm.v1.AppState
 	(InstanceState)(0),            // 1: ancm.v1.InstanceState
@@ -1374,46 +1518,48 @@ var file_ancm_v1_types_proto_goTypes = []any{
 	(*RolloutPolicy)(nil),         // 7: ancm.v1.RolloutPolicy
 	(*RolloutStatus)(nil),         // 8: ancm.v1.RolloutStatus
 	(*Generation)(nil),            // 9: ancm.v1.Generation
-	(*ExitStatus)(nil),            // 10: ancm.v1.ExitStatus
-	(*Instance)(nil),              // 11: ancm.v1.Instance
-	(*App)(nil),                   // 12: ancm.v1.App
-	nil,                           // 13: ancm.v1.AppSpec.EnvEntry
-	(*durationpb.Duration)(nil),   // 14: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
+	(*Limits)(nil),                // 10: ancm.v1.Limits
+	(*ExitStatus)(nil),            // 11: ancm.v1.ExitStatus
+	(*Instance)(nil),              // 12: ancm.v1.Instance
+	(*App)(nil),                   // 13: ancm.v1.App
+	nil,                           // 14: ancm.v1.AppSpec.EnvEntry
+	(*durationpb.Duration)(nil),   // 15: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
 }
 var file_ancm_v1_types_proto_depIdxs = []int32{
-	14, // 0: ancm.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	13, // 1: ancm.v1.AppSpec.env:type_name -> ancm.v1.AppSpec.EnvEntry
+	15, // 0: ancm.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	14, // 1: ancm.v1.AppSpec.env:type_name -> ancm.v1.AppSpec.EnvEntry
 	2,  // 2: ancm.v1.AppSpec.start:type_name -> ancm.v1.StartMode
-	14, // 3: ancm.v1.AppSpec.startup_timeout:type_name -> google.protobuf.Duration
-	14, // 4: ancm.v1.AppSpec.shutdown_timeout:type_name -> google.protobuf.Duration
-	14, // 5: ancm.v1.AppSpec.request_timeout:type_name -> google.protobuf.Duration
+	15, // 3: ancm.v1.AppSpec.startup_timeout:type_name -> google.protobuf.Duration
+	15, // 4: ancm.v1.AppSpec.shutdown_timeout:type_name -> google.protobuf.Duration
+	15, // 5: ancm.v1.AppSpec.request_timeout:type_name -> google.protobuf.Duration
 	4,  // 6: ancm.v1.AppSpec.health:type_name -> ancm.v1.HealthCheck
 	5,  // 7: ancm.v1.AppSpec.stdout_log:type_name -> ancm.v1.StdoutLog
 	7,  // 8: ancm.v1.AppSpec.rollout:type_name -> ancm.v1.RolloutPolicy
-	14, // 9: ancm.v1.RolloutPolicy.min_ready:type_name -> google.protobuf.Duration
-	14, // 10: ancm.v1.RolloutPolicy.drain_timeout:type_name -> google.protobuf.Duration
-	3,  // 11: ancm.v1.RolloutStatus.result:type_name -> ancm.v1.RolloutResult
-	15, // 12: ancm.v1.RolloutStatus.started_at:type_name -> google.protobuf.Timestamp
-	15, // 13: ancm.v1.RolloutStatus.finished_at:type_name -> google.protobuf.Timestamp
-	15, // 14: ancm.v1.Generation.time:type_name -> google.protobuf.Timestamp
-	3,  // 15: ancm.v1.Generation.result:type_name -> ancm.v1.RolloutResult
-	6,  // 16: ancm.v1.Generation.spec:type_name -> ancm.v1.AppSpec
-	15, // 17: ancm.v1.ExitStatus.time:type_name -> google.protobuf.Timestamp
-	1,  // 18: ancm.v1.Instance.state:type_name -> ancm.v1.InstanceState
-	15, // 19: ancm.v1.Instance.started_at:type_name -> google.protobuf.Timestamp
-	15, // 20: ancm.v1.Instance.ready_since:type_name -> google.protobuf.Timestamp
-	10, // 21: ancm.v1.Instance.last_exit:type_name -> ancm.v1.ExitStatus
-	6,  // 22: ancm.v1.App.spec:type_name -> ancm.v1.AppSpec
-	0,  // 23: ancm.v1.App.state:type_name -> ancm.v1.AppState
-	15, // 24: ancm.v1.App.state_since:type_name -> google.protobuf.Timestamp
-	11, // 25: ancm.v1.App.instances:type_name -> ancm.v1.Instance
-	8,  // 26: ancm.v1.App.rollout:type_name -> ancm.v1.RolloutStatus
-	27, // [27:27] is the sub-list for method output_type
-	27, // [27:27] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	10, // 9: ancm.v1.AppSpec.limits:type_name -> ancm.v1.Limits
+	15, // 10: ancm.v1.RolloutPolicy.min_ready:type_name -> google.protobuf.Duration
+	15, // 11: ancm.v1.RolloutPolicy.drain_timeout:type_name -> google.protobuf.Duration
+	3,  // 12: ancm.v1.RolloutStatus.result:type_name -> ancm.v1.RolloutResult
+	16, // 13: ancm.v1.RolloutStatus.started_at:type_name -> google.protobuf.Timestamp
+	16, // 14: ancm.v1.RolloutStatus.finished_at:type_name -> google.protobuf.Timestamp
+	16, // 15: ancm.v1.Generation.time:type_name -> google.protobuf.Timestamp
+	3,  // 16: ancm.v1.Generation.result:type_name -> ancm.v1.RolloutResult
+	6,  // 17: ancm.v1.Generation.spec:type_name -> ancm.v1.AppSpec
+	16, // 18: ancm.v1.ExitStatus.time:type_name -> google.protobuf.Timestamp
+	1,  // 19: ancm.v1.Instance.state:type_name -> ancm.v1.InstanceState
+	16, // 20: ancm.v1.Instance.started_at:type_name -> google.protobuf.Timestamp
+	16, // 21: ancm.v1.Instance.ready_since:type_name -> google.protobuf.Timestamp
+	11, // 22: ancm.v1.Instance.last_exit:type_name -> ancm.v1.ExitStatus
+	6,  // 23: ancm.v1.App.spec:type_name -> ancm.v1.AppSpec
+	0,  // 24: ancm.v1.App.state:type_name -> ancm.v1.AppState
+	16, // 25: ancm.v1.App.state_since:type_name -> google.protobuf.Timestamp
+	12, // 26: ancm.v1.App.instances:type_name -> ancm.v1.Instance
+	8,  // 27: ancm.v1.App.rollout:type_name -> ancm.v1.RolloutStatus
+	28, // [28:28] is the sub-list for method output_type
+	28, // [28:28] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_ancm_v1_types_proto_init() }
@@ -1429,7 +1575,7 @@ func file_ancm_v1_types_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ancm_v1_types_proto_rawDesc), len(file_ancm_v1_types_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   10,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
