@@ -53,9 +53,12 @@ func baseEnv(cfg *config.App) ([]string, error) {
 // isolate puts cmd in a sandbox for one run of an instance: its cgroup
 // with the app's limits, its user, its rlimits. Without a sandbox manager
 // (controlplane tests), only apps that ask for none of these run.
-func isolate(sb *sandbox.Manager, cfg *config.App, index uint32, cmd *exec.Cmd) (*sandbox.Box, error) {
+//
+// The cgroup's name holds the run's id: during a rollout an instance of the
+// old generation and one of the new run at once with the same index.
+func isolate(sb *sandbox.Manager, cfg *config.App, index uint32, run uint64, cmd *exec.Cmd) (*sandbox.Box, error) {
 	spec := sandbox.Spec{
-		Name:  fmt.Sprintf("%s.%d", cfg.Name, index),
+		Name:  fmt.Sprintf("%s.%d.%d", cfg.Name, index, run),
 		User:  cfg.User,
 		Group: cfg.Group,
 		Limits: sandbox.Limits{

@@ -76,7 +76,7 @@ func (r *runner) run(ctx context.Context) {
 		args[i] = os.Expand(arg, lookup)
 	}
 	cmd := &exec.Cmd{Path: path, Args: append([]string{path}, args...), Dir: cfg.Dir, Env: env}
-	box, err := isolate(r.box, cfg, r.index, cmd)
+	box, err := isolate(r.box, cfg, r.index, r.id, cmd)
 	if err != nil {
 		r.startFailed(err)
 		return
