@@ -283,7 +283,7 @@ app "bomb" {
 	waitFor(t, 10*time.Second, "the bomb to be in its cgroup", func() bool {
 		var err error
 		cg, err = os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
-		return err == nil && (bytes.Contains(cg, []byte(":pids:/")) && bytes.Contains(cg, []byte("/bomb.0\n")) && !bytes.Contains(cg, []byte(":pids:/\n")))
+		return err == nil && (bytes.Contains(cg, []byte(":pids:/")) && bytes.Contains(cg, []byte("/bomb.0.")) && !bytes.Contains(cg, []byte(":pids:/\n")))
 	})
 	if !bytes.Contains(cg, []byte(":pids:")) {
 		t.Skip("cgroup v2 host: the v1 files below do not apply")
