@@ -150,3 +150,9 @@ func (b *eventBus) close() {
 		close(s.ch)
 	}
 }
+
+// DaemonEvent records an event of the daemon itself rather than of an app
+// (app is empty), such as certificates that failed to reload.
+func (s *Supervisor) DaemonEvent(t ancmv1.EventType, msg string) {
+	s.events.publish(&ancmv1.Event{Type: t, Message: msg})
+}

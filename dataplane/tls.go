@@ -54,6 +54,10 @@ type Certificates struct {
 	stamps []fileStamp
 	set    atomic.Pointer[certSet]
 	acme   *ACME // certificates from an ACME CA; nil without
+
+	// OnReloadError, when set before Watch, hears of every reload that
+	// failed (and kept the certificates in use).
+	OnReloadError func(error)
 }
 
 // certSet is one immutable generation of certificates.
@@ -167,6 +171,9 @@ func (c *Certificates) Reload() error {
 	set, stamps, err := loadSet(c.pairs)
 	if err != nil {
 		c.logger.Error("certificates not reloaded, keeping the ones in use", "error", err)
+		if c.OnReloadError != nil {
+			c.OnReloadError(err)
+		}
 		return err
 	}
 	c.set.Store(set)

@@ -154,6 +154,10 @@ func TestHTTPSCertificatesBySNIAndReload(t *testing.T) {
 	if got := serialOf(h.dial(t, "blog.test", nil)); got != current {
 		t.Errorf("a broken certificate file replaced the one in use")
 	}
+	waitFor(t, 10*time.Second, "a certificates_not_reloaded event", func() bool {
+		out, _, _ := h.ctl("events", "-o", "json")
+		return strings.Contains(out, "certificates_not_reloaded") || strings.Contains(out, "CERTIFICATES_NOT_RELOADED")
+	})
 }
 
 func TestHTTPSClientCertificateForwarded(t *testing.T) {

@@ -20,6 +20,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/ancm-dev/ancm/api/client"
+	ancmv1 "github.com/ancm-dev/ancm/api/gen/ancm/v1"
 	"github.com/ancm-dev/ancm/config"
 	"github.com/ancm-dev/ancm/controlplane"
 	"github.com/ancm-dev/ancm/dataplane"
@@ -174,6 +175,9 @@ func serve(log hclog.Logger, setLevel func(string), path string, f *config.File,
 		go func() { proxyDone <- dp.Serve(ctx, proxyLn) }()
 		log.Info("proxy listening", "listen", proxyLn.Addr().String())
 		if front != nil {
+			front.certs.OnReloadError = func(err error) {
+				sup.DaemonEvent(ancmv1.EventType_EVENT_TYPE_CERTIFICATES_NOT_RELOADED, err.Error())
+			}
 			go front.serve(ctx, log, dp, httpsDone)
 			log.Info("https listening", "listen", front.ln.Addr().String(), "certificates", len(f.HTTPS.Certificates))
 		}

@@ -44,6 +44,10 @@ const (
 	EventType_EVENT_TYPE_ROLLOUT_FAILED    EventType = 16
 	// The kernel killed an instance's process for the app's memory limit.
 	EventType_EVENT_TYPE_OOM_KILLED EventType = 17
+	// The https listener's certificate files failed to load on a reload or a
+	// change; the certificates in use stay. An event of the daemon: app is
+	// empty, message names the files and the error.
+	EventType_EVENT_TYPE_CERTIFICATES_NOT_RELOADED EventType = 18
 )
 
 // Enum value maps for EventType.
@@ -67,26 +71,28 @@ var (
 		15: "EVENT_TYPE_ROLLOUT_SUCCEEDED",
 		16: "EVENT_TYPE_ROLLOUT_FAILED",
 		17: "EVENT_TYPE_OOM_KILLED",
+		18: "EVENT_TYPE_CERTIFICATES_NOT_RELOADED",
 	}
 	EventType_value = map[string]int32{
-		"EVENT_TYPE_UNSPECIFIED":       0,
-		"EVENT_TYPE_STARTED":           1,
-		"EVENT_TYPE_READY":             2,
-		"EVENT_TYPE_EXITED":            3,
-		"EVENT_TYPE_RESTARTED":         4,
-		"EVENT_TYPE_FAILED":            5,
-		"EVENT_TYPE_OFFLINE":           6,
-		"EVENT_TYPE_STOPPED":           7,
-		"EVENT_TYPE_APPLIED":           8,
-		"EVENT_TYPE_DELETED":           9,
-		"EVENT_TYPE_UNHEALTHY":         10,
-		"EVENT_TYPE_STATE_CHANGED":     11,
-		"EVENT_TYPE_START_FAILED":      12,
-		"EVENT_TYPE_ONLINE":            13,
-		"EVENT_TYPE_ROLLOUT_STARTED":   14,
-		"EVENT_TYPE_ROLLOUT_SUCCEEDED": 15,
-		"EVENT_TYPE_ROLLOUT_FAILED":    16,
-		"EVENT_TYPE_OOM_KILLED":        17,
+		"EVENT_TYPE_UNSPECIFIED":               0,
+		"EVENT_TYPE_STARTED":                   1,
+		"EVENT_TYPE_READY":                     2,
+		"EVENT_TYPE_EXITED":                    3,
+		"EVENT_TYPE_RESTARTED":                 4,
+		"EVENT_TYPE_FAILED":                    5,
+		"EVENT_TYPE_OFFLINE":                   6,
+		"EVENT_TYPE_STOPPED":                   7,
+		"EVENT_TYPE_APPLIED":                   8,
+		"EVENT_TYPE_DELETED":                   9,
+		"EVENT_TYPE_UNHEALTHY":                 10,
+		"EVENT_TYPE_STATE_CHANGED":             11,
+		"EVENT_TYPE_START_FAILED":              12,
+		"EVENT_TYPE_ONLINE":                    13,
+		"EVENT_TYPE_ROLLOUT_STARTED":           14,
+		"EVENT_TYPE_ROLLOUT_SUCCEEDED":         15,
+		"EVENT_TYPE_ROLLOUT_FAILED":            16,
+		"EVENT_TYPE_OOM_KILLED":                17,
+		"EVENT_TYPE_CERTIFICATES_NOT_RELOADED": 18,
 	}
 )
 
@@ -388,7 +394,7 @@ const file_ancm_v1_events_proto_rawDesc = "" +
 	"\x06follow\x18\x02 \x01(\bR\x06follow\x12\x1b\n" +
 	"\tafter_seq\x18\x03 \x01(\x04R\bafterSeq\";\n" +
 	"\x13WatchEventsResponse\x12$\n" +
-	"\x05event\x18\x01 \x01(\v2\x0e.ancm.v1.EventR\x05event*\xe5\x03\n" +
+	"\x05event\x18\x01 \x01(\v2\x0e.ancm.v1.EventR\x05event*\x8f\x04\n" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12EVENT_TYPE_STARTED\x10\x01\x12\x14\n" +
@@ -408,7 +414,8 @@ const file_ancm_v1_events_proto_rawDesc = "" +
 	"\x1aEVENT_TYPE_ROLLOUT_STARTED\x10\x0e\x12 \n" +
 	"\x1cEVENT_TYPE_ROLLOUT_SUCCEEDED\x10\x0f\x12\x1d\n" +
 	"\x19EVENT_TYPE_ROLLOUT_FAILED\x10\x10\x12\x19\n" +
-	"\x15EVENT_TYPE_OOM_KILLED\x10\x112Z\n" +
+	"\x15EVENT_TYPE_OOM_KILLED\x10\x11\x12(\n" +
+	"$EVENT_TYPE_CERTIFICATES_NOT_RELOADED\x10\x122Z\n" +
 	"\fEventService\x12J\n" +
 	"\vWatchEvents\x12\x1b.ancm.v1.WatchEventsRequest\x1a\x1c.ancm.v1.WatchEventsResponse0\x01B1Z/github.com/ancm-dev/ancm/api/gen/ancm/v1;ancmv1b\x06proto3"
 
