@@ -140,7 +140,7 @@
 //
 // proxy.go (Proxy, New, finish), table.go (snapshot, updates), routing.go,
 // watch.go (WatchEndpoints loop), activate.go, balance.go (picking,
-// ejection), server.go (Serve, connection slots, shutdown), limits.go
+// ejection), server.go (Serve, shutdown; connection slots shared by every listener), limits.go
 // (the connection budget, the file limit), conn.go (client connections,
 // send_timeout), head.go (where lines and heads end, token lists, the
 // socket probe), framing.go (request heads and their framing rules),

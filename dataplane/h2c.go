@@ -47,6 +47,7 @@ func newH2CTransport() *http2.Transport {
 		},
 		ReadIdleTimeout: 30 * time.Second,
 		PingTimeout:     10 * time.Second,
+		IdleConnTimeout: idleConnTimeout, // instances come and go on new ports
 	}
 }
 

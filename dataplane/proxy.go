@@ -71,6 +71,7 @@ type Proxy struct {
 	gates map[string]*gate // by app name; see activate.go
 
 	maxConns    int
+	slots       chan struct{} // a token per open client connection, over every Serve
 	sendTimeout time.Duration
 	h2          *http2.Server // the HTTP/2 front end (h2.go)
 	h2base      *http.Server  // its graceful shutdown
@@ -109,6 +110,7 @@ func New(opts Options) (*Proxy, error) {
 		p.sendTimeout = DefaultSendTimeout
 	}
 	p.maxConns = connectionBudget(logger, opts.MaxConnections)
+	p.slots = make(chan struct{}, p.maxConns)
 	p.h2, p.h2base = newH2(p)
 	p.h2cTransport = newH2CTransport()
 	p.trustedNets = opts.TrustedProxies

@@ -35,7 +35,8 @@ type server struct {
 	closing atomic.Bool
 	done    chan struct{} // closed when Serve stops accepting
 	wg      sync.WaitGroup
-	// slots holds a token per open client connection: max_connections.
+	// slots holds a token per open client connection: max_connections,
+	// the Proxy's, shared by all its listeners (plain and TLS).
 	slots    chan struct{}
 	lastFull time.Time // the last "limit reached" warning; accept loop only
 
@@ -53,7 +54,7 @@ type server struct {
 // is left and returns nil.
 func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 	s := &server{p: p, conns: map[*clientConn]struct{}{}, done: make(chan struct{}),
-		slots: make(chan struct{}, p.maxConns)}
+		slots: p.slots}
 	errc := make(chan error, 1)
 	go func() { errc <- s.accept(ln) }()
 	sweep := time.NewTicker(sweepInterval)
