@@ -53,6 +53,7 @@ func newClientConn(s *server, nc net.Conn) *clientConn {
 	c.bw = bufio.NewWriterSize(&c.wr, 4<<10)
 	c.fi.clientIP = clientIP(nc.RemoteAddr().String())
 	c.fi.trusted = s.p.trusted(c.fi.clientIP)
+	c.fi.idConn, c.fi.idSeq = connIDs.Add(1), new(atomic.Uint64)
 	tcp := nc
 	if tc, ok := nc.(*tls.Conn); ok {
 		c.fi.tls = true
@@ -118,6 +119,7 @@ type clientWriter struct {
 	nc      net.Conn
 	timeout time.Duration
 	dl      time.Time
+	n       int64 // bytes written, for the access log
 }
 
 func (w *clientWriter) Write(p []byte) (int, error) {
@@ -125,7 +127,9 @@ func (w *clientWriter) Write(p []byte) (int, error) {
 		w.dl = now.Add(w.timeout)
 		_ = w.nc.SetWriteDeadline(w.dl)
 	}
-	return w.nc.Write(p)
+	n, err := w.nc.Write(p)
+	w.n += int64(n)
+	return n, err
 }
 
 // handshake runs the TLS handshake under handshakeTimeout and takes the

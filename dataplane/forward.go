@@ -47,6 +47,8 @@ type downstream interface {
 	bodyReader(ex *exchange) (io.ReadCloser, int64, error)
 	// relayStream writes an h2c instance's response (h2c.go).
 	relayStream(ex *exchange, res *http.Response) bool
+	// sent is the bytes the client took so far, for the access log.
+	sent() int64
 }
 
 // serveRequest routes a parsed request, activates its app if need be,
@@ -54,12 +56,22 @@ type downstream interface {
 // connection can carry another request.
 func (p *Proxy) serveRequest(c downstream, r *request) bool {
 	var start time.Time
-	if p.accessLog != nil {
+	var sent int64
+	if p.measure || p.accessLog != nil {
 		start = time.Now()
 	}
+	if p.accessLog != nil {
+		sent = c.sent()
+	}
+	r.assignID(c.info())
 	// Without a body, or with one not read at all, the connection can
 	// carry on after an error answer only if the body is skipped.
 	a, err := p.resolve(c, r)
+	var st *appStats
+	if p.measure {
+		st = p.statsOf(a)
+		st.inFlight.Add(1)
+	}
 	if err == nil && a != nil {
 		if b := a.pick(nil); b != nil {
 			ex := exchange{p: p, c: c, r: r, a: a, b: b}
@@ -70,14 +82,14 @@ func (p *Proxy) serveRequest(c downstream, r *request) bool {
 				keep = ex.run()
 			}
 			ex.b.outstanding.Add(-1)
-			p.finish(r, ex.a, ex.b, ex.status, start)
+			p.finish(c, r, ex.a, ex.b, ex.status, start, st, sent)
 			return keep
 		}
 		err = newError(ErrUnavailable, a, nil)
 	}
 	keep := !r.hasBody() && r.keepAlive()
 	status := c.writeError(r, err, keep)
-	p.finish(r, a, nil, status, start)
+	p.finish(c, r, a, nil, status, start, st, sent)
 	return keep && status != statusClientClosed
 }
 
@@ -308,6 +320,9 @@ func (ex *exchange) switchTo(a *app, b *backend) {
 	ex.b.outstanding.Add(-1)
 	ex.a, ex.b = a, b
 	ex.p.stats.retries.Add(1)
+	if a.stats != nil {
+		a.stats.retries.Add(1)
+	}
 }
 
 // attempt sends the request to ex.b and reads the response head into

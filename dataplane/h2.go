@@ -67,7 +67,10 @@ type h2stream struct {
 	// abort: the answer broke off after its head; the stream is reset
 	// once the exchange is accounted for.
 	abort bool
+	n     int64 // body bytes written, for the access log
 }
+
+func (st *h2stream) sent() int64 { return st.n }
 
 // serve handles the stream's request.
 func (st *h2stream) serve() {
@@ -253,7 +256,7 @@ func (st *h2stream) relay(ex *exchange) bool {
 	var err error
 	if !noBody {
 		f, _ := st.w.(http.Flusher)
-		w := bufio.NewWriterSize(flushWriter{st.w, f}, 16<<10)
+		w := bufio.NewWriterSize(flushWriter{st.w, f, &st.n}, 16<<10)
 		switch {
 		case res.chunked:
 			err = copyDecoded(w, bc.br, ex.waitBody, func(name, value string) {
@@ -297,9 +300,13 @@ func (st *h2stream) writeError(r *request, err error, _ bool) int {
 	}
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Content-Length", strconv.Itoa(len(body)))
+	if id := r.id(); id != "" {
+		h.Set(headerRequestID, id)
+	}
 	st.w.WriteHeader(status)
 	if r.method != "HEAD" {
-		_, _ = st.w.Write(body)
+		n, _ := st.w.Write(body)
+		st.n += int64(n)
 	}
 	return status
 }
@@ -309,10 +316,12 @@ func (st *h2stream) writeError(r *request, err error, _ bool) int {
 type flushWriter struct {
 	w http.ResponseWriter
 	f http.Flusher
+	n *int64
 }
 
 func (f flushWriter) Write(p []byte) (int, error) {
 	n, err := f.w.Write(p)
+	*f.n += int64(n)
 	if err == nil && f.f != nil {
 		f.f.Flush()
 	}

@@ -64,6 +64,10 @@ type app struct {
 	offlineBody    []byte
 	logTail        []string
 
+	// stats are the app's counters (metrics.go), carried over from the
+	// previous version of the route when its generation is the same.
+	stats *appStats
+
 	// rr breaks ties between equally loaded backends.
 	rr atomic.Uint32
 }
@@ -156,6 +160,7 @@ func compileApp(r *ancmv1.AppRoute, old *app, msgRevision uint64) *app {
 		offlineBody:    r.GetOfflineBody(),
 		logTail:        r.GetLogTail(),
 	}
+	a.stats = routeStats(a.name, routeGeneration(r), old)
 	if a.revision == 0 {
 		a.revision = msgRevision
 	}
@@ -198,6 +203,10 @@ func compileApp(r *ancmv1.AppRoute, old *app, msgRevision uint64) *app {
 	}
 	return a
 }
+
+// routeGeneration is the generation of the app a route publishes. The
+// endpoint table has none yet: every app is generation 0.
+func routeGeneration(*ancmv1.AppRoute) uint64 { return 0 }
 
 // index builds the routing indexes from t.apps.
 func (t *table) index() {
