@@ -44,12 +44,16 @@ type Options struct {
 	// RedirectHTTPS, when set, is the port of the TLS listener: requests
 	// on plain connections are answered 308 to https:// there.
 	RedirectHTTPS string
+	// ReportInterval is how often Run reports the traffic to the control
+	// plane (report.go); 0 means DefaultReportInterval, negative never.
+	ReportInterval time.Duration
 }
 
 // Defaults of Options.
 const (
 	DefaultMaxConnections = 10000
 	DefaultSendTimeout    = 60 * time.Second
+	DefaultReportInterval = time.Second
 )
 
 // Proxy is the data plane: it follows the control plane's table (Run) and
@@ -86,6 +90,9 @@ type Proxy struct {
 	// (metrics.go); off only in benchmarks that measure its cost.
 	measure  bool
 	unrouted *appStats // requests no app matched
+
+	traffic     ancmv1.TrafficServiceClient
+	reportEvery time.Duration
 }
 
 // New returns a Proxy. It does nothing until Run follows the control plane
@@ -102,10 +109,13 @@ func New(opts Options) (*Proxy, error) {
 	p := &Proxy{
 		logger: logger,
 		client: ancmv1.NewEndpointServiceClient(opts.Conn),
-		node:   opts.Node,
-		synced: make(chan struct{}),
-		kick:   make(chan struct{}, 1),
-		gates:  map[string]*gate{},
+
+		traffic:     ancmv1.NewTrafficServiceClient(opts.Conn),
+		reportEvery: opts.ReportInterval,
+		node:        opts.Node,
+		synced:      make(chan struct{}),
+		kick:        make(chan struct{}, 1),
+		gates:       map[string]*gate{},
 
 		measure:  true,
 		unrouted: newAppStats("", 0),
@@ -115,6 +125,9 @@ func New(opts Options) (*Proxy, error) {
 		if p.accessLog == nil {
 			p.accessLog = logger.Named("access")
 		}
+	}
+	if p.reportEvery == 0 {
+		p.reportEvery = DefaultReportInterval
 	}
 	p.sendTimeout = opts.SendTimeout
 	if p.sendTimeout <= 0 {

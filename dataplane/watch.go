@@ -21,6 +21,11 @@ const (
 // with capped, jittered backoff, resuming from the epoch and revision it
 // has. It returns nil when ctx is done.
 func (p *Proxy) Run(ctx context.Context) error {
+	if p.reportEvery > 0 {
+		done := make(chan struct{})
+		defer func() { <-done }()
+		go func() { defer close(done); p.report(ctx) }()
+	}
 	backoff := watchBackoffMin
 	for {
 		progressed, err := p.watch(ctx)
