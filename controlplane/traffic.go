@@ -95,6 +95,13 @@ func (t *trafficStore) add(id uint64, r *ancmv1.ReportTrafficRequest) {
 		return
 	}
 	s.node = r.GetNode()
+	if len(s.samples) == 0 && r.GetStarted() != nil && r.GetTime() != nil {
+		// The first report of a stream: when the data plane started
+		// counting recently, its counters were 0 then (on this clock).
+		if age := r.GetTime().AsTime().Sub(r.GetStarted().AsTime()); age >= 0 && age < TrafficWindow {
+			s.samples = append(s.samples, trafficSample{at: smp.at.Add(-age), apps: map[appGen]*ancmv1.AppTraffic{}})
+		}
+	}
 	s.samples = append(s.samples, smp)
 	t.expireLocked(smp.at)
 }
@@ -197,7 +204,10 @@ func (t *trafficStore) summary(window time.Duration) *ancmv1.GetTrafficResponse 
 		out.Nodes = append(out.Nodes, n)
 	}
 	sort.Strings(out.Nodes)
-	for _, ac := range byApp {
+	for k, ac := range byApp {
+		if k.app == "" && ac.sum.Requests == 0 && ac.sum.InFlight == 0 {
+			continue // no request went unmatched
+		}
 		if ac.sum.Requests > 0 {
 			ac.sum.Share_5Xx = float64(ac.sum.Status_5Xx) / float64(ac.sum.Requests)
 		}
@@ -259,11 +269,13 @@ func quantile(q float64, bounds []float64, buckets []uint64) float64 {
 type TrafficService struct {
 	ancmv1.UnimplementedTrafficServiceServer
 	store *trafficStore
+	apps  func() []*ancmv1.App
 }
 
-// NewTrafficService returns an empty TrafficService.
-func NewTrafficService() *TrafficService {
-	return &TrafficService{store: newTrafficStore(time.Now)}
+// NewTrafficService returns an empty TrafficService; apps (Supervisor.List)
+// gives GetTraffic the apps' states and instances.
+func NewTrafficService(apps func() []*ancmv1.App) *TrafficService {
+	return &TrafficService{store: newTrafficStore(time.Now), apps: apps}
 }
 
 // Register registers the TrafficService on srv.
@@ -296,5 +308,41 @@ func (s *TrafficService) GetTraffic(_ context.Context, req *ancmv1.GetTrafficReq
 	if w <= 0 {
 		w = DefaultTrafficWindow
 	}
-	return s.store.summary(min(w, TrafficWindow)), nil
+	out := s.store.summary(min(w, TrafficWindow))
+	if s.apps != nil {
+		withApps(out, s.apps())
+	}
+	return out, nil
+}
+
+// withApps adds each app's state and instances to its rows, and a row
+// for each app without traffic.
+func withApps(out *ancmv1.GetTrafficResponse, apps []*ancmv1.App) {
+	seen := map[string]bool{}
+	for _, a := range apps {
+		name := a.GetSpec().GetName()
+		var ready uint32
+		for _, in := range a.GetInstances() {
+			if in.GetState() == ancmv1.InstanceState_INSTANCE_STATE_READY {
+				ready++
+			}
+		}
+		n := uint32(len(a.GetInstances()))
+		for _, row := range out.Apps {
+			if row.App == name {
+				row.State, row.InstancesReady, row.Instances = a.GetState(), ready, n
+				seen[name] = true
+			}
+		}
+		if !seen[name] {
+			out.Apps = append(out.Apps, &ancmv1.AppTrafficSummary{App: name, State: a.GetState(), InstancesReady: ready, Instances: n})
+		}
+	}
+	sort.SliceStable(out.Apps, func(i, j int) bool {
+		a, b := out.Apps[i], out.Apps[j]
+		if a.App != b.App {
+			return a.App < b.App
+		}
+		return a.Generation < b.Generation
+	})
 }

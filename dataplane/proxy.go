@@ -93,6 +93,7 @@ type Proxy struct {
 
 	traffic     ancmv1.TrafficServiceClient
 	reportEvery time.Duration
+	started     time.Time // counting since
 }
 
 // New returns a Proxy. It does nothing until Run follows the control plane
@@ -118,6 +119,7 @@ func New(opts Options) (*Proxy, error) {
 		gates:       map[string]*gate{},
 
 		measure:  true,
+		started:  time.Now(),
 		unrouted: newAppStats("", 0),
 	}
 	if opts.AccessLog {

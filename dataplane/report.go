@@ -71,7 +71,7 @@ func (p *Proxy) reportStream(ctx context.Context) error {
 // trafficReport takes the counters of every app of the current table.
 func (p *Proxy) trafficReport() *ancmv1.ReportTrafficRequest {
 	all := p.allStats()
-	r := &ancmv1.ReportTrafficRequest{Node: p.node, Time: timestamppb.Now(), LatencyBounds: LatencyBuckets,
+	r := &ancmv1.ReportTrafficRequest{Node: p.node, Time: timestamppb.Now(), Started: timestamppb.New(p.started), LatencyBounds: LatencyBuckets,
 		Apps: make([]*ancmv1.AppTraffic, 0, len(all))}
 	for _, s := range all {
 		c := s.classes()

@@ -77,7 +77,7 @@ func serve(log hclog.Logger, setLevel func(string), path string, f *config.File,
 		return err
 	}
 	svc.Register(srv)
-	traffic := controlplane.NewTrafficService()
+	traffic := controlplane.NewTrafficService(sup.List)
 	traffic.Register(srv)
 
 	// The in-process data plane reaches the control plane the way a

@@ -32,6 +32,9 @@ type ReportTrafficRequest struct {
 	// a bound (+Inf) follows.
 	LatencyBounds []float64     `protobuf:"fixed64,3,rep,packed,name=latency_bounds,json=latencyBounds,proto3" json:"latency_bounds,omitempty"`
 	Apps          []*AppTraffic `protobuf:"bytes,4,rep,name=apps,proto3" json:"apps,omitempty"`
+	// When the data plane started counting (its clock, as time): a control
+	// plane takes the counters as 0 then.
+	Started       *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=started,proto3" json:"started,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -90,6 +93,13 @@ func (x *ReportTrafficRequest) GetLatencyBounds() []float64 {
 func (x *ReportTrafficRequest) GetApps() []*AppTraffic {
 	if x != nil {
 		return x.Apps
+	}
+	return nil
+}
+
+func (x *ReportTrafficRequest) GetStarted() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Started
 	}
 	return nil
 }
@@ -388,9 +398,15 @@ type AppTrafficSummary struct {
 	Status_2Xx uint64  `protobuf:"varint,9,opt,name=status_2xx,json=status2xx,proto3" json:"status_2xx,omitempty"`
 	Status_4Xx uint64  `protobuf:"varint,10,opt,name=status_4xx,json=status4xx,proto3" json:"status_4xx,omitempty"`
 	// In flight at each data plane's last report, summed.
-	InFlight      int64 `protobuf:"varint,11,opt,name=in_flight,json=inFlight,proto3" json:"in_flight,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	InFlight int64 `protobuf:"varint,11,opt,name=in_flight,json=inFlight,proto3" json:"in_flight,omitempty"`
+	// The app's state and instances now, as the control plane has them
+	// (unset for app "", the requests no app matched). Every app is listed,
+	// with or without traffic.
+	State          AppState `protobuf:"varint,12,opt,name=state,proto3,enum=ancm.v1.AppState" json:"state,omitempty"`
+	InstancesReady uint32   `protobuf:"varint,13,opt,name=instances_ready,json=instancesReady,proto3" json:"instances_ready,omitempty"`
+	Instances      uint32   `protobuf:"varint,14,opt,name=instances,proto3" json:"instances,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *AppTrafficSummary) Reset() {
@@ -500,16 +516,38 @@ func (x *AppTrafficSummary) GetInFlight() int64 {
 	return 0
 }
 
+func (x *AppTrafficSummary) GetState() AppState {
+	if x != nil {
+		return x.State
+	}
+	return AppState_APP_STATE_UNSPECIFIED
+}
+
+func (x *AppTrafficSummary) GetInstancesReady() uint32 {
+	if x != nil {
+		return x.InstancesReady
+	}
+	return 0
+}
+
+func (x *AppTrafficSummary) GetInstances() uint32 {
+	if x != nil {
+		return x.Instances
+	}
+	return 0
+}
+
 var File_ancm_v1_traffic_proto protoreflect.FileDescriptor
 
 const file_ancm_v1_traffic_proto_rawDesc = "" +
 	"\n" +
-	"\x15ancm/v1/traffic.proto\x12\aancm.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xaa\x01\n" +
+	"\x15ancm/v1/traffic.proto\x12\aancm.v1\x1a\x13ancm/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe0\x01\n" +
 	"\x14ReportTrafficRequest\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12%\n" +
 	"\x0elatency_bounds\x18\x03 \x03(\x01R\rlatencyBounds\x12'\n" +
-	"\x04apps\x18\x04 \x03(\v2\x13.ancm.v1.AppTrafficR\x04apps\"\xf4\x02\n" +
+	"\x04apps\x18\x04 \x03(\v2\x13.ancm.v1.AppTrafficR\x04apps\x124\n" +
+	"\astarted\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\astarted\"\xf4\x02\n" +
 	"\n" +
 	"AppTraffic\x12\x10\n" +
 	"\x03app\x18\x01 \x01(\tR\x03app\x12\x1e\n" +
@@ -537,7 +575,7 @@ const file_ancm_v1_traffic_proto_rawDesc = "" +
 	"\x12GetTrafficResponse\x12%\n" +
 	"\x0ewindow_seconds\x18\x01 \x01(\x01R\rwindowSeconds\x12\x14\n" +
 	"\x05nodes\x18\x02 \x03(\tR\x05nodes\x12.\n" +
-	"\x04apps\x18\x03 \x03(\v2\x1a.ancm.v1.AppTrafficSummaryR\x04apps\"\xea\x02\n" +
+	"\x04apps\x18\x03 \x03(\v2\x1a.ancm.v1.AppTrafficSummaryR\x04apps\"\xda\x03\n" +
 	"\x11AppTrafficSummary\x12\x10\n" +
 	"\x03app\x18\x01 \x01(\tR\x03app\x12\x1e\n" +
 	"\n" +
@@ -557,7 +595,10 @@ const file_ancm_v1_traffic_proto_rawDesc = "" +
 	"\n" +
 	"status_4xx\x18\n" +
 	" \x01(\x04R\tstatus4xx\x12\x1b\n" +
-	"\tin_flight\x18\v \x01(\x03R\binFlight2\xa9\x01\n" +
+	"\tin_flight\x18\v \x01(\x03R\binFlight\x12'\n" +
+	"\x05state\x18\f \x01(\x0e2\x11.ancm.v1.AppStateR\x05state\x12'\n" +
+	"\x0finstances_ready\x18\r \x01(\rR\x0einstancesReady\x12\x1c\n" +
+	"\tinstances\x18\x0e \x01(\rR\tinstances2\xa9\x01\n" +
 	"\x0eTrafficService\x12P\n" +
 	"\rReportTraffic\x12\x1d.ancm.v1.ReportTrafficRequest\x1a\x1e.ancm.v1.ReportTrafficResponse(\x01\x12E\n" +
 	"\n" +
@@ -584,20 +625,23 @@ var file_ancm_v1_traffic_proto_goTypes = []any{
 	(*GetTrafficResponse)(nil),    // 4: ancm.v1.GetTrafficResponse
 	(*AppTrafficSummary)(nil),     // 5: ancm.v1.AppTrafficSummary
 	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
+	(AppState)(0),                 // 7: ancm.v1.AppState
 }
 var file_ancm_v1_traffic_proto_depIdxs = []int32{
 	6, // 0: ancm.v1.ReportTrafficRequest.time:type_name -> google.protobuf.Timestamp
 	1, // 1: ancm.v1.ReportTrafficRequest.apps:type_name -> ancm.v1.AppTraffic
-	5, // 2: ancm.v1.GetTrafficResponse.apps:type_name -> ancm.v1.AppTrafficSummary
-	0, // 3: ancm.v1.TrafficService.ReportTraffic:input_type -> ancm.v1.ReportTrafficRequest
-	3, // 4: ancm.v1.TrafficService.GetTraffic:input_type -> ancm.v1.GetTrafficRequest
-	2, // 5: ancm.v1.TrafficService.ReportTraffic:output_type -> ancm.v1.ReportTrafficResponse
-	4, // 6: ancm.v1.TrafficService.GetTraffic:output_type -> ancm.v1.GetTrafficResponse
-	5, // [5:7] is the sub-list for method output_type
-	3, // [3:5] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	6, // 2: ancm.v1.ReportTrafficRequest.started:type_name -> google.protobuf.Timestamp
+	5, // 3: ancm.v1.GetTrafficResponse.apps:type_name -> ancm.v1.AppTrafficSummary
+	7, // 4: ancm.v1.AppTrafficSummary.state:type_name -> ancm.v1.AppState
+	0, // 5: ancm.v1.TrafficService.ReportTraffic:input_type -> ancm.v1.ReportTrafficRequest
+	3, // 6: ancm.v1.TrafficService.GetTraffic:input_type -> ancm.v1.GetTrafficRequest
+	2, // 7: ancm.v1.TrafficService.ReportTraffic:output_type -> ancm.v1.ReportTrafficResponse
+	4, // 8: ancm.v1.TrafficService.GetTraffic:output_type -> ancm.v1.GetTrafficResponse
+	7, // [7:9] is the sub-list for method output_type
+	5, // [5:7] is the sub-list for method input_type
+	5, // [5:5] is the sub-list for extension type_name
+	5, // [5:5] is the sub-list for extension extendee
+	0, // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_ancm_v1_traffic_proto_init() }
@@ -605,6 +649,7 @@ func file_ancm_v1_traffic_proto_init() {
 	if File_ancm_v1_traffic_proto != nil {
 		return
 	}
+	file_ancm_v1_types_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -37,7 +37,7 @@ type TrafficServiceClient interface {
 	// since it started, so a lost report loses nothing.
 	ReportTraffic(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[ReportTrafficRequest, ReportTrafficResponse], error)
 	// GetTraffic sums the recent reports of every data plane per app and
-	// generation.
+	// generation, with each app's state and ready instances.
 	GetTraffic(ctx context.Context, in *GetTrafficRequest, opts ...grpc.CallOption) (*GetTrafficResponse, error)
 }
 
@@ -86,7 +86,7 @@ type TrafficServiceServer interface {
 	// since it started, so a lost report loses nothing.
 	ReportTraffic(grpc.ClientStreamingServer[ReportTrafficRequest, ReportTrafficResponse]) error
 	// GetTraffic sums the recent reports of every data plane per app and
-	// generation.
+	// generation, with each app's state and ready instances.
 	GetTraffic(context.Context, *GetTrafficRequest) (*GetTrafficResponse, error)
 	mustEmbedUnimplementedTrafficServiceServer()
 }
