@@ -198,7 +198,7 @@ func (c *clientConn) serveOne() bool {
 		switch err {
 		case ErrBadFraming:
 			c.p.stats.badFraming.Add(1)
-			c.p.stats.count(status)
+			c.p.count(c.fi.idConn, status)
 		case errBadVersion:
 			status = http.StatusHTTPVersionNotSupported
 		case errBadExpect:
@@ -263,7 +263,7 @@ func (c *clientConn) redirectHTTPS(r *request) bool {
 	}
 	_, _ = w.WriteString("\r\n")
 	err := w.Flush()
-	c.p.stats.count(http.StatusPermanentRedirect)
+	c.p.count(c.fi.idConn, http.StatusPermanentRedirect)
 	return keep && err == nil
 }
 

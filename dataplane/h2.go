@@ -85,7 +85,7 @@ func (st *h2stream) serve() {
 	}
 	if err != nil {
 		p.logger.Debug("request refused", "status", http.StatusBadRequest, "error", err, "proto", "h2")
-		p.stats.count(http.StatusBadRequest)
+		p.count(st.fi.idConn, http.StatusBadRequest)
 		st.plain(http.StatusBadRequest)
 		return
 	}

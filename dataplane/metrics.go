@@ -1,8 +1,11 @@
 package dataplane
 
 import (
+	"net/http"
+	"runtime"
 	"sort"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -25,68 +28,177 @@ var bucketNanos = func() [nBuckets - 1]int64 {
 	return b
 }()
 
-// appStats are the counters of one app (and generation), or of the
-// requests no app matched. They are resolved once, when a route is
-// compiled (compileApp), and carried over from one table to the next, so
-// the request path only adds to atomics it already holds: no label
-// lookup, no lock. A Collector and the traffic reporter read them.
-type appStats struct {
-	app        string
-	generation uint64
+// Status codes with a counter of their own in every shard: the ones
+// net/http names, and 499. Any other code is counted under a mutex
+// (appStats.rare): apps seldom send one.
+const nCodes = 80
 
-	codes    [500]atomic.Uint64 // by status - 100: 100..599
+var (
+	codeSlot [600]uint8  // status -> slot+1; 0: none
+	slotCode [nCodes]int // slot -> status
+	nSlots   = func() int {
+		n := 0
+		for c := 100; c < 600 && n < nCodes; c++ {
+			if http.StatusText(c) != "" || c == statusClientClosed {
+				codeSlot[c] = uint8(n + 1)
+				slotCode[n] = c
+				n++
+			}
+		}
+		return n
+	}()
+)
+
+// nShards is how many shards each appStats has: a power of two, at least
+// twice the cores, so that requests on different connections seldom
+// share one.
+var nShards = func() int {
+	n := 1
+	for n < 2*runtime.GOMAXPROCS(0) && n < 64 {
+		n <<= 1
+	}
+	return n
+}()
+
+// statShard is one shard of an app's per-request counters. A request
+// counts into the shard of its client connection, so cores serving
+// different connections seldom write to the same cache line.
+type statShard struct {
+	codes    [nCodes]atomic.Uint64
 	buckets  [nBuckets]atomic.Uint64
 	sumNanos atomic.Int64
 	inFlight atomic.Int64
+	_        [64]byte // keeps the next shard's counters off this one's last line
+}
+
+// appStats are the counters of one app (and generation), or of the
+// requests no app matched. They are resolved once, when a route is
+// compiled (compileApp), and carried over from one table to the next, so
+// the request path only adds to atomics it already holds, in its
+// connection's shard: no label lookup, no lock. A Collector and the
+// traffic reporter sum the shards.
+type appStats struct {
+	app        string
+	generation uint64
+	shards     []statShard
 
 	retries       atomic.Uint64
 	queueRejected atomic.Uint64
+
+	mu   sync.Mutex
+	rare map[int]uint64 // codes without a slot
 }
 
 func newAppStats(app string, generation uint64) *appStats {
-	return &appStats{app: app, generation: generation}
+	return &appStats{app: app, generation: generation, shards: make([]statShard, nShards)}
+}
+
+// shard returns the shard of client connection conn.
+func (s *appStats) shard(conn uint64) *statShard {
+	return &s.shards[conn&uint64(len(s.shards)-1)]
 }
 
 // done records an answered request: its status and how long it took from
 // head read to last byte written.
-func (s *appStats) done(status int, d time.Duration) {
-	if i := status - 100; i >= 0 && i < len(s.codes) {
-		s.codes[i].Add(1)
+func (s *appStats) done(sh *statShard, status int, d time.Duration) {
+	if status >= 0 && status < len(codeSlot) && codeSlot[status] != 0 {
+		sh.codes[codeSlot[status]-1].Add(1)
+	} else {
+		s.mu.Lock()
+		if s.rare == nil {
+			s.rare = map[int]uint64{}
+		}
+		s.rare[status]++
+		s.mu.Unlock()
 	}
 	n := int64(d)
 	i := 0
 	for i < len(bucketNanos) && n > bucketNanos[i] {
 		i++
 	}
-	s.buckets[i].Add(1)
-	s.sumNanos.Add(n)
+	sh.buckets[i].Add(1)
+	sh.sumNanos.Add(n)
+}
+
+// codes returns the requests answered by status code.
+func (s *appStats) codes() map[int]uint64 {
+	out := map[int]uint64{}
+	for i := range s.shards {
+		sh := &s.shards[i]
+		for slot := 0; slot < nSlots; slot++ {
+			if n := sh.codes[slot].Load(); n > 0 {
+				out[slotCode[slot]] += n
+			}
+		}
+	}
+	s.mu.Lock()
+	for c, n := range s.rare {
+		out[c] += n
+	}
+	s.mu.Unlock()
+	return out
 }
 
 // classes returns the requests answered by status class: 1xx..5xx at
 // index 1..5; index 0 is 499, the client gone before an answer.
 func (s *appStats) classes() (c [6]uint64) {
-	for i := range s.codes {
-		n := s.codes[i].Load()
-		if n == 0 {
-			continue
-		}
-		code := i + 100
-		if code == statusClientClosed {
+	for code, n := range s.codes() {
+		switch {
+		case code == statusClientClosed:
 			c[0] += n
-			continue
+		case code >= 100 && code < 600:
+			c[code/100] += n
 		}
-		c[code/100] += n
 	}
 	return c
 }
 
-// bucketCounts returns the latency buckets, not cumulative.
-func (s *appStats) bucketCounts() []uint64 {
+// bucketCounts returns the latency buckets, not cumulative, and the sum.
+func (s *appStats) bucketCounts() ([]uint64, time.Duration) {
 	out := make([]uint64, nBuckets)
-	for i := range s.buckets {
-		out[i] = s.buckets[i].Load()
+	var sum int64
+	for i := range s.shards {
+		sh := &s.shards[i]
+		for b := range sh.buckets {
+			out[b] += sh.buckets[b].Load()
+		}
+		sum += sh.sumNanos.Load()
 	}
-	return out
+	return out, time.Duration(sum)
+}
+
+// inFlight returns the requests routed and not answered yet.
+func (s *appStats) inFlight() int64 {
+	var n int64
+	for i := range s.shards {
+		n += s.shards[i].inFlight.Load()
+	}
+	return n
+}
+
+// count records a request answered before it was routed (a refused head,
+// a redirect to https): in the unrouted stats when measuring, else in
+// the global counters.
+func (p *Proxy) count(conn uint64, status int) {
+	if !p.measure {
+		p.stats.count(status)
+		return
+	}
+	p.unrouted.done(p.unrouted.shard(conn), status, 0)
+}
+
+// retire folds the request counts of stats that no table uses any more
+// into the global counters, so that Stats stays monotonic.
+func (p *Proxy) retire(old, nt *table) {
+	for name, a := range old.apps {
+		if a.stats == nil {
+			continue
+		}
+		if na := nt.apps[name]; na != nil && na.stats == a.stats {
+			continue
+		}
+		p.stats.add(a.stats.classes())
+	}
 }
 
 // statsOf returns the stats of a: the app's own, or the unrouted ones.
@@ -181,21 +293,26 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	p := c.p
 	waiting := p.queueWaiting()
 	for _, s := range p.allStats() {
-		for i := range s.codes {
-			if n := s.codes[i].Load(); n > 0 {
-				ch <- prometheus.MustNewConstMetric(descRequests, prometheus.CounterValue, float64(n), s.app, strconv.Itoa(i+100))
-			}
+		codes := s.codes()
+		keys := make([]int, 0, len(codes))
+		for c := range codes {
+			keys = append(keys, c)
 		}
+		sort.Ints(keys)
+		for _, c := range keys {
+			ch <- prometheus.MustNewConstMetric(descRequests, prometheus.CounterValue, float64(codes[c]), s.app, strconv.Itoa(c))
+		}
+		buckets, sum := s.bucketCounts()
 		var count uint64
 		cum := make(map[float64]uint64, len(LatencyBuckets))
-		for i := range s.buckets {
-			count += s.buckets[i].Load()
+		for i, n := range buckets {
+			count += n
 			if i < len(LatencyBuckets) {
 				cum[LatencyBuckets[i]] = count
 			}
 		}
-		ch <- prometheus.MustNewConstHistogram(descDuration, count, float64(s.sumNanos.Load())/1e9, cum, s.app)
-		ch <- prometheus.MustNewConstMetric(descInFlight, prometheus.GaugeValue, float64(s.inFlight.Load()), s.app)
+		ch <- prometheus.MustNewConstHistogram(descDuration, count, sum.Seconds(), cum, s.app)
+		ch <- prometheus.MustNewConstMetric(descInFlight, prometheus.GaugeValue, float64(s.inFlight()), s.app)
 		if s != p.unrouted {
 			ch <- prometheus.MustNewConstMetric(descQueueWaiting, prometheus.GaugeValue, float64(waiting[s.app]), s.app)
 			ch <- prometheus.MustNewConstMetric(descQueueRejected, prometheus.CounterValue, float64(s.queueRejected.Load()), s.app)

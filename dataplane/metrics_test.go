@@ -59,7 +59,7 @@ ancm_http_requests_total{app="shop",code="200"} 4
 	// in flight is back to 0 once the answers are in.
 	waitFor(t, "in flight 0", func() bool {
 		for _, s := range h.p.allStats() {
-			if s.inFlight.Load() != 0 {
+			if s.inFlight() != 0 {
 				return false
 			}
 		}

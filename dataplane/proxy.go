@@ -166,17 +166,18 @@ func (p *Proxy) trusted(ip string) bool {
 func (p *Proxy) Synced() <-chan struct{} { return p.synced }
 
 // finish counts a request by status and writes its access-log line.
-// st are the stats the request was counted in flight in (nil when not
-// measured); sent is what the client connection had taken before it.
-func (p *Proxy) finish(c downstream, r *request, a *app, b *backend, status int, start time.Time, st *appStats, sent int64) {
-	p.stats.count(status)
+// sh is the shard of st the request was counted in flight in (nil when
+// not measured); sent is what the client connection had taken before it.
+func (p *Proxy) finish(c downstream, r *request, a *app, b *backend, status int, start time.Time, st *appStats, sh *statShard, sent int64) {
 	var d time.Duration
-	if st != nil || p.accessLog != nil {
+	if sh != nil || p.accessLog != nil {
 		d = time.Since(start)
 	}
-	if st != nil {
-		st.inFlight.Add(-1)
-		st.done(status, d)
+	if sh != nil {
+		sh.inFlight.Add(-1)
+		st.done(sh, status, d)
+	} else {
+		p.stats.count(status)
 	}
 	if p.accessLog == nil {
 		return

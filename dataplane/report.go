@@ -75,11 +75,11 @@ func (p *Proxy) trafficReport() *ancmv1.ReportTrafficRequest {
 		Apps: make([]*ancmv1.AppTraffic, 0, len(all))}
 	for _, s := range all {
 		c := s.classes()
+		buckets, sum := s.bucketCounts()
 		r.Apps = append(r.Apps, &ancmv1.AppTraffic{
 			App: s.app, Generation: s.generation,
 			Status_1Xx: c[1], Status_2Xx: c[2], Status_3Xx: c[3], Status_4Xx: c[4], Status_5Xx: c[5], ClientClosed: c[0],
-			LatencyBuckets: s.bucketCounts(), LatencySumSeconds: float64(s.sumNanos.Load()) / 1e9,
-			InFlight: s.inFlight.Load(),
+			LatencyBuckets: buckets, LatencySumSeconds: sum.Seconds(), InFlight: s.inFlight(),
 		})
 	}
 	return r

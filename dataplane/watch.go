@@ -86,6 +86,7 @@ func (p *Proxy) watch(ctx context.Context) (progressed bool, err error) {
 // publish swaps in a new table and wakes whoever waits for one.
 func (p *Proxy) publish(nt *table, m *ancmv1.WatchEndpointsResponse) {
 	old := p.table.Swap(nt)
+	p.retire(old, nt)
 	close(old.next)
 	p.logger.Debug("endpoint table updated", "epoch", nt.epoch, "revision", nt.revision,
 		"full", m.GetFull(), "apps", len(m.GetApps()), "removed", len(m.GetRemoved()))
