@@ -21,6 +21,15 @@
 // rolling minute put the app in FAILED (with rapid_fails_per_minute = 0 the
 // first failure does).
 //
+// # Metrics and traffic
+//
+// Metrics (metrics.go) is a prometheus.Collector built at scrape time from
+// Supervisor.List (app states, instances) and from the event stream,
+// followed as WatchEvents follows it (restarts by reason, exec-to-ready
+// durations); it reads no app's internals. TrafficService (traffic.go)
+// keeps the data planes' traffic reports, 60 seconds per report stream,
+// and sums them per app and generation for GetTraffic (ancmctl top).
+//
 // # Decisions where DESIGN.md is silent
 //
 //   - An app defined in the config file cannot be changed or deleted through
