@@ -194,3 +194,25 @@ func TestTrafficReports(t *testing.T) {
 		return false
 	})
 }
+
+// TestStatsKeepRemovedApps: the requests of an app removed from the
+// table stay in Stats, and its series leave the metrics.
+func TestStatsKeepRemovedApps(t *testing.T) {
+	be := echoBackend(t, "a")
+	h := newHarness(t, Options{}, running("a", "/a", nil, ready(0, be, "tok")), running("b", "/b", nil, ready(0, be, "tok")))
+	h.get("", "/a/x")
+	h.get("", "/b/x")
+	waitFor(t, "2 requests counted", func() bool { return h.p.Stats().Requests == 2 })
+	h.waitRevision(h.cp.remove("a"))
+	if s := h.p.Stats(); s.Requests != 2 || s.Status2xx != 2 {
+		t.Errorf("after removal: %+v", s)
+	}
+	want := `
+# HELP ancm_http_requests_total Requests answered, by app ("" when no app matched) and status code.
+# TYPE ancm_http_requests_total counter
+ancm_http_requests_total{app="b",code="200"} 1
+`
+	if err := testutil.CollectAndCompare(h.p.Collector(), strings.NewReader(want), "ancm_http_requests_total"); err != nil {
+		t.Error(err)
+	}
+}
