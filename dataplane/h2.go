@@ -316,12 +316,14 @@ func (st *h2stream) writeError(r *request, err error, _ bool) int {
 type flushWriter struct {
 	w http.ResponseWriter
 	f http.Flusher
-	n *int64
+	n *int64 // counts the bytes written, when set
 }
 
 func (f flushWriter) Write(p []byte) (int, error) {
 	n, err := f.w.Write(p)
-	*f.n += int64(n)
+	if f.n != nil {
+		*f.n += int64(n)
+	}
 	if err == nil && f.f != nil {
 		f.f.Flush()
 	}
