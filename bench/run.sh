@@ -70,6 +70,7 @@ wait_200() {
 P_DIRECT=$(probe freeport)
 P_NGINX=$(probe freeport)
 P_ANCM=$(probe freeport)
+P_METRICS=$(probe freeport)
 
 "$BIN/backend" -addr "127.0.0.1:$P_DIRECT" 2>"$TMP/backend.log" &
 PIDS+=($!)
@@ -113,6 +114,8 @@ listen    = "127.0.0.1:$P_ANCM"
 control   = "unix://$TMP/ancm.sock"
 state_dir = "$TMP/state"
 log_level = "warn"
+# Measured with metrics on, as an operator would run it.
+metrics_listen = "127.0.0.1:$P_METRICS"
 EOF
 # The app is applied rather than configured, so that it can be deleted
 # before the lifecycle probes, which need paths that no app claims.
