@@ -72,7 +72,9 @@ func (p *Proxy) serveRequest(c downstream, r *request) bool {
 	var sh *statShard
 	if p.measure {
 		st = p.statsOf(a)
-		sh = st.shard(fi.idConn)
+		// The streams of an HTTP/2 connection, which run at once, and
+		// the requests of any connection spread over the shards.
+		sh = st.shard(r.idConn + r.idSeq)
 		sh.inFlight.Add(1)
 	}
 	if err == nil && a != nil {

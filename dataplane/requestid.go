@@ -48,10 +48,10 @@ func validRequestID(s string) bool {
 	return true
 }
 
-// assignID gives a request without a kept client id a new one, numbered
-// on its connection.
+// assignID numbers the request on its connection; the numbers make its
+// id when the client's was not kept, and pick its metrics shard.
 func (r *request) assignID(fi *forwardInfo) {
-	if r.requestID != "" || fi.idSeq == nil {
+	if fi.idSeq == nil {
 		return
 	}
 	r.idConn, r.idSeq = fi.idConn, fi.idSeq.Add(1)
