@@ -50,7 +50,7 @@ var (
 )
 
 // nShards is how many shards each appStats has: a power of two, at least
-// twice the cores, so that requests on different connections seldom
+// twice the cores (at most 64), so that requests served at once seldom
 // share one.
 var nShards = func() int {
 	n := 1
@@ -61,8 +61,8 @@ var nShards = func() int {
 }()
 
 // statShard is one shard of an app's per-request counters. A request
-// counts into the shard of its client connection, so cores serving
-// different connections seldom write to the same cache line.
+// counts into the shard its connection's and its own number pick, so
+// cores serving different requests seldom write to the same cache line.
 type statShard struct {
 	codes    [nCodes]atomic.Uint64
 	buckets  [nBuckets]atomic.Uint64
@@ -74,9 +74,9 @@ type statShard struct {
 // appStats are the counters of one app (and generation), or of the
 // requests no app matched. They are resolved once, when a route is
 // compiled (compileApp), and carried over from one table to the next, so
-// the request path only adds to atomics it already holds, in its
-// connection's shard: no label lookup, no lock. A Collector and the
-// traffic reporter sum the shards.
+// the request path only adds to atomics it already holds, in one shard:
+// no label lookup, no lock. A Collector and the traffic reporter sum the
+// shards.
 type appStats struct {
 	app        string
 	generation uint64
