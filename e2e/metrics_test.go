@@ -251,3 +251,28 @@ app "web" {
 		t.Errorf("top table (exit %d):\n%s", code, out)
 	}
 }
+
+// TestMetricsControlOnly: ancmd control serves the control plane's
+// metrics and none of a data plane's.
+func TestMetricsControlOnly(t *testing.T) {
+	metrics := freeAddr(t)
+	d := prepareDaemon(t, fmt.Sprintf(`
+metrics_listen = %q
+
+app "web" {
+  command = "TESTAPP"
+  start = "eager"
+}
+`, metrics))
+	d.start("control")
+	d.waitState("web", "APP_STATE_RUNNING", 20*time.Second)
+	m := waitMetric(t, metrics, `ancm_app_state{app="web",state="running"}`, 1)
+	for series := range m {
+		if strings.HasPrefix(series, "ancm_http_") || strings.HasPrefix(series, "ancm_dataplane_") {
+			t.Errorf("ancmd control exports data-plane metric %s", series)
+		}
+	}
+	if m["ancm_apps"] != 1 {
+		t.Errorf("ancm_apps = %v", m["ancm_apps"])
+	}
+}
