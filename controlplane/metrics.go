@@ -81,11 +81,14 @@ func (m *Metrics) follow(ctx context.Context) {
 }
 
 // restartReason classifies the message of a RESTARTED event of an
-// instance, which is the reason its process ended.
+// instance, which is the reason its process ended. Until the supervisor
+// gives a structured reason, it reads the words instance.go writes; an
+// OOM kill is recognised once cgroups report one.
 func restartReason(msg string) string {
 	switch {
-	case strings.Contains(msg, "oom"), strings.Contains(msg, "OOM"):
-		return ReasonOOMKilled
+	case strings.Contains(msg, "OOM"), strings.Contains(msg, "oom kill"), strings.Contains(msg, "oom_kill"),
+		strings.Contains(msg, "oom-kill"):
+		return ReasonOOMKilled // as the cgroup's memory.events calls it
 	case strings.Contains(msg, "health check"):
 		return ReasonUnhealthy
 	case strings.Contains(msg, "startup_timeout"), strings.Contains(msg, "startup timeout"):
