@@ -87,6 +87,7 @@ P_ANCM_TLS=$(probe freeport)
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=bench.local \
 	-addext subjectAltName=DNS:bench.local,IP:127.0.0.1 -keyout "$TMP/tls.key" -out "$TMP/tls.crt" 2>/dev/null
 chmod 644 "$TMP/tls.key" # nginx workers read it as nobody
+P_METRICS=$(probe freeport)
 
 "$BIN/backend" -addr "127.0.0.1:$P_DIRECT" 2>"$TMP/backend.log" &
 PIDS+=($!)
@@ -140,6 +141,8 @@ https {
     key_file  = "$TMP/tls.key"
   }
 }
+# Measured with metrics on, as an operator would run it.
+metrics_listen = "127.0.0.1:$P_METRICS"
 EOF
 # The app is applied rather than configured, so that it can be deleted
 # before the lifecycle probes, which need paths that no app claims.

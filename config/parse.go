@@ -229,6 +229,14 @@ func (p *parser) settings(s *scope, f *File) {
 		s.errf(s.pos["log_format"], "log_format", "must be one of %s, not %q", strings.Join(logFormats, "|"), f.LogFormat)
 	}
 	s.boolean("access_log", &f.AccessLog)
+	if s.str("access_log_format", &f.AccessLogFormat) && !slices.Contains(logFormats, f.AccessLogFormat) {
+		s.errf(s.pos["access_log_format"], "access_log_format", "must be one of %s, not %q", strings.Join(logFormats, "|"), f.AccessLogFormat)
+	}
+	if s.str("metrics_listen", &f.MetricsListen) && f.MetricsListen != "" {
+		if err := checkListen(f.MetricsListen); err != nil {
+			s.errf(s.pos["metrics_listen"], "metrics_listen", "%v", err)
+		}
+	}
 	s.boolean("insecure", &f.Insecure)
 	s.integer("max_connections", &f.MaxConnections)
 	if f.MaxConnections < 1 || f.MaxConnections > MaxMaxConnections {

@@ -21,7 +21,7 @@ type schema struct {
 var (
 	fileSchema = schema{
 		attrs: []string{"listen", "control", "state_dir", "log_level", "log_format", "access_log", "insecure",
-			"max_connections", "send_timeout", "trusted_proxies"},
+			"max_connections", "send_timeout", "trusted_proxies", "access_log_format", "metrics_listen"},
 		blocks: []string{"control_tls", "https", "app"},
 	}
 	tlsSchema = schema{attrs: []string{"cert_file", "key_file", "client_ca_file"}}

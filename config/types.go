@@ -58,6 +58,12 @@ type File struct {
 	LogFormat string // text|json
 	// AccessLog turns on one log line per proxied request.
 	AccessLog bool
+	// AccessLogFormat is the access log's format, text|json; "" means
+	// LogFormat's.
+	AccessLogFormat string
+	// MetricsListen is where Prometheus metrics are served (HOST:PORT);
+	// "" serves none.
+	MetricsListen string
 	// MaxConnections bounds the client connections the data plane holds
 	// at once; past it, new ones wait in the listen backlog.
 	MaxConnections int

@@ -19,6 +19,10 @@ log_level  = "info" # trace|debug|info|warn|error; applied on reload
 log_format = "text" # or "json"
 access_log = false  # one log line per proxied request
 
+# Prometheus metrics at http://127.0.0.1:9100/metrics; "" serves none.
+# See "Metrics" in operations.md.
+# metrics_listen = "127.0.0.1:9100"
+
 # Apps: one block each. Apps can also be added at run time with
 # `ancmctl apply -f FILE`; those are kept in state.db.
 #

@@ -26,6 +26,15 @@
 // instances drain once every data plane has confirmed a table without them
 // (planes.go). docs/architecture.md has the details.
 //
+// # Metrics and traffic
+//
+// Metrics (metrics.go) is a prometheus.Collector built at scrape time from
+// Supervisor.List (app states, instances) and from the event stream,
+// followed as WatchEvents follows it (restarts by reason, exec-to-ready
+// durations); it reads no app's internals. TrafficService (traffic.go)
+// keeps the data planes' traffic reports, 60 seconds per report stream,
+// and sums them per app and generation for GetTraffic (ancmctl top).
+//
 // # Decisions where DESIGN.md is silent
 //
 //   - An app defined in the config file cannot be changed or deleted through

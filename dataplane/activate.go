@@ -55,6 +55,9 @@ func (p *Proxy) admit(ctx context.Context, a *app) (*app, error) {
 	if g.waiting >= a.queueSize {
 		p.mu.Unlock()
 		p.stats.queueRejections.Add(1)
+		if a.stats != nil {
+			a.stats.queueRejected.Add(1)
+		}
 		return nil, newError(ErrQueueFull, a, nil)
 	}
 	g.waiting++

@@ -4,7 +4,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -45,15 +47,28 @@ func BenchmarkRewriteHeaders(b *testing.B) {
 }
 
 // BenchmarkProxyRoundTrip measures one keep-alive request through the
-// whole data plane (client -> proxy -> instance) on loopback.
+// whole data plane (client -> proxy -> instance) on loopback, with the
+// per-app metrics (metrics.go) and without them: the difference is their
+// cost per request.
 func BenchmarkProxyRoundTrip(b *testing.B) {
+	for _, measure := range []bool{true, false} {
+		name := "metrics=on"
+		if !measure {
+			name = "metrics=off"
+		}
+		b.Run(name, func(b *testing.B) { benchRoundTrip(b, measure) })
+	}
+}
+
+func benchRoundTrip(b *testing.B, measure bool) {
 	body := []byte("hello, world\n")
 	backendSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write(body)
 	}))
 	b.Cleanup(backendSrv.Close)
-	h := newHarness(b, Options{Logger: hclog.NewNullLogger()}, running("app", "/", nil, ready(0, backendSrv, "tok")))
+	h := newHarness(b, Options{Logger: hclog.NewNullLogger(), ReportInterval: -1}, running("app", "/", nil, ready(0, backendSrv, "tok")))
+	h.p.measure = measure
 	req, _ := http.NewRequest("GET", h.url+"/bench", nil)
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -72,4 +87,58 @@ func BenchmarkProxyRoundTrip(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkAccounting is the bookkeeping of one proxied request, on every
+// core at once. "counters" is what it was before metrics: the exchange's
+// clock read (for request_timeout) and the global counters by status
+// class. "metrics" is what it is with them: the same clock read, now taken
+// at the head and shared with the exchange, in flight up and down, the
+// second clock read, the status code and the latency bucket in a shard.
+// The difference is what metrics cost a request.
+func BenchmarkAccounting(b *testing.B) {
+	var sink time.Time
+	b.Run("counters", func(b *testing.B) {
+		var c counters
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			var t time.Time
+			for pb.Next() {
+				t = time.Now()
+				c.count(200)
+			}
+			sink = t
+		})
+	})
+	b.Run("metrics", func(b *testing.B) {
+		st := newAppStats("app", 0)
+		var conns atomic.Uint64
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			conn := conns.Add(1) // a connection per goroutine
+			var seq uint64
+			for pb.Next() {
+				start := time.Now()
+				seq++
+				sh := st.shard(conn + seq)
+				sh.inFlight.Add(1)
+				sh.inFlight.Add(-1)
+				st.done(sh, 200, time.Since(start))
+			}
+		})
+	})
+	_ = sink
+}
+
+// BenchmarkRequestID is a generated id written into a forwarded head.
+func BenchmarkRequestID(b *testing.B) {
+	fi := &forwardInfo{idConn: 42, idSeq: new(atomic.Uint64)}
+	out := make([]byte, 0, 64)
+	var r request
+	b.ReportAllocs()
+	for b.Loop() {
+		r.requestID, r.idSeq = "", 0
+		r.assignID(fi)
+		out = r.appendID(out[:0])
+	}
 }

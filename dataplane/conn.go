@@ -53,6 +53,7 @@ func newClientConn(s *server, nc net.Conn) *clientConn {
 	c.bw = bufio.NewWriterSize(&c.wr, 4<<10)
 	c.fi.clientIP = clientIP(nc.RemoteAddr().String())
 	c.fi.trusted = s.p.trusted(c.fi.clientIP)
+	c.fi.idConn, c.fi.idSeq = connIDs.Add(1), new(atomic.Uint64)
 	tcp := nc
 	if tc, ok := nc.(*tls.Conn); ok {
 		c.fi.tls = true
@@ -121,6 +122,7 @@ type clientWriter struct {
 	nc      net.Conn
 	timeout time.Duration
 	dl      time.Time
+	n       int64 // bytes written, for the access log
 }
 
 func (w *clientWriter) Write(p []byte) (int, error) {
@@ -128,7 +130,9 @@ func (w *clientWriter) Write(p []byte) (int, error) {
 		w.dl = now.Add(w.timeout)
 		_ = w.nc.SetWriteDeadline(w.dl)
 	}
-	return w.nc.Write(p)
+	n, err := w.nc.Write(p)
+	w.n += int64(n)
+	return n, err
 }
 
 // handshake runs the TLS handshake under handshakeTimeout and takes the
@@ -197,7 +201,7 @@ func (c *clientConn) serveOne() bool {
 		switch err {
 		case ErrBadFraming:
 			c.p.stats.badFraming.Add(1)
-			c.p.stats.count(status)
+			c.p.count(c.fi.idConn, status)
 		case errBadVersion:
 			status = http.StatusHTTPVersionNotSupported
 		case errBadExpect:
@@ -262,7 +266,7 @@ func (c *clientConn) redirectHTTPS(r *request) bool {
 	}
 	_, _ = w.WriteString("\r\n")
 	err := w.Flush()
-	c.p.stats.count(http.StatusPermanentRedirect)
+	c.p.count(c.fi.idConn, http.StatusPermanentRedirect)
 	return keep && err == nil
 }
 

@@ -136,6 +136,21 @@
 // as "/") and X-Forwarded-Prefix carries it. A client's own
 // X-Forwarded-Prefix never reaches the app.
 //
+// # Metrics, traffic reports and request ids
+//
+// Each compiled route holds its app's counters (metrics.go): requests by
+// status code, latency buckets, in flight, retries, queue rejections,
+// carried from one table to the next while the app and its generation
+// stay. A request adds to the shard of its client connection, so the
+// request path does no label lookup and takes no lock that all cores
+// share; Collector and the traffic reports (report.go: every second over
+// TrafficService.ReportTraffic, the counters since New) sum the shards.
+// Every request gets an X-Request-Id (requestid.go): the client's own if
+// sane, else a process prefix with the connection's and the request's
+// numbers. The access log line (finish) has client, method, host, path
+// with query, status, bytes, duration, user agent, app, generation,
+// instance and request id.
+//
 // # Files
 //
 // proxy.go (Proxy, New, finish), table.go (snapshot, updates), routing.go,
@@ -147,5 +162,6 @@
 // headers.go (the forwarded head, strip_prefix, response headers),
 // forward.go (attempts, the retry rule, request_timeout, relay), pool.go
 // (instance connections), streaming.go (bodies, upgrades), errors.go,
-// stats.go.
+// stats.go, metrics.go (per-app counters, the Collector), report.go
+// (traffic reports), requestid.go.
 package dataplane

@@ -120,7 +120,7 @@ func (p *Proxy) errorAnswer(r *request, err error) (int, []byte) {
 	if status == statusClientClosed {
 		return status, nil
 	}
-	body := errorPage(status, re)
+	body := errorPage(status, re, r.id())
 	if errors.Is(err, ErrOffline) && re != nil && re.app != nil && len(re.app.offlineBody) > 0 {
 		body = re.app.offlineBody
 	}
@@ -147,6 +147,9 @@ func (p *Proxy) writeError(c *clientConn, r *request, err error, keep bool) int 
 		_, _ = w.WriteString("Retry-After: " + retryAfter + "\r\n")
 	}
 	_, _ = w.WriteString("Content-Type: text/html; charset=utf-8\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n")
+	if r.requestID != "" || r.idSeq != 0 {
+		_, _ = w.WriteString(headerRequestID + ": " + r.id() + "\r\n")
+	}
 	switch {
 	case !keep:
 		_, _ = w.WriteString("Connection: close\r\n")
@@ -165,8 +168,9 @@ func (p *Proxy) writeError(c *clientConn, r *request, err error, keep bool) int 
 }
 
 // errorPage renders the HTML body of an error answer. The app is named on
-// 5xx pages; the captured log tail appears only with error_detail.
-func errorPage(status int, re *requestError) []byte {
+// 5xx pages; the captured log tail appears only with error_detail; the
+// request id, when there is one, closes the page.
+func errorPage(status int, re *requestError, requestID string) []byte {
 	title := strconv.Itoa(status) + " " + http.StatusText(status)
 	var msg string
 	switch status {
@@ -212,6 +216,11 @@ func errorPage(status int, re *requestError) []byte {
 			}
 			b.WriteString("</pre>\n")
 		}
+	}
+	if requestID != "" {
+		b.WriteString("<p>Request ID: <code>")
+		b.WriteString(html.EscapeString(requestID))
+		b.WriteString("</code></p>\n")
 	}
 	b.WriteString("<hr><address>ancm</address>\n</body></html>\n")
 	return []byte(b.String())

@@ -48,6 +48,8 @@ type downstream interface {
 	bodyReader(ex *exchange) (io.ReadCloser, int64, error)
 	// relayStream writes an h2c instance's response (h2c.go).
 	relayStream(ex *exchange, res *http.Response) bool
+	// sent is the bytes the client took so far, for the access log.
+	sent() int64
 }
 
 // serveRequest routes a parsed request, activates its app if need be,
@@ -55,15 +57,33 @@ type downstream interface {
 // connection can carry another request.
 func (p *Proxy) serveRequest(c downstream, r *request) bool {
 	var start time.Time
-	if p.accessLog != nil {
+	var sent int64
+	if p.measure || p.accessLog != nil {
 		start = time.Now()
 	}
+	if p.accessLog != nil {
+		sent = c.sent()
+	}
+	fi := c.info()
+	r.assignID(fi)
 	// Without a body, or with one not read at all, the connection can
 	// carry on after an error answer only if the body is skipped.
-	a, err := p.resolve(c, r)
+	a, waited, err := p.resolve(c, r)
+	var st *appStats
+	var sh *statShard
+	if p.measure {
+		st = p.statsOf(a)
+		// The streams of an HTTP/2 connection, which run at once, and
+		// the requests of any connection spread over the shards.
+		sh = st.shard(r.idConn + r.idSeq)
+		sh.inFlight.Add(1)
+	}
 	if err == nil && a != nil {
 		if b := a.pick(nil); b != nil {
 			ex := exchange{p: p, c: c, r: r, a: a, b: b}
+			if !waited {
+				ex.start = start // a zero start is taken afresh in run
+			}
 			var keep bool
 			if a.h2c {
 				keep = ex.runH2C()
@@ -71,38 +91,39 @@ func (p *Proxy) serveRequest(c downstream, r *request) bool {
 				keep = ex.run()
 			}
 			ex.b.outstanding.Add(-1)
-			p.finish(r, ex.a, ex.b, ex.status, start)
+			p.finish(c, r, ex.a, ex.b, ex.status, start, st, sh, sent)
 			return keep
 		}
 		err = newError(ErrUnavailable, a, nil)
 	}
 	keep := !r.hasBody() && r.keepAlive()
 	status := c.writeError(r, err, keep)
-	p.finish(r, a, nil, status, start)
+	p.finish(c, r, a, nil, status, start, st, sh, sent)
 	return keep && status != statusClientClosed
 }
 
 // resolve finds the app for a request and makes sure it can take it,
-// activating it when it has no ready instance.
-func (p *Proxy) resolve(c downstream, r *request) (*app, error) {
+// activating it when it has no ready instance; waited reports that it
+// did.
+func (p *Proxy) resolve(c downstream, r *request) (a *app, waited bool, err error) {
 	t := p.table.Load()
 	if !t.synced {
-		return nil, newError(ErrNotSynced, nil, nil)
+		return nil, false, newError(ErrNotSynced, nil, nil)
 	}
-	a := t.route(normalizeHost(r.host), r.path)
+	a = t.route(normalizeHost(r.host), r.path)
 	if a == nil {
-		return nil, newError(ErrNoRoute, nil, nil)
+		return nil, false, newError(ErrNoRoute, nil, nil)
 	}
 	if a.serving() {
-		return a, nil
+		return a, false, nil
 	}
 	ctx, release := c.context(context.Background())
 	na, err := p.admit(ctx, a)
 	release()
 	if err != nil {
-		return a, err
+		return a, true, err
 	}
-	return na, nil
+	return na, true, nil
 }
 
 // exchange is one request forwarded to an instance: its attempts and the
@@ -149,7 +170,9 @@ func idempotent(method string) bool {
 // another request.
 func (ex *exchange) run() bool {
 	r := ex.r
-	ex.start = time.Now()
+	if ex.start.IsZero() {
+		ex.start = time.Now()
+	}
 	ex.deadline = ex.start.Add(ex.a.requestTimeout)
 	ex.buffered = r.hasBody() && ex.c.bodyInHand(r)
 	err := ex.attempt(false)
@@ -310,6 +333,9 @@ func (ex *exchange) switchTo(a *app, b *backend) {
 	ex.b.outstanding.Add(-1)
 	ex.a, ex.b = a, b
 	ex.p.stats.retries.Add(1)
+	if a.stats != nil {
+		a.stats.retries.Add(1)
+	}
 }
 
 // attempt sends the request to ex.b and reads the response head into

@@ -70,6 +70,11 @@ type request struct {
 	upgrade    string
 	expect100  bool
 	teTrailers bool
+
+	// requestID is the client's X-Request-Id when it is kept; else the
+	// id is generated from idConn and idSeq (requestid.go).
+	requestID     string
+	idConn, idSeq uint64
 }
 
 // hasBody reports whether a body follows the head.
@@ -100,6 +105,7 @@ const (
 	hkXFProto
 	hkXFHost
 	hkXFCC
+	hkRequestID
 	hkHopByHop // Trailer, Keep-Alive, Proxy-Connection, Proxy-Authorization
 	hkProxySet // set by the proxy alone: Proxy, Forwarded, X-Forwarded-Host, -Proto, -Prefix, ANCM-Token, MS-ASPNETCORE-*
 	hkAlias    // an underscore alias of one of the above
@@ -143,6 +149,10 @@ func headerKind(name string) int {
 			return hkHopByHop
 		case strings.EqualFold(name, headerToken):
 			return hkProxySet
+		}
+	case 12:
+		if strings.EqualFold(name, headerRequestID) {
+			return hkRequestID
 		}
 	case 14:
 		if strings.EqualFold(name, "Content-Length") {
@@ -298,6 +308,12 @@ func parseRequest(head string, r *request) error {
 			f.kind = fkXFHost
 		case hkXFCC:
 			f.kind = fkXFCC
+		case hkRequestID:
+			// Written once by the proxy: the first sane one, or a new one.
+			f.kind = fkDrop
+			if r.requestID == "" && validRequestID(value) {
+				r.requestID = value
+			}
 		case hkTransferEncoding:
 			f.kind = fkDrop
 			teCount++

@@ -80,6 +80,8 @@ func (c *clientConn) informational(ex *exchange, head []byte) error {
 	return nil
 }
 
+func (c *clientConn) sent() int64 { return c.wr.n + int64(c.bw.Buffered()) }
+
 func (c *clientConn) writeError(r *request, err error, keep bool) int {
 	return c.p.writeError(c, r, err, keep)
 }

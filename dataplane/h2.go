@@ -68,7 +68,10 @@ type h2stream struct {
 	// abort: the answer broke off after its head; the stream is reset
 	// once the exchange is accounted for.
 	abort bool
+	n     int64 // body bytes written, for the access log
 }
+
+func (st *h2stream) sent() int64 { return st.n }
 
 // serve handles the stream's request.
 func (st *h2stream) serve() {
@@ -83,7 +86,7 @@ func (st *h2stream) serve() {
 	}
 	if err != nil {
 		p.logger.Debug("request refused", "status", http.StatusBadRequest, "error", err, "proto", "h2")
-		p.stats.count(http.StatusBadRequest)
+		p.count(st.fi.idConn, http.StatusBadRequest)
 		st.plain(http.StatusBadRequest)
 		return
 	}
@@ -251,7 +254,7 @@ func (st *h2stream) relay(ex *exchange) bool {
 	st.w.WriteHeader(res.status)
 	var err error
 	if mode != bodyNone {
-		fw := &flushWriter{w: st.w}
+		fw := &flushWriter{w: st.w, n: &st.n}
 		fw.f, _ = st.w.(http.Flusher)
 		w := getH2Writer(fw)
 		defer putH2Writer(w)
@@ -301,9 +304,13 @@ func (st *h2stream) writeError(r *request, err error, _ bool) int {
 	}
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Content-Length", strconv.Itoa(len(body)))
+	if id := r.id(); id != "" {
+		h.Set(headerRequestID, id)
+	}
 	st.w.WriteHeader(status)
 	if r.method != "HEAD" {
-		_, _ = st.w.Write(body)
+		n, _ := st.w.Write(body)
+		st.n += int64(n)
 	}
 	return status
 }
@@ -313,6 +320,7 @@ func (st *h2stream) writeError(r *request, err error, _ bool) int {
 type flushWriter struct {
 	w http.ResponseWriter
 	f http.Flusher // nil: write only
+	n *int64       // counts the bytes written, when set
 }
 
 // h2Writers lends the buffered writers of HTTP/2 answers.
@@ -331,6 +339,9 @@ func putH2Writer(w *bufio.Writer) {
 
 func (f *flushWriter) Write(p []byte) (int, error) {
 	n, err := f.w.Write(p)
+	if f.n != nil {
+		*f.n += int64(n)
+	}
 	if err == nil && f.f != nil {
 		f.f.Flush()
 	}

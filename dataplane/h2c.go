@@ -57,7 +57,9 @@ var errH2CTarget = errors.New("request target cannot be sent to an h2c app")
 // runH2C forwards the request to an h2c instance and relays the answer.
 func (ex *exchange) runH2C() bool {
 	r := ex.r
-	ex.start = time.Now()
+	if ex.start.IsZero() {
+		ex.start = time.Now()
+	}
 	ex.deadline = ex.start.Add(ex.a.requestTimeout)
 	res, err := ex.roundTrip()
 	if err != nil && isDialFailure(err) && !ex.bodyStarted {

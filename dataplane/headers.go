@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 )
 
 // Header names, in canonical form.
@@ -38,6 +39,11 @@ type forwardInfo struct {
 	// xfcc and clientCert are the client certificate of a TLS connection
 	// as X-Forwarded-Client-Cert and as MS-ASPNETCORE-CLIENTCERT.
 	xfcc, clientCert string
+	// idConn numbers the client connection and idSeq its requests, for
+	// generated request ids (requestid.go); idSeq is shared by the
+	// streams of an HTTP/2 connection.
+	idConn uint64
+	idSeq  *atomic.Uint64
 }
 
 // appendRequestHead appends the head of the request to forward to an
@@ -59,6 +65,8 @@ type forwardInfo struct {
 //     "https". The client's own X-Forwarded-Host and -Proto are dropped.
 //   - Content-Length or Transfer-Encoding: chunked as the proxy framed the
 //     body.
+//   - X-Request-Id once: the client's own if it is a sane token, else a
+//     new one (requestid.go).
 func appendRequestHead(b []byte, r *request, fi *forwardInfo) []byte {
 	b = append(b, r.method...)
 	b = append(b, ' ')
@@ -161,6 +169,11 @@ func appendRequestHead(b []byte, r *request, fi *forwardInfo) []byte {
 		b = append(b, "X-Forwarded-Proto: https\r\n"...)
 	default:
 		b = append(b, "X-Forwarded-Proto: http\r\n"...)
+	}
+	if r.requestID != "" || r.idSeq != 0 {
+		b = append(b, headerRequestID+": "...)
+		b = r.appendID(b)
+		b = append(b, "\r\n"...)
 	}
 	if fi.token != "" {
 		b = append(b, "Ancm-Token: "...)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,9 +25,10 @@ type Options struct {
 	Conn grpc.ClientConnInterface
 	// Node is the name sent in WatchEndpointsRequest.node.
 	Node string
-	// AccessLog logs one info line per request (app, instance, status,
-	// duration) when true.
-	AccessLog bool
+	// AccessLog logs one info line per request when true (see finish),
+	// to AccessLogger, or to the logger "dataplane.access" when it is nil.
+	AccessLog    bool
+	AccessLogger hclog.Logger
 	// MaxConnections bounds the client connections Serve holds at once
 	// (0: DefaultMaxConnections); past it, new ones wait in the listen
 	// backlog. It is lowered to what the open-file limit allows with a
@@ -42,12 +44,16 @@ type Options struct {
 	// RedirectHTTPS, when set, is the port of the TLS listener: requests
 	// on plain connections are answered 308 to https:// there.
 	RedirectHTTPS string
+	// ReportInterval is how often Run reports the traffic to the control
+	// plane (report.go); 0 means DefaultReportInterval, negative never.
+	ReportInterval time.Duration
 }
 
 // Defaults of Options.
 const (
 	DefaultMaxConnections = 10000
 	DefaultSendTimeout    = 60 * time.Second
+	DefaultReportInterval = time.Second
 )
 
 // Proxy is the data plane: it follows the control plane's table (Run) and
@@ -81,6 +87,14 @@ type Proxy struct {
 	redirect     string
 
 	stats counters
+	// measure: count every request per app with its duration
+	// (metrics.go); off only in benchmarks that measure its cost.
+	measure  bool
+	unrouted *appStats // requests no app matched
+
+	traffic     ancmv1.TrafficServiceClient
+	reportEvery time.Duration
+	started     time.Time // counting since
 }
 
 // New returns a Proxy. It does nothing until Run follows the control plane
@@ -97,13 +111,26 @@ func New(opts Options) (*Proxy, error) {
 	p := &Proxy{
 		logger: logger,
 		client: ancmv1.NewEndpointServiceClient(opts.Conn),
-		node:   opts.Node,
-		synced: make(chan struct{}),
-		kick:   make(chan struct{}, 1),
-		gates:  map[string]*gate{},
+
+		traffic:     ancmv1.NewTrafficServiceClient(opts.Conn),
+		reportEvery: opts.ReportInterval,
+		node:        opts.Node,
+		synced:      make(chan struct{}),
+		kick:        make(chan struct{}, 1),
+		gates:       map[string]*gate{},
+
+		measure:  true,
+		started:  time.Now(),
+		unrouted: newAppStats("", 0),
 	}
 	if opts.AccessLog {
-		p.accessLog = logger.Named("access")
+		p.accessLog = opts.AccessLogger
+		if p.accessLog == nil {
+			p.accessLog = logger.Named("access")
+		}
+	}
+	if p.reportEvery == 0 {
+		p.reportEvery = DefaultReportInterval
 	}
 	p.sendTimeout = opts.SendTimeout
 	if p.sendTimeout <= 0 {
@@ -155,19 +182,42 @@ func (p *Proxy) TableChanged() <-chan struct{} { return p.table.Load().next }
 func (p *Proxy) Synced() <-chan struct{} { return p.synced }
 
 // finish counts a request by status and writes its access-log line.
-func (p *Proxy) finish(r *request, a *app, b *backend, status int, start time.Time) {
-	p.stats.count(status)
+// sh is the shard of st the request was counted in flight in (nil when
+// not measured); sent is what the client connection had taken before it.
+func (p *Proxy) finish(c downstream, r *request, a *app, b *backend, status int, start time.Time, st *appStats, sh *statShard, sent int64) {
+	var d time.Duration
+	if sh != nil || p.accessLog != nil {
+		d = time.Since(start)
+	}
+	if sh != nil {
+		sh.inFlight.Add(-1)
+		st.done(sh, status, d)
+	} else {
+		p.stats.count(status)
+	}
 	if p.accessLog == nil {
 		return
 	}
-	args := make([]any, 0, 16)
-	args = append(args, "method", r.method, "host", r.host, "path", r.path)
+	fi := c.info()
+	args := make([]any, 0, 28)
+	args = append(args, "client", fi.clientIP, "method", r.method, "host", r.host, "path", r.uri,
+		"status", status, "bytes", c.sent()-sent, "duration", d, "user_agent", r.userAgent())
 	if a != nil {
-		args = append(args, "app", a.name)
+		args = append(args, "app", a.name, "generation", p.statsOf(a).generation)
 	}
 	if b != nil {
 		args = append(args, "instance", b.instance)
 	}
-	args = append(args, "status", status, "duration", time.Since(start))
+	args = append(args, "request_id", r.id())
 	p.accessLog.Info("request", args...)
+}
+
+// userAgent returns the request's User-Agent ("" when none).
+func (r *request) userAgent() string {
+	for i := range r.fields {
+		if f := &r.fields[i]; len(f.name) == 10 && strings.EqualFold(f.name, "User-Agent") {
+			return f.value
+		}
+	}
+	return ""
 }

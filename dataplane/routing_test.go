@@ -174,7 +174,7 @@ func TestStatusFor(t *testing.T) {
 			t.Errorf("statusFor(%v) = %d, want %d", err, got, want)
 		}
 	}
-	page := string(errorPage(502, &requestError{kind: ErrFailed, app: &app{name: "<x>"}}))
+	page := string(errorPage(502, &requestError{kind: ErrFailed, app: &app{name: "<x>"}}, ""))
 	if !strings.Contains(page, "&lt;x&gt;") || !strings.Contains(page, http.StatusText(502)) {
 		t.Errorf("page: %s", page)
 	}

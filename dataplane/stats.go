@@ -60,18 +60,44 @@ func (c *counters) count(status int) {
 	}
 }
 
-// Stats returns a snapshot of the counters.
+// add folds request counts by class (index 0: client closed) into c.
+func (c *counters) add(classes [6]uint64) {
+	var n uint64
+	for i, k := range classes {
+		n += k
+		if i == 0 {
+			c.clientClosed.Add(k)
+		} else {
+			c.byClass[i].Add(k)
+		}
+	}
+	c.requests.Add(n)
+}
+
+// Stats returns a snapshot of the counters. The request counts are the
+// per-app ones (metrics.go) summed, with those of apps gone from the
+// table; requests still in flight on an app that is removed are lost.
 func (p *Proxy) Stats() Stats {
 	t := p.table.Load()
 	c := &p.stats
+	var classes [6]uint64
+	for _, s := range p.allStats() {
+		for i, n := range s.classes() {
+			classes[i] += n
+		}
+	}
+	var n uint64
+	for _, k := range classes {
+		n += k
+	}
 	return Stats{
-		Requests:        c.requests.Load(),
-		Status1xx:       c.byClass[1].Load(),
-		Status2xx:       c.byClass[2].Load(),
-		Status3xx:       c.byClass[3].Load(),
-		Status4xx:       c.byClass[4].Load(),
-		Status5xx:       c.byClass[5].Load(),
-		ClientClosed:    c.clientClosed.Load(),
+		Requests:        c.requests.Load() + n,
+		Status1xx:       c.byClass[1].Load() + classes[1],
+		Status2xx:       c.byClass[2].Load() + classes[2],
+		Status3xx:       c.byClass[3].Load() + classes[3],
+		Status4xx:       c.byClass[4].Load() + classes[4],
+		Status5xx:       c.byClass[5].Load() + classes[5],
+		ClientClosed:    c.clientClosed.Load() + classes[0],
 		BadFraming:      c.badFraming.Load(),
 		Activations:     c.activations.Load(),
 		Retries:         c.retries.Load(),

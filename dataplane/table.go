@@ -64,6 +64,10 @@ type app struct {
 	offlineBody    []byte
 	logTail        []string
 
+	// stats are the app's counters (metrics.go), carried over from the
+	// previous version of the route when its generation is the same.
+	stats *appStats
+
 	// rr breaks ties between equally loaded backends.
 	rr atomic.Uint32
 }
@@ -156,6 +160,7 @@ func compileApp(r *ancmv1.AppRoute, old *app, msgRevision uint64) *app {
 		offlineBody:    r.GetOfflineBody(),
 		logTail:        r.GetLogTail(),
 	}
+	a.stats = routeStats(a.name, routeGeneration(r), old)
 	if a.revision == 0 {
 		a.revision = msgRevision
 	}
@@ -198,6 +203,12 @@ func compileApp(r *ancmv1.AppRoute, old *app, msgRevision uint64) *app {
 	}
 	return a
 }
+
+// routeGeneration is the generation of the app a route publishes: its
+// current one. During a rolling rollout the old generation's instances are
+// still in the route, and their traffic counts for the new generation (the
+// counters are per app; per endpoint generation is the next step).
+func routeGeneration(r *ancmv1.AppRoute) uint64 { return r.GetGeneration() }
 
 // index builds the routing indexes from t.apps.
 func (t *table) index() {

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	ancmv1 "github.com/ancm-dev/ancm/api/gen/ancm/v1"
+	"github.com/ancm-dev/ancm/controlplane"
 )
 
 // testCP is a small real control plane for tests: a gRPC EndpointService
@@ -33,6 +34,8 @@ type testCP struct {
 	apps    map[string]*ancmv1.AppRoute
 	removed map[string]uint64 // app -> revision it was removed at
 	changed chan struct{}     // closed on every change
+
+	traffic *controlplane.TrafficService // the real one: reports arrive there
 
 	activations atomic.Int32
 	onActivate  func(ctx context.Context, app string) (*ancmv1.ActivateResponse, error)
@@ -66,6 +69,8 @@ func startCP(t testing.TB, addr string) *testCP {
 		changed: make(chan struct{}),
 	}
 	ancmv1.RegisterEndpointServiceServer(cp.srv, cp)
+	cp.traffic = controlplane.NewTrafficService(nil)
+	cp.traffic.Register(cp.srv)
 	go func() { _ = cp.srv.Serve(ln) }()
 	t.Cleanup(cp.stop)
 	return cp

@@ -33,6 +33,11 @@ const confirmTimeout = 2 * time.Second
 // with capped, jittered backoff, resuming from the epoch and revision it
 // has. It returns nil when ctx is done.
 func (p *Proxy) Run(ctx context.Context) error {
+	if p.reportEvery > 0 {
+		done := make(chan struct{})
+		defer func() { <-done }()
+		go func() { defer close(done); p.report(ctx) }()
+	}
 	backoff := watchBackoffMin
 	broken := false
 	for {
@@ -165,6 +170,7 @@ func leavingLoads(t *table) []*ancmv1.EndpointLoad {
 // publish swaps in a new table and wakes whoever waits for one.
 func (p *Proxy) publish(nt *table, m *ancmv1.WatchEndpointsResponse) {
 	old := p.table.Swap(nt)
+	p.retire(old, nt)
 	close(old.next)
 	p.logger.Debug("endpoint table updated", "epoch", nt.epoch, "revision", nt.revision,
 		"full", m.GetFull(), "apps", len(m.GetApps()), "removed", len(m.GetRemoved()))

@@ -187,19 +187,20 @@ func (d *daemon) stop() {
 	}
 }
 
-// startProxy runs `ancmd proxy` against the daemon's control address and
-// returns the address it serves on once it answers HTTP.
-func (d *daemon) startProxy() string {
+// startProxy runs `ancmd proxy` against the daemon's control address, with
+// extra flags, and returns the address it serves on once it answers HTTP.
+func (d *daemon) startProxy(extra ...string) string {
 	d.t.Helper()
-	addr, _ := d.startProxyOutput()
+	addr, _ := d.startProxyOutput(extra...)
 	return addr
 }
 
 // startProxyOutput is startProxy that also returns the proxy's output.
-func (d *daemon) startProxyOutput() (string, *syncBuffer) {
+func (d *daemon) startProxyOutput(extra ...string) (string, *syncBuffer) {
 	d.t.Helper()
 	listen := freeAddr(d.t)
-	proxy := exec.Command(bin.ancmd, "proxy", "--control", d.control, "--listen", listen, "--log-level", "debug")
+	args := append([]string{"proxy", "--control", d.control, "--listen", listen, "--log-level", "debug"}, extra...)
+	proxy := exec.Command(bin.ancmd, args...)
 	out := newSyncBuffer()
 	proxy.Stdout, proxy.Stderr = out, out
 	if err := proxy.Start(); err != nil {

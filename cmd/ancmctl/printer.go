@@ -126,6 +126,38 @@ func (p *printer) Apps(apps []*ancmv1.App) error {
 	return tw.Flush()
 }
 
+// Traffic writes the top table: one row per app and generation.
+func (p *printer) Traffic(r *ancmv1.GetTrafficResponse) error {
+	fmt.Fprintf(p.w, "ancm top - %s - %d data planes - window %.0fs\n\n", p.now().In(p.loc).Format("15:04:05"),
+		len(r.GetNodes()), r.GetWindowSeconds())
+	tw := p.table()
+	fmt.Fprintln(tw, "APP\tGEN\tSTATE\tREADY\tREQ/S\tP50\tP99\t5XX\tIN FLIGHT")
+	for _, a := range r.GetApps() {
+		name, ready := a.GetApp(), fmt.Sprintf("%d/%d", a.GetInstancesReady(), a.GetInstances())
+		if name == "" {
+			name, ready = "(none)", "-"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%.1f\t%s\t%s\t%.1f%%\t%d\n", name, a.GetGeneration(), appState(a.GetState()), ready,
+			a.GetRequestsPerSecond(), latency(a.GetP50Seconds()), latency(a.GetP99Seconds()), 100*a.GetShare_5Xx(), a.GetInFlight())
+	}
+	return tw.Flush()
+}
+
+// latency formats a latency in seconds; "-" for none.
+func latency(s float64) string {
+	if s <= 0 {
+		return "-"
+	}
+	d := time.Duration(s * float64(time.Second))
+	switch {
+	case d < time.Millisecond:
+		return d.Round(time.Microsecond).String()
+	case d < time.Second:
+		return d.Round(100 * time.Microsecond).String()
+	}
+	return d.Round(time.Millisecond).String()
+}
+
 // Applied writes the outcome of applying one app.
 func (p *printer) Applied(resp *ancmv1.ApplyAppResponse, dryRun bool) error {
 	if p.json {

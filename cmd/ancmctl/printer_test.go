@@ -380,3 +380,30 @@ func TestEndpointTable(t *testing.T) {
 		t.Errorf("table = %q, want %q", got, want)
 	}
 }
+
+func testTraffic() *ancmv1.GetTrafficResponse {
+	return &ancmv1.GetTrafficResponse{
+		WindowSeconds: 10,
+		Nodes:         []string{"ancmd", "edge-1"},
+		Apps: []*ancmv1.AppTrafficSummary{
+			{App: "", Requests: 4, RequestsPerSecond: 0.4, P50Seconds: 0.0006, P99Seconds: 0.00099},
+			{App: "shop", Requests: 8123, RequestsPerSecond: 812.3, P50Seconds: 0.0018, P99Seconds: 0.024,
+				Status_2Xx: 8115, Status_5Xx: 8, Share_5Xx: 8.0 / 8123, InFlight: 7,
+				State: ancmv1.AppState_APP_STATE_RUNNING, InstancesReady: 2, Instances: 2},
+			{App: "idle", State: ancmv1.AppState_APP_STATE_IDLE},
+		},
+	}
+}
+
+func TestTopGolden(t *testing.T) {
+	p, buf := testPrinter(false)
+	if err := p.Traffic(testTraffic()); err != nil {
+		t.Fatal(err)
+	}
+	checkGolden(t, "top", buf.Bytes())
+	p, buf = testPrinter(true)
+	if err := p.JSON(testTraffic()); err != nil {
+		t.Fatal(err)
+	}
+	checkGolden(t, "top_json", buf.Bytes())
+}

@@ -97,6 +97,7 @@ as JSON (streams: one JSON object per line).
 		c.logsCommand(),
 		c.eventsCommand(),
 		c.endpointsCommand(),
+		c.topCommand(),
 		c.versionCommand(),
 		c.completionCommand(),
 		c.manCommand(),

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -94,6 +95,8 @@ func serve(log hclog.Logger, setLevel func(string), path string, f *config.File,
 		return err
 	}
 	svc.Register(srv)
+	traffic := controlplane.NewTrafficService(sup.List)
+	traffic.Register(srv)
 
 	// The in-process data plane reaches the control plane the way a
 	// separate one does, over gRPC on a unix socket: the control socket, or
@@ -112,6 +115,7 @@ func serve(log hclog.Logger, setLevel func(string), path string, f *config.File,
 		defer os.Remove(p)
 		isrv, _, _ := newGRPCServer(log, &config.File{}, "unix")
 		svc.Register(isrv)
+		traffic.Register(isrv)
 		go func() { _ = isrv.Serve(internal) }()
 		defer isrv.Stop()
 	}
@@ -133,10 +137,23 @@ func serve(log hclog.Logger, setLevel func(string), path string, f *config.File,
 		}
 	}
 
+	metricsLn, err := listenMetrics(f.MetricsListen)
+	if err != nil {
+		ctl.Close()
+		if proxyLn != nil {
+			proxyLn.Close()
+		}
+		_ = sup.Shutdown(context.Background())
+		return fmt.Errorf("metrics_listen %s: %w", f.MetricsListen, err)
+	}
+
 	if err := sup.Load(f.Apps); err != nil {
 		ctl.Close()
 		if proxyLn != nil {
 			proxyLn.Close()
+		}
+		if metricsLn != nil {
+			metricsLn.Close()
 		}
 		_ = sup.Shutdown(context.Background())
 		return err
@@ -152,6 +169,7 @@ func serve(log hclog.Logger, setLevel func(string), path string, f *config.File,
 	var wg sync.WaitGroup
 	proxyDone := make(chan error, 1)
 	httpsDone := make(chan error, 1)
+	collectors := []prometheus.Collector{controlplane.NewMetrics(ctx, sup)}
 	if withProxy {
 		conn, err := client.Dial(dpAddr, client.TLSFiles{}, grpc.WithConnectParams(reconnectParams))
 		if err != nil {
@@ -159,11 +177,13 @@ func serve(log hclog.Logger, setLevel func(string), path string, f *config.File,
 		}
 		defer conn.Close()
 		dp, err := dataplane.New(dataplane.Options{Logger: log, Conn: conn, Node: "ancmd", AccessLog: f.AccessLog,
+			AccessLogger:   newAccessLogger(f.AccessLogFormat, f.LogFormat),
 			MaxConnections: f.MaxConnections, SendTimeout: f.SendTimeout,
 			TrustedProxies: f.TrustedProxies, RedirectHTTPS: redirectPort(f)})
 		if err != nil {
 			return err
 		}
+		collectors = append(collectors, dp.Collector())
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -181,6 +201,10 @@ func serve(log hclog.Logger, setLevel func(string), path string, f *config.File,
 			go front.serve(ctx, log, dp, httpsDone)
 			log.Info("https listening", "listen", front.ln.Addr().String(), "certificates", len(f.HTTPS.Certificates))
 		}
+	}
+
+	if err := serveMetrics(ctx, log, metricsLn, collectors...); err != nil {
+		return err
 	}
 
 	notify := notifier{log: log}
@@ -375,6 +399,8 @@ func restartChanges(cur, f *config.File) []settingChange {
 	add("state_dir", cur.StateDir, f.StateDir)
 	add("log_format", cur.LogFormat, f.LogFormat)
 	add("access_log", strconv.FormatBool(cur.AccessLog), strconv.FormatBool(f.AccessLog))
+	add("access_log_format", cur.AccessLogFormat, f.AccessLogFormat)
+	add("metrics_listen", cur.MetricsListen, f.MetricsListen)
 	add("insecure", strconv.FormatBool(cur.Insecure), strconv.FormatBool(f.Insecure))
 	tls := func(t *config.TLS) (cert, key, ca string) {
 		if t == nil {

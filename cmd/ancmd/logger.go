@@ -19,3 +19,19 @@ func newLogger(level, format string) (hclog.Logger, func(string)) {
 	})
 	return log, func(l string) { log.SetLevel(hclog.LevelFromString(l)) }
 }
+
+// newAccessLogger builds the access log's logger, in format (text|json;
+// "" takes logFormat), at info whatever the root logger's level: an
+// operator who turns the access log on wants its lines.
+func newAccessLogger(format, logFormat string) hclog.Logger {
+	if format == "" {
+		format = logFormat
+	}
+	return hclog.New(&hclog.LoggerOptions{
+		Name:       "ancmd.dataplane.access",
+		Level:      hclog.Info,
+		JSONFormat: format == "json",
+		Output:     os.Stderr,
+		TimeFormat: "2006-01-02T15:04:05.000Z07:00",
+	})
+}

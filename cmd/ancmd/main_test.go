@@ -109,6 +109,7 @@ func TestRestartChanges(t *testing.T) {
 func TestReloadCoversEveryKey(t *testing.T) {
 	cur := config.File{}
 	all := config.File{Listen: "x", Control: "x", StateDir: "x", LogFormat: "x", AccessLog: true, Insecure: true,
+		AccessLogFormat: "x", MetricsListen: "x",
 		ControlTLS:     &config.TLS{CertFile: "x", KeyFile: "x", ClientCAFile: "x"},
 		MaxConnections: 1, SendTimeout: 1, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("::1/128")},
 		HTTPS: &config.HTTPS{Listen: "x"}}

@@ -29,6 +29,7 @@ var reconnectParams = grpc.ConnectParams{
 // proxyFlags are the settings of a data plane run alone.
 type proxyFlags struct {
 	control, listen, node, level, format string
+	accessLogFormat, metricsListen       string
 	accessLog                            bool
 	maxConns                             int
 	sendTimeout                          time.Duration
@@ -58,6 +59,8 @@ control plane.`,
 	f.StringVar(&pf.level, "log-level", "info", "trace|debug|info|warn|error")
 	f.StringVar(&pf.format, "log-format", "text", "text|json")
 	f.BoolVar(&pf.accessLog, "access-log", false, "log one line per request")
+	f.StringVar(&pf.accessLogFormat, "access-log-format", "", "text|json (default: --log-format's)")
+	f.StringVar(&pf.metricsListen, "metrics-listen", "", "HOST:PORT to serve Prometheus metrics on at /metrics (default: none)")
 	f.IntVar(&pf.maxConns, "max-connections", dataplane.DefaultMaxConnections, "client connections held at once; past it, new ones wait")
 	f.DurationVar(&pf.sendTimeout, "send-timeout", dataplane.DefaultSendTimeout, "a client that takes no bytes of its answer this long is dropped")
 	f.StringVar(&pf.files.CAFile, "cacert", "", "CA certificate to verify a tcp control plane")
@@ -71,6 +74,9 @@ func runProxy(cmd *cobra.Command, pf proxyFlags) error {
 	stderr := cmd.ErrOrStderr()
 	if pf.maxConns < 1 || pf.sendTimeout <= 0 {
 		return errors.New("--max-connections and --send-timeout must be positive")
+	}
+	if pf.accessLogFormat != "" && pf.accessLogFormat != "text" && pf.accessLogFormat != "json" {
+		return errors.New("--access-log-format must be text or json")
 	}
 	log, _ := newLogger(pf.level, pf.format)
 	raiseFileLimit(log)
@@ -102,6 +108,7 @@ func runProxy(cmd *cobra.Command, pf proxyFlags) error {
 		pf.node = fmt.Sprintf("%s/%d", h, os.Getpid())
 	}
 	dp, err := dataplane.New(dataplane.Options{Logger: log, Conn: conn, Node: pf.node, AccessLog: pf.accessLog,
+		AccessLogger:   newAccessLogger(pf.accessLogFormat, pf.format),
 		MaxConnections: pf.maxConns, SendTimeout: pf.sendTimeout})
 	if err != nil {
 		fmt.Fprintln(stderr, "ancmd proxy:", err)
@@ -109,6 +116,17 @@ func runProxy(cmd *cobra.Command, pf proxyFlags) error {
 	}
 	ln, err := net.Listen("tcp", pf.listen)
 	if err != nil {
+		fmt.Fprintln(stderr, "ancmd proxy:", err)
+		return failure{exitError}
+	}
+	metricsLn, err := listenMetrics(pf.metricsListen)
+	if err != nil {
+		ln.Close()
+		fmt.Fprintln(stderr, "ancmd proxy: --metrics-listen:", err)
+		return failure{exitError}
+	}
+	if err := serveMetrics(ctx, log, metricsLn, dp.Collector()); err != nil {
+		ln.Close()
 		fmt.Fprintln(stderr, "ancmd proxy:", err)
 		return failure{exitError}
 	}
