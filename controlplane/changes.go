@@ -66,7 +66,7 @@ func (s *Supervisor) change(ctx context.Context, c config.App, source string, dr
 	if existing == nil {
 		if dryRun {
 			s.mu.Unlock()
-			m := newModel(c, source, 1, nil)
+			m := newModel(c, source, 1, nil, s.now())
 			return ancmv1.ApplyChange_APPLY_CHANGE_ADDED, appProto(&m, newAppLog(s.stateDir, c.Name, false, 0, 0)), nil, nil
 		}
 		// Checked and inserted under one lock: two applies of the same
@@ -100,7 +100,7 @@ func (s *Supervisor) change(ctx context.Context, c config.App, source string, dr
 	}
 	if dryRun {
 		s.mu.Unlock()
-		m := newModel(c, source, 1, nil)
+		m := newModel(c, source, 1, nil, s.now())
 		return applyChange(prev, c), appProto(&m, a.snap.Load().logs), nil, nil
 	}
 	s.specs[c.Name] = c // reserved for the change; the owner notes what it runs

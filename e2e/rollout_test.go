@@ -368,3 +368,35 @@ func TestRolloutWaitsForEveryDataPlane(t *testing.T) {
 		t.Errorf("generation still %s", g)
 	}
 }
+
+// history lists the generations of an applied app; rollback rolls the last
+// good one before the current out as a new generation, and is refused for
+// an app of the config file.
+func TestHistoryAndRollback(t *testing.T) {
+	d := newDaemon(t, rolloutApp("fromfile", "/file", 1, "rolling", ""))
+	f := d.writeApplyFile("api.hcl", rolloutApp("api", "/api", 1, "rolling", `env = { GREETING = "one" }`))
+	d.mustCtl("apply", "-f", f)
+	d.waitState("api", "APP_STATE_RUNNING", 20*time.Second)
+	f = d.writeApplyFile("api.hcl", rolloutApp("api", "/api", 1, "rolling", `env = { GREETING = "two" }`))
+	if out := d.mustCtl("apply", "-f", f); !strings.Contains(out, "api: restarted (generation 2, rollout succeeded)") {
+		t.Errorf("apply: %q", out)
+	}
+	out := d.mustCtl("rollback", "api")
+	if !strings.Contains(out, "rollout from generation 2 to 3: succeeded") {
+		t.Errorf("rollback: %q", out)
+	}
+	code, body := get(t, d.url("/api/x"))
+	if code != 200 || decodeReply(t, body).Greeting != "one" {
+		t.Errorf("after rollback: %d %s", code, body)
+	}
+	out = d.mustCtl("history", "api")
+	t.Logf("history:\n%s", out)
+	for _, re := range []string{`(?m)^1\s+20\d\d-.*created\s+succeeded`, `(?m)^2\s.*env\s+succeeded`, `(?m)^3 \*\s.*rollback to 1\s+succeeded`} {
+		if !regexp.MustCompile(re).MatchString(out) {
+			t.Errorf("history lacks %s:\n%s", re, out)
+		}
+	}
+	if msg := d.ctlFails(5, "rollback", "fromfile"); !strings.Contains(msg, "config file") {
+		t.Errorf("rollback of a config-file app: %q", msg)
+	}
+}
