@@ -400,3 +400,31 @@ func TestHistoryAndRollback(t *testing.T) {
 		t.Errorf("rollback of a config-file app: %q", msg)
 	}
 }
+
+// A daemon killed during a rollout comes back with the spec that ran
+// before it: the spec of a rollout is stored only once it has succeeded.
+func TestDaemonKilledDuringRolloutKeepsOldSpec(t *testing.T) {
+	d := newDaemon(t, "")
+	good := rolloutApp("api", "/api", 1, "rolling", "")
+	f := d.writeApplyFile("api.hcl", good)
+	d.mustCtl("apply", "-f", f)
+	d.waitState("api", "APP_STATE_RUNNING", 20*time.Second)
+	f = d.writeApplyFile("api.hcl", strings.Replace(strings.Replace(good, `["serve"]`, `["never"]`, 1), `shutdown_timeout = "5s"`, `startup_timeout = "60s"`, 1))
+	applying := d.ctlStream("apply", "-f", f)
+	waitFor(t, 20*time.Second, "the rollout to start", func() bool {
+		s := d.get("api")
+		return s.App.Rollout != nil && s.App.Rollout.Result == "ROLLOUT_RESULT_IN_PROGRESS"
+	})
+	_ = d.cmd.Process.Kill()
+	<-d.exited
+	applying.kill()
+	d.start("serve")
+	s := d.waitState("api", "APP_STATE_RUNNING", 20*time.Second)
+	if len(s.App.Spec.Args) != 1 || s.App.Spec.Args[0] != "serve" || s.App.Generation != "1" {
+		t.Errorf("after the kill: args %v, generation %s; want the old spec at 1", s.App.Spec.Args, s.App.Generation)
+	}
+	out := d.mustCtl("history", "api")
+	if !regexp.MustCompile(`(?m)^2\s.*failed\s+the daemon stopped during the rollout`).MatchString(out) {
+		t.Errorf("history:\n%s", out)
+	}
+}
