@@ -336,13 +336,12 @@ func (a *app) save() {
 	}
 	// The spec of a rollout is stored once it has succeeded: a daemon that
 	// dies during one comes back with the spec that ran before.
+	var spec *ancmv1.AppSpec
 	if m.rollout == nil {
-		if err := a.s.store.put(m.spec.Proto()); err != nil {
-			a.log.Error("store app", "error", err)
-		}
+		spec = m.spec.Proto()
 	}
-	if err := a.s.store.putHistory(a.name, historyProto(m.history)); err != nil {
-		a.log.Error("store history", "error", err)
+	if err := a.s.store.save(a.name, spec, historyProto(m.history)); err != nil {
+		a.log.Error("store app", "error", err)
 	}
 }
 

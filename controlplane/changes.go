@@ -75,11 +75,7 @@ func (s *Supervisor) change(ctx context.Context, c config.App, source string, dr
 		s.apps[c.Name], s.specs[c.Name] = a, c
 		s.mu.Unlock()
 		if source == sourceAPI {
-			err := s.store.put(c.Proto())
-			if err == nil {
-				err = s.store.putHistory(c.Name, historyProto(a.snap.Load().history))
-			}
-			if err != nil {
+			if err := s.store.save(c.Name, c.Proto(), historyProto(a.snap.Load().history)); err != nil {
 				s.mu.Lock()
 				delete(s.apps, c.Name)
 				delete(s.specs, c.Name)
