@@ -51,6 +51,7 @@ type app struct {
 	// Owned by the loop goroutine.
 	m       model
 	logs    *appLog
+	oldLogs []*appLog // replaced by a stdout_log change; closed at the end
 	logCfg  config.StdoutLog
 	runners map[uint64]*runner
 	waiters []*message
@@ -90,7 +91,7 @@ func newApp(s *Supervisor, spec config.App, source string, gen uint64, history [
 		done:    make(chan struct{}),
 		runners: map[uint64]*runner{},
 	}
-	a.m = newModel(spec, source, gen, history)
+	a.m = newModel(spec, source, gen, history, s.now())
 	a.m.window = s.failWindow
 	a.logs, a.logCfg = newAppLog(s.stateDir, spec.Name, spec.StdoutLog.Enabled, spec.StdoutLog.MaxSize, spec.StdoutLog.MaxFiles), spec.StdoutLog
 	a.publishSnapshot()
@@ -176,6 +177,9 @@ func (a *app) loop() {
 	}
 	a.wg.Wait()
 	a.logs.close()
+	for _, l := range a.oldLogs {
+		l.close()
+	}
 	for _, w := range a.waiters {
 		ok, err := w.wait(&w.before, &a.m)
 		if !ok {
@@ -257,6 +261,7 @@ func (a *app) carry(e effect, rev uint64) {
 		if l := e.spec.StdoutLog; l != a.logCfg {
 			// Instances of the old generation keep the files they have
 			// open until they stop.
+			a.oldLogs = append(a.oldLogs, a.logs)
 			a.logs, a.logCfg = newAppLog(a.s.stateDir, a.name, l.Enabled, l.MaxSize, l.MaxFiles), l
 		}
 		r := &runner{id: e.id, index: e.index, gen: e.gen, spec: e.spec, logs: a.logs, log: a.log,
@@ -331,13 +336,12 @@ func (a *app) save() {
 	}
 	// The spec of a rollout is stored once it has succeeded: a daemon that
 	// dies during one comes back with the spec that ran before.
+	var spec *ancmv1.AppSpec
 	if m.rollout == nil {
-		if err := a.s.store.put(m.spec.Proto()); err != nil {
-			a.log.Error("store app", "error", err)
-		}
+		spec = m.spec.Proto()
 	}
-	if err := a.s.store.putHistory(a.name, historyProto(m.history)); err != nil {
-		a.log.Error("store history", "error", err)
+	if err := a.s.store.save(a.name, spec, historyProto(m.history)); err != nil {
+		a.log.Error("store app", "error", err)
 	}
 }
 

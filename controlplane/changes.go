@@ -66,7 +66,7 @@ func (s *Supervisor) change(ctx context.Context, c config.App, source string, dr
 	if existing == nil {
 		if dryRun {
 			s.mu.Unlock()
-			m := newModel(c, source, 1, nil)
+			m := newModel(c, source, 1, nil, s.now())
 			return ancmv1.ApplyChange_APPLY_CHANGE_ADDED, appProto(&m, newAppLog(s.stateDir, c.Name, false, 0, 0)), nil, nil
 		}
 		// Checked and inserted under one lock: two applies of the same
@@ -75,11 +75,7 @@ func (s *Supervisor) change(ctx context.Context, c config.App, source string, dr
 		s.apps[c.Name], s.specs[c.Name] = a, c
 		s.mu.Unlock()
 		if source == sourceAPI {
-			err := s.store.put(c.Proto())
-			if err == nil {
-				err = s.store.putHistory(c.Name, historyProto(a.snap.Load().history))
-			}
-			if err != nil {
+			if err := s.store.save(c.Name, c.Proto(), historyProto(a.snap.Load().history)); err != nil {
 				s.mu.Lock()
 				delete(s.apps, c.Name)
 				delete(s.specs, c.Name)
@@ -100,7 +96,7 @@ func (s *Supervisor) change(ctx context.Context, c config.App, source string, dr
 	}
 	if dryRun {
 		s.mu.Unlock()
-		m := newModel(c, source, 1, nil)
+		m := newModel(c, source, 1, nil, s.now())
 		return applyChange(prev, c), appProto(&m, a.snap.Load().logs), nil, nil
 	}
 	s.specs[c.Name] = c // reserved for the change; the owner notes what it runs

@@ -36,7 +36,7 @@ type driver struct {
 }
 
 func newDriver(t *testing.T, spec config.App) *driver {
-	return &driver{t: t, m: newModel(spec, sourceAPI, 1, nil), now: t0}
+	return &driver{t: t, m: newModel(spec, sourceAPI, 1, nil, t0), now: t0}
 }
 
 // must applies ev and fails the test when it is refused.

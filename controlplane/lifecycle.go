@@ -97,7 +97,9 @@ func (s *Supervisor) Stop(ctx context.Context, name string, wait bool) (*ancmv1.
 	}
 	var w waitFunc
 	if wait {
-		w = func(_, now *model) (bool, error) { return len(now.insts) == 0, nil }
+		// Done when every instance has exited, or when someone started the
+		// app again meanwhile.
+		w = func(_, now *model) (bool, error) { return len(now.insts) == 0 || !now.stopped, nil }
 	}
 	if err := a.call(ctx, evStop{}, w); err != nil {
 		return nil, err

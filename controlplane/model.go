@@ -116,7 +116,9 @@ func (m *model) addHistory(g genRecord) {
 	}
 }
 
-func newModel(spec config.App, source string, gen uint64, history []genRecord) model {
+// newModel is the model of an app added at now, at generation gen (0: the
+// first) with the history it had.
+func newModel(spec config.App, source string, gen uint64, history []genRecord, now time.Time) model {
 	m := model{name: spec.Name, source: source, spec: spec, window: failWindow, history: history}
 	if gen == 0 {
 		gen = 1
@@ -126,7 +128,7 @@ func newModel(spec config.App, source string, gen uint64, history []genRecord) m
 		m.lastGen = max(m.lastGen, h.gen)
 	}
 	if len(history) == 0 {
-		m.history = []genRecord{{gen: gen, change: "created", result: ancmv1.RolloutResult_ROLLOUT_RESULT_SUCCEEDED, spec: spec}}
+		m.history = []genRecord{{gen: gen, at: now, change: "created", result: ancmv1.RolloutResult_ROLLOUT_RESULT_SUCCEEDED, spec: spec}}
 	}
 	m.slots = make([]slot, spec.Processes)
 	return m

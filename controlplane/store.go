@@ -50,16 +50,6 @@ func openStore(stateDir string) (*store, error) {
 	return &store{db: db}, nil
 }
 
-func (s *store) put(spec *ancmv1.AppSpec) error {
-	b, err := proto.Marshal(spec)
-	if err != nil {
-		return err
-	}
-	return s.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketApps).Put([]byte(spec.GetName()), b)
-	})
-}
-
 func (s *store) delete(name string) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		if err := tx.Bucket(bucketHistory).Delete([]byte(name)); err != nil {
@@ -69,14 +59,26 @@ func (s *store) delete(name string) error {
 	})
 }
 
-// putHistory keeps an app's generations, as a GetAppHistoryResponse.
-func (s *store) putHistory(name string, gens []*ancmv1.Generation) error {
-	b, err := proto.Marshal(&ancmv1.GetAppHistoryResponse{Generations: gens})
+// save keeps an app's generations (as a GetAppHistoryResponse) and, when
+// spec is not nil, its spec, in one transaction.
+func (s *store) save(name string, spec *ancmv1.AppSpec, gens []*ancmv1.Generation) error {
+	h, err := proto.Marshal(&ancmv1.GetAppHistoryResponse{Generations: gens})
 	if err != nil {
 		return err
 	}
+	var b []byte
+	if spec != nil {
+		if b, err = proto.Marshal(spec); err != nil {
+			return err
+		}
+	}
 	return s.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketHistory).Put([]byte(name), b)
+		if b != nil {
+			if err := tx.Bucket(bucketApps).Put([]byte(name), b); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bucketHistory).Put([]byte(name), h)
 	})
 }
 

@@ -214,7 +214,13 @@ func (s *Supervisor) Reload(ctx context.Context, cfgApps []config.App) error {
 	for _, c := range cfgApps {
 		_, _, wait, err := s.change(ctx, c, sourceConfig, false)
 		if err != nil {
-			return errors.Join(append(errs, err)...)
+			// One app that cannot change now (a rollout of it runs) keeps
+			// none of the others from changing.
+			errs = append(errs, err)
+			if ctx.Err() != nil || errors.Is(err, ErrClosed) {
+				return errors.Join(errs...)
+			}
+			continue
 		}
 		if wait != nil {
 			waits = append(waits, wait)

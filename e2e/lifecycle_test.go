@@ -65,3 +65,20 @@ app "app" {
 		t.Errorf("watch back %s after the control plane listened, want about a second at most", el)
 	}
 }
+
+// A stop is one STOPPED event, however often it is asked for; the next
+// stop after a start is another.
+func TestStoppedEventOncePerStop(t *testing.T) {
+	d := newDaemon(t, rolloutApp("web", "/", 2, "rolling", ""))
+	d.waitState("web", "APP_STATE_RUNNING", 20*time.Second)
+	d.mustCtl("stop", "--wait", "web")
+	d.mustCtl("stop", "--wait", "web")
+	if n := countEvents(t, d, "web", "EVENT_TYPE_STOPPED"); n != 1 {
+		t.Errorf("%d STOPPED events after two stops, want 1", n)
+	}
+	d.mustCtl("start", "web")
+	d.mustCtl("stop", "--wait", "web")
+	if n := countEvents(t, d, "web", "EVENT_TYPE_STOPPED"); n != 2 {
+		t.Errorf("%d STOPPED events after a start and a third stop, want 2", n)
+	}
+}

@@ -368,3 +368,63 @@ func TestRolloutWaitsForEveryDataPlane(t *testing.T) {
 		t.Errorf("generation still %s", g)
 	}
 }
+
+// history lists the generations of an applied app; rollback rolls the last
+// good one before the current out as a new generation, and is refused for
+// an app of the config file.
+func TestHistoryAndRollback(t *testing.T) {
+	d := newDaemon(t, rolloutApp("fromfile", "/file", 1, "rolling", ""))
+	f := d.writeApplyFile("api.hcl", rolloutApp("api", "/api", 1, "rolling", `env = { GREETING = "one" }`))
+	d.mustCtl("apply", "-f", f)
+	d.waitState("api", "APP_STATE_RUNNING", 20*time.Second)
+	f = d.writeApplyFile("api.hcl", rolloutApp("api", "/api", 1, "rolling", `env = { GREETING = "two" }`))
+	if out := d.mustCtl("apply", "-f", f); !strings.Contains(out, "api: restarted (generation 2, rollout succeeded)") {
+		t.Errorf("apply: %q", out)
+	}
+	out := d.mustCtl("rollback", "api")
+	if !strings.Contains(out, "rollout from generation 2 to 3: succeeded") {
+		t.Errorf("rollback: %q", out)
+	}
+	code, body := get(t, d.url("/api/x"))
+	if code != 200 || decodeReply(t, body).Greeting != "one" {
+		t.Errorf("after rollback: %d %s", code, body)
+	}
+	out = d.mustCtl("history", "api")
+	t.Logf("history:\n%s", out)
+	for _, re := range []string{`(?m)^1\s+20\d\d-.*created\s+succeeded`, `(?m)^2\s.*env\s+succeeded`, `(?m)^3 \*\s.*rollback to 1\s+succeeded`} {
+		if !regexp.MustCompile(re).MatchString(out) {
+			t.Errorf("history lacks %s:\n%s", re, out)
+		}
+	}
+	if msg := d.ctlFails(5, "rollback", "fromfile"); !strings.Contains(msg, "config file") {
+		t.Errorf("rollback of a config-file app: %q", msg)
+	}
+}
+
+// A daemon killed during a rollout comes back with the spec that ran
+// before it: the spec of a rollout is stored only once it has succeeded.
+func TestDaemonKilledDuringRolloutKeepsOldSpec(t *testing.T) {
+	d := newDaemon(t, "")
+	good := rolloutApp("api", "/api", 1, "rolling", "")
+	f := d.writeApplyFile("api.hcl", good)
+	d.mustCtl("apply", "-f", f)
+	d.waitState("api", "APP_STATE_RUNNING", 20*time.Second)
+	f = d.writeApplyFile("api.hcl", strings.Replace(strings.Replace(good, `["serve"]`, `["never"]`, 1), `shutdown_timeout = "5s"`, `startup_timeout = "60s"`, 1))
+	applying := d.ctlStream("apply", "-f", f)
+	waitFor(t, 20*time.Second, "the rollout to start", func() bool {
+		s := d.get("api")
+		return s.App.Rollout != nil && s.App.Rollout.Result == "ROLLOUT_RESULT_IN_PROGRESS"
+	})
+	_ = d.cmd.Process.Kill()
+	<-d.exited
+	applying.kill()
+	d.start("serve")
+	s := d.waitState("api", "APP_STATE_RUNNING", 20*time.Second)
+	if len(s.App.Spec.Args) != 1 || s.App.Spec.Args[0] != "serve" || s.App.Generation != "1" {
+		t.Errorf("after the kill: args %v, generation %s; want the old spec at 1", s.App.Spec.Args, s.App.Generation)
+	}
+	out := d.mustCtl("history", "api")
+	if !regexp.MustCompile(`(?m)^2\s.*failed\s+the daemon stopped during the rollout`).MatchString(out) {
+		t.Errorf("history:\n%s", out)
+	}
+}

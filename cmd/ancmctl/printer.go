@@ -263,7 +263,7 @@ func (p *printer) Event(resp *ancmv1.WatchEventsResponse) error {
 // endpoint, then a row for each further endpoint.
 func (p *printer) Endpoints(routes []*ancmv1.AppRoute) error {
 	tw := p.table()
-	fmt.Fprintln(tw, "APP\tSTATE\tHOSTS\tPREFIX\tINSTANCE\tADDRESS\tREADY\tDRAINING")
+	fmt.Fprintln(tw, "APP\tSTATE\tHOSTS\tPREFIX\tINSTANCE\tADDRESS\tREADY\tDRAINING\tGEN")
 	for _, r := range routes {
 		hosts := "*"
 		if len(r.GetHosts()) > 0 {
@@ -271,14 +271,18 @@ func (p *printer) Endpoints(routes []*ancmv1.AppRoute) error {
 		}
 		head := fmt.Sprintf("%s\t%s\t%s\t%s", r.GetApp(), appState(r.GetState()), hosts, orDash(r.GetPathPrefix()))
 		if len(r.GetEndpoints()) == 0 {
-			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\n", head)
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\n", head)
 		}
 		for i, ep := range r.GetEndpoints() {
 			if i > 0 {
 				head = "\t\t\t"
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", head, ep.GetInstance(), orDash(ep.GetAddress()),
-				yesNo(ep.GetReady()), yesNo(ep.GetDraining()))
+			gen := "-"
+			if g := ep.GetGeneration(); g != 0 {
+				gen = strconv.FormatUint(g, 10)
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", head, ep.GetInstance(), orDash(ep.GetAddress()),
+				yesNo(ep.GetReady()), yesNo(ep.GetDraining()), gen)
 		}
 	}
 	return tw.Flush()
