@@ -63,7 +63,8 @@ func (a App) Equal(b App) bool {
 }
 
 // RunChanges names what differs between two apps in how they run (the
-// command, its arguments, dir, environment, compat, output capture): a change that needs
+// command, its arguments, dir, environment, user, limits, compat,
+// protocol, output capture): a change that needs
 // new processes, rolled out as a new generation. Routing, timeouts and the
 // other keys change in place. It returns nil when there is none.
 func (a App) RunChanges(b App) []string {
