@@ -26,6 +26,10 @@ const lockWait = 5 * time.Second
 // ErrNeedsRoot is wrapped when a spec asks for what only root can do.
 var ErrNeedsRoot = errors.New("needs ancmd to run as root")
 
+// ErrClosed is returned by Prepare after Close: the daemon's cgroups are
+// gone.
+var ErrClosed = errors.New("sandbox closed")
+
 // Options configure a Manager.
 type Options struct {
 	Logger hclog.Logger
@@ -212,6 +216,12 @@ type Box struct {
 // be built with Path and Args (Args[0] included) and not started. After
 // the process has ended, or when starting it failed, call Release.
 func (m *Manager) Prepare(cmd *exec.Cmd, spec Spec) (*Box, error) {
+	m.mu.Lock()
+	closed := m.closed
+	m.mu.Unlock()
+	if closed {
+		return nil, ErrClosed
+	}
 	id, err := LookupIdentity(spec.User, spec.Group)
 	if err != nil {
 		return nil, err
