@@ -55,6 +55,10 @@ type Manager struct {
 
 	mu     sync.Mutex
 	closed bool
+
+	// spawn is the locked thread that starts standbys (standby.go).
+	spawnOnce sync.Once
+	spawn     chan spawnReq
 }
 
 // New takes the state_dir's lock, removes whatever cgroups a previous
