@@ -106,6 +106,7 @@ func (a *app) begin() {
 	}
 	a.recomputeLocked("")
 	a.mu.Unlock()
+	a.s.prewarm(a)
 	go a.watchOffline(ctx)
 }
 
@@ -124,6 +125,7 @@ func (a *app) end() {
 	a.opMu.Lock()
 	a.stopRun()
 	a.opMu.Unlock()
+	a.s.discardStandbys(a)
 	a.logs.close()
 }
 

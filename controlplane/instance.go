@@ -283,7 +283,7 @@ func (a *app) runOnce(ctx context.Context, inst *instance) outcome {
 	}
 	cmd.Stdout, cmd.Stderr = outW, errW
 	a.setStarting(inst, 0, port, token)
-	err = a.s.spawner.start(cmd)
+	err = box.Start(cmd, a.s.spawner.start)
 	outW.Close()
 	errW.Close()
 	if err != nil {

@@ -12,9 +12,10 @@ import (
 )
 
 // This file is the control plane's side of the sandbox package: the
-// environment an instance starts from, and the two calls around a process
-// run (Prepare before it starts, Release after it ended). The hook lines
-// in instance.go call these and nothing else.
+// environment an instance starts from, the calls around a process run
+// (Prepare before it starts, Box.Start, Release after it ended), and the
+// standbys of idle on-demand apps. The hook lines in instance.go and
+// app.go call these and nothing else.
 
 // minimalPath is the PATH of an app that does not inherit ancmd's
 // environment and sets none itself: systemd's default.
@@ -55,7 +56,45 @@ func baseEnv(cfg *config.App) ([]string, error) {
 // with the app's limits, its user, its rlimits. Without a sandbox manager
 // (controlplane tests), only apps that ask for none of these run.
 func (s *Supervisor) isolate(cfg *config.App, index uint32, cmd *exec.Cmd) (*sandbox.Box, error) {
-	spec := sandbox.Spec{
+	spec := sandboxSpec(cfg, index)
+	if s.sandbox == nil {
+		if spec.User != "" || spec.Group != "" || spec.Limits != (sandbox.Limits{}) {
+			return nil, fmt.Errorf("user, group and limits need the daemon's sandbox: %w", ErrPrecondition)
+		}
+		return nil, nil
+	}
+	return s.sandbox.Prepare(cmd, spec)
+}
+
+// prewarm readies a standby for each instance of an on-demand app that is
+// added, so that its first start costs an exec, not the trampoline's
+// re-exec and a cgroup migration (sandbox.Standby). Only starts that go
+// through the trampoline get one.
+func (s *Supervisor) prewarm(a *app) {
+	a.mu.Lock()
+	cfg := a.cfg
+	a.mu.Unlock()
+	if s.sandbox == nil || cfg.Start != config.StartOnDemand {
+		return
+	}
+	for i := range cfg.Processes {
+		s.sandbox.Prewarm(sandboxSpec(&cfg, uint32(i)))
+	}
+}
+
+// discardStandbys drops the standbys of an app that goes.
+func (s *Supervisor) discardStandbys(a *app) {
+	a.mu.Lock()
+	name := a.cfg.Name
+	a.mu.Unlock()
+	if s.sandbox != nil {
+		s.sandbox.DiscardStandbys(name + ".")
+	}
+}
+
+// sandboxSpec is the isolation of one instance of an app.
+func sandboxSpec(cfg *config.App, index uint32) sandbox.Spec {
+	return sandbox.Spec{
 		Name:  fmt.Sprintf("%s.%d", cfg.Name, index),
 		User:  cfg.User,
 		Group: cfg.Group,
@@ -66,13 +105,6 @@ func (s *Supervisor) isolate(cfg *config.App, index uint32, cmd *exec.Cmd) (*san
 			OpenFiles: uint64(max(cfg.Limits.OpenFiles, 0)),
 		},
 	}
-	if s.sandbox == nil {
-		if spec.User != "" || spec.Group != "" || spec.Limits != (sandbox.Limits{}) {
-			return nil, fmt.Errorf("user, group and limits need the daemon's sandbox: %w", ErrPrecondition)
-		}
-		return nil, nil
-	}
-	return s.sandbox.Prepare(cmd, spec)
 }
 
 // released empties an instance's sandbox after its process ended: whatever

@@ -59,6 +59,7 @@ type Manager struct {
 	// spawn is the locked thread that starts standbys (standby.go).
 	spawnOnce sync.Once
 	spawn     chan spawnReq
+	pool      pool
 }
 
 // New takes the state_dir's lock, removes whatever cgroups a previous
@@ -184,6 +185,7 @@ func (m *Manager) Close() error {
 	}
 	m.closed = true
 	m.mu.Unlock()
+	m.closePool()
 	var err error
 	if m.wd != nil {
 		// The watchdog cleans up when its lifeline closes, and exits.
@@ -208,16 +210,18 @@ type Spec struct {
 
 // Box is the isolation of one run of an instance: its cgroup, if any.
 type Box struct {
-	g    *group
-	cgfd *os.File
-	once sync.Once
-	oom  bool
-	err  error
+	g       *group
+	cgfd    *os.File
+	standby *Standby // set by Prepare when a standby was ready; see Start
+	once    sync.Once
+	oom     bool
+	err     error
 }
 
 // Prepare makes the instance's cgroup with its limits and rewrites cmd so
 // that the app starts inside it, as its user, with its rlimits. cmd must
-// be built with Path and Args (Args[0] included) and not started. After
+// be built with Path and Args (Args[0] included) and not started; start it
+// with Box.Start, which uses a standby (Prewarm) when one is ready. After
 // the process has ended, or when starting it failed, call Release.
 func (m *Manager) Prepare(cmd *exec.Cmd, spec Spec) (*Box, error) {
 	m.mu.Lock()
@@ -225,6 +229,11 @@ func (m *Manager) Prepare(cmd *exec.Cmd, spec Spec) (*Box, error) {
 	m.mu.Unlock()
 	if closed {
 		return nil, ErrClosed
+	}
+	if sb := m.take(spec); sb != nil {
+		// cmd stays as it is: Box.Start hands it to the standby.
+		sb.box.standby = sb
+		return sb.box, nil
 	}
 	id, err := LookupIdentity(spec.User, spec.Group)
 	if err != nil {
