@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -91,4 +92,58 @@ func TestStandbySavesTheStartCost(t *testing.T) {
 	slices.Sort(cold)
 	slices.Sort(warm)
 	t.Logf("start to exit of /bin/true with limits, median of 11: through Prepare %v, through a standby %v", cold[5], warm[5])
+}
+
+func TestPrepareTakesAPrewarmedStandby(t *testing.T) {
+	needCgroups(t)
+	m := newManager(t, t.TempDir())
+	spec := Spec{Name: "pool.0", Limits: Limits{Pids: 64, OpenFiles: 2048}}
+	m.Prewarm(spec)
+	out := output{newOutFile(t)}
+	cmd := &exec.Cmd{Path: "/bin/sh", Args: []string{"sh", "-c", "ulimit -n; cat /proc/self/cgroup"}, Stdout: out.f}
+	box, err := m.Prepare(cmd, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cmd.Path != "/bin/sh" || box.standby == nil {
+		t.Fatalf("Prepare did not take the standby: %s %v", cmd.Path, cmd.Args)
+	}
+	if err := box.Start(cmd, func(*exec.Cmd) error { t.Fatal("started without the standby"); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out.String(), "2048\n") || !regexpLine(out.String(), "pids", "/pool.0.w1") {
+		t.Errorf("output:\n%s", out)
+	}
+	if _, err := box.Release(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A standby warmed for other limits is not used, and goes.
+	m.Prewarm(spec)
+	other := spec
+	other.Limits.Pids = 32
+	cmd = &exec.Cmd{Path: "/bin/true", Args: []string{"true"}}
+	box, err = m.Prepare(cmd, other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer box.Release()
+	if box.standby != nil || cmd.Path == "/bin/true" {
+		t.Errorf("a standby for other limits was used: %v", cmd.Args)
+	}
+	if d := filepathGlob(t, "/sys/fs/cgroup/pids/*/pool.0.w*"); len(d) != 0 {
+		t.Errorf("the discarded standby's cgroup is left: %v", d)
+	}
+}
+
+func filepathGlob(t *testing.T, pattern string) []string {
+	t.Helper()
+	m, err := filepath.Glob(pattern)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
