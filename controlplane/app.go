@@ -102,6 +102,7 @@ func newApp(s *Supervisor, spec config.App, source string, gen uint64, history [
 func (a *app) begin() {
 	on, body, _ := a.readOffline()
 	_ = a.step(evBegin{offline: on, body: body})
+	a.s.prewarm(a.m.spec) // standbys for an on-demand app's first start (isolation.go)
 	go a.loop()
 }
 
@@ -176,6 +177,7 @@ func (a *app) loop() {
 		}
 	}
 	a.wg.Wait()
+	a.s.discardStandbys(a.name)
 	a.logs.close()
 	for _, l := range a.oldLogs {
 		l.close()

@@ -11,9 +11,10 @@ import (
 )
 
 // This file is the control plane's side of the sandbox package: the
-// environment an instance starts from, and the two calls around a process
-// run (Prepare before it starts, Release after it ended). The hook lines
-// in instance.go call these and nothing else.
+// environment an instance starts from, the calls around a process run
+// (Prepare before it starts, Box.Start, Release after it ended), and the
+// standbys of idle on-demand apps. The hook lines in instance.go and
+// app.go call these and nothing else.
 
 // minimalPath is the PATH of an app that does not inherit ancmd's
 // environment and sets none itself: systemd's default.
@@ -54,11 +55,44 @@ func baseEnv(cfg *config.App) ([]string, error) {
 // with the app's limits, its user, its rlimits. Without a sandbox manager
 // (controlplane tests), only apps that ask for none of these run.
 //
-// The cgroup's name holds the run's id: during a rollout an instance of the
+// run tells this run's cgroup apart: during a rollout an instance of the
 // old generation and one of the new run at once with the same index.
 func isolate(sb *sandbox.Manager, cfg *config.App, index uint32, run uint64, cmd *exec.Cmd) (*sandbox.Box, error) {
-	spec := sandbox.Spec{
-		Name:  fmt.Sprintf("%s.%d.%d", cfg.Name, index, run),
+	spec := sandboxSpec(cfg, index)
+	spec.Run = run
+	if sb == nil {
+		if spec.User != "" || spec.Group != "" || spec.Limits != (sandbox.Limits{}) {
+			return nil, fmt.Errorf("user, group and limits need the daemon's sandbox: %w", ErrPrecondition)
+		}
+		return nil, nil
+	}
+	return sb.Prepare(cmd, spec)
+}
+
+// prewarm readies a standby for each instance of an on-demand app that is
+// added, so that its first start costs an exec, not the trampoline's
+// re-exec and a cgroup migration (sandbox.Standby). Only starts that go
+// through the trampoline get one.
+func (s *Supervisor) prewarm(cfg config.App) {
+	if s.sandbox == nil || cfg.Start != config.StartOnDemand {
+		return
+	}
+	for i := range cfg.Processes {
+		s.sandbox.Prewarm(sandboxSpec(&cfg, uint32(i)))
+	}
+}
+
+// discardStandbys drops the standbys of an app that goes.
+func (s *Supervisor) discardStandbys(name string) {
+	if s.sandbox != nil {
+		s.sandbox.DiscardStandbys(name + ".")
+	}
+}
+
+// sandboxSpec is the isolation of one instance of an app.
+func sandboxSpec(cfg *config.App, index uint32) sandbox.Spec {
+	return sandbox.Spec{
+		Name:  fmt.Sprintf("%s.%d", cfg.Name, index),
 		User:  cfg.User,
 		Group: cfg.Group,
 		Limits: sandbox.Limits{
@@ -68,13 +102,6 @@ func isolate(sb *sandbox.Manager, cfg *config.App, index uint32, run uint64, cmd
 			OpenFiles: uint64(max(cfg.Limits.OpenFiles, 0)),
 		},
 	}
-	if sb == nil {
-		if spec.User != "" || spec.Group != "" || spec.Limits != (sandbox.Limits{}) {
-			return nil, fmt.Errorf("user, group and limits need the daemon's sandbox: %w", ErrPrecondition)
-		}
-		return nil, nil
-	}
-	return sb.Prepare(cmd, spec)
 }
 
 // released empties an instance's sandbox after its process ended: whatever

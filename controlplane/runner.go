@@ -96,7 +96,7 @@ func (r *runner) run(ctx context.Context) {
 		return
 	}
 	cmd.Stdout, cmd.Stderr = outW, errW
-	err = r.spawn.start(cmd)
+	err = box.Start(cmd, r.spawn.start) // through a standby when one is ready
 	outW.Close()
 	errW.Close()
 	if err != nil {

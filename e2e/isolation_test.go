@@ -184,8 +184,10 @@ app "boxed" {
 			t.Errorf("%s of the app's own cgroup = %s, want %s", c.file, got, c.want)
 		}
 	}
-	if !strings.Contains(r.Cgroup, "/boxed.0") {
-		t.Errorf("the app is not in a cgroup of its own:\n%s", r.Cgroup)
+	// An on-demand app whose start needs the trampoline starts through
+	// the standby readied when it was added, in its cgroup NAME.wN.
+	if !strings.Contains(r.Cgroup, "/boxed.0.w") {
+		t.Errorf("the app is not in a standby's cgroup of its own:\n%s", r.Cgroup)
 	}
 	// Its captured log stays the operator's.
 	st := d.get("boxed")

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -95,6 +96,9 @@ func TestV2WritesLimitsAndMovesTheDaemon(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer box.Release()
+	if _, err := (&Manager{closed: true}).Prepare(&exec.Cmd{Path: "/bin/app", Args: []string{"app"}}, Spec{Name: "x.0"}); !errors.Is(err, ErrClosed) {
+		t.Errorf("Prepare after Close = %v, want ErrClosed", err)
+	}
 	want := "/ancmd sandbox-exec -ppid"
 	if got := strings.Join(cmd.Args, " "); cmd.Path != "/ancmd" || !strings.HasPrefix(got, want) || !strings.HasSuffix(got, "-nofile 4096 -- /bin/app app") {
 		t.Errorf("trampoline args = %q", got)

@@ -16,8 +16,17 @@
 //
 //	cmd := &exec.Cmd{Path: path, Args: argv, Env: env, Dir: dir}
 //	box, err := m.Prepare(cmd, sandbox.Spec{Name: "APP.INDEX", User: u, Limits: l})
-//	// ... start cmd as usual (Setpgid, Pdeathsig stay the caller's), wait for it ...
+//	err = box.Start(cmd, spawn) // spawn: the caller's own start (Setpgid, Pdeathsig)
+//	// ... wait for cmd as usual ...
 //	oomKilled, err := box.Release() // after the process ended, or its start failed
+//
+// and, optionally, two more for idle instances:
+//
+//	m.Prewarm(spec)            // an on-demand app was added: ready its first start
+//	m.DiscardStandbys("APP.")  // the app is gone
+//
+// Box.Start starts cmd through a standby when Prepare found one (see
+// below), and with spawn otherwise.
 //
 // Release kills whatever is left in the instance's cgroup (children,
 // grandchildren, setsid daemons), removes the cgroup, and says whether the
@@ -38,6 +47,19 @@
 // user, sets the parent-death signal again (a change of credentials clears
 // it), and execs the app, which keeps its pid. The trampoline is also used
 // on v2 when open_files is set, since no SysProcAttr field sets an rlimit.
+//
+// # Standbys
+//
+// On v1 the trampoline costs a re-exec of the daemon (~3 ms) and the
+// kernel an RCU grace period on the first cgroup migration after a quiet
+// while (7 to 15 ms measured). Prewarm pays both before the request comes:
+// it starts a trampoline with -standby in a fresh cgroup of the instance
+// (named NAME.wN, so it never meets a live instance's), which joins it,
+// sets the rlimit, drops to the user, and waits on a socket. Prepare takes
+// it when the spec (user, group, limits) still matches, and Box.Start sends
+// it the path, argv, env and dir, with stdin, stdout and stderr as
+// SCM_RIGHTS; it execs, and the caller gets cmd.Process as from
+// cmd.Start. A start that needs no trampoline gets no standby.
 //
 // # Why nothing outlives the daemon
 //

@@ -77,7 +77,8 @@ func ExecMain(args []string) int {
 	gid := fs.Int64("gid", -1, "group id")
 	groups := fs.String("groups", "", "supplementary groups, comma-separated; unset keeps them")
 	dir := fs.String("dir", "", "working directory, entered after the change of user")
-	if err := fs.Parse(args); err != nil || fs.NArg() < 2 {
+	standby := fs.Bool("standby", false, "wait for the command on fd 3 (see Standby)")
+	if err := fs.Parse(args); err != nil || fs.NArg() < 2 && !*standby {
 		return fail("usage: %s [flags] -- PATH ARGV0 [ARGS...]", ExecCommand)
 	}
 	self := []byte(strconv.Itoa(os.Getpid()))
@@ -132,6 +133,17 @@ func ExecMain(args []string) int {
 	}
 	if *ppid > 0 && os.Getppid() != *ppid {
 		return fail("the daemon is gone")
+	}
+	if *standby {
+		msg, reply, err := awaitCommand()
+		if err != nil {
+			if reply != nil {
+				return reply(err.Error())
+			}
+			return fail("standby: %v", err)
+		}
+		err = syscall.Exec(msg.Path, msg.Argv, msg.Env)
+		return reply(fmt.Sprintf("exec %s: %v", msg.Path, err))
 	}
 	rest := fs.Args()
 	err := syscall.Exec(rest[0], rest[1:], os.Environ())

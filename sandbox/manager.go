@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -25,6 +26,10 @@ const lockWait = 5 * time.Second
 
 // ErrNeedsRoot is wrapped when a spec asks for what only root can do.
 var ErrNeedsRoot = errors.New("needs ancmd to run as root")
+
+// ErrClosed is returned by Prepare after Close: the daemon's cgroups are
+// gone.
+var ErrClosed = errors.New("sandbox closed")
 
 // Options configure a Manager.
 type Options struct {
@@ -51,6 +56,11 @@ type Manager struct {
 
 	mu     sync.Mutex
 	closed bool
+
+	// spawn is the locked thread that starts standbys (standby.go).
+	spawnOnce sync.Once
+	spawn     chan spawnReq
+	pool      pool
 }
 
 // New takes the state_dir's lock, removes whatever cgroups a previous
@@ -176,6 +186,7 @@ func (m *Manager) Close() error {
 	}
 	m.closed = true
 	m.mu.Unlock()
+	m.closePool()
 	var err error
 	if m.wd != nil {
 		// The watchdog cleans up when its lifeline closes, and exits.
@@ -190,9 +201,14 @@ func (m *Manager) Close() error {
 
 // Spec says how one instance is isolated.
 type Spec struct {
-	// Name is the instance's cgroup name, unique among the daemon's live
-	// instances ("APP.INDEX"); a leftover cgroup of that name is killed.
-	Name   string
+	// Name is the instance's name ("APP.INDEX"): its standbys are kept
+	// under it (Prewarm), and it names its cgroup.
+	Name string
+	// Run tells runs of one instance that are alive at once apart (during
+	// a rollout an old and a new instance of one index run side by side):
+	// when set, the cgroup is named Name.Run. The cgroup name is unique
+	// among the daemon's live instances; a leftover of that name is killed.
+	Run    uint64
 	User   string // "" keeps the daemon's user
 	Group  string // "" is the user's primary group
 	Limits Limits
@@ -200,18 +216,31 @@ type Spec struct {
 
 // Box is the isolation of one run of an instance: its cgroup, if any.
 type Box struct {
-	g    *group
-	cgfd *os.File
-	once sync.Once
-	oom  bool
-	err  error
+	g       *group
+	cgfd    *os.File
+	standby *Standby // set by Prepare when a standby was ready; see Start
+	once    sync.Once
+	oom     bool
+	err     error
 }
 
 // Prepare makes the instance's cgroup with its limits and rewrites cmd so
 // that the app starts inside it, as its user, with its rlimits. cmd must
-// be built with Path and Args (Args[0] included) and not started. After
+// be built with Path and Args (Args[0] included) and not started; start it
+// with Box.Start, which uses a standby (Prewarm) when one is ready. After
 // the process has ended, or when starting it failed, call Release.
 func (m *Manager) Prepare(cmd *exec.Cmd, spec Spec) (*Box, error) {
+	m.mu.Lock()
+	closed := m.closed
+	m.mu.Unlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	if sb := m.take(spec); sb != nil {
+		// cmd stays as it is: Box.Start hands it to the standby.
+		sb.box.standby = sb
+		return sb.box, nil
+	}
 	id, err := LookupIdentity(spec.User, spec.Group)
 	if err != nil {
 		return nil, err
@@ -223,7 +252,7 @@ func (m *Manager) Prepare(cmd *exec.Cmd, spec Spec) (*Box, error) {
 	b := &Box{}
 	switch {
 	case m.drv != nil:
-		b.g, err = m.drv.create(spec.Name, l)
+		b.g, err = m.drv.create(spec.cgroupName(), l)
 		if err != nil {
 			return nil, err
 		}
@@ -297,4 +326,12 @@ func (b *Box) Dirs() []string {
 		return nil
 	}
 	return b.g.dirs
+}
+
+// cgroupName is the name of the cgroup of a run.
+func (s Spec) cgroupName() string {
+	if s.Run == 0 {
+		return s.Name
+	}
+	return s.Name + "." + strconv.FormatUint(s.Run, 10)
 }

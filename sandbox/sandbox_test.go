@@ -73,15 +73,21 @@ func (o output) String() string {
 	return string(b)
 }
 
-// shell prepares sh -c script in a box and starts it.
-func shell(t *testing.T, m *Manager, spec Spec, env, script string) (*exec.Cmd, *Box, output) {
+func newOutFile(t *testing.T) *os.File {
 	t.Helper()
-	cmd := &exec.Cmd{Path: "/bin/sh", Args: []string{"sh", "-c", script}, Env: []string{"PATH=/usr/bin:/bin", env}, Dir: "/"}
 	f, err := os.Create(filepath.Join(t.TempDir(), "out"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+// shell prepares sh -c script in a box and starts it.
+func shell(t *testing.T, m *Manager, spec Spec, env, script string) (*exec.Cmd, *Box, output) {
+	t.Helper()
+	cmd := &exec.Cmd{Path: "/bin/sh", Args: []string{"sh", "-c", script}, Env: []string{"PATH=/usr/bin:/bin", env}, Dir: "/"}
+	f := newOutFile(t)
 	out := output{f}
 	cmd.Stdout, cmd.Stderr = f, f
 	box, err := m.Prepare(cmd, spec)
