@@ -122,6 +122,8 @@ http {
 			proxy_set_header Host \$host;
 			proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
 			proxy_set_header X-Forwarded-Proto \$scheme;
+			# ancmd sends every request with an X-Request-Id: the same work.
+			proxy_set_header X-Request-Id \$request_id;
 		}
 	}
 }

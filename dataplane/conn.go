@@ -44,6 +44,7 @@ type clientConn struct {
 	inBuf []byte // the request head being read
 	out   []byte // the head being sent to an instance
 	req   request
+	ex    exchange // the current request's; see downstream.exch
 }
 
 func newClientConn(s *server, nc net.Conn) *clientConn {

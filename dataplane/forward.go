@@ -20,6 +20,8 @@ import (
 type downstream interface {
 	// info is the client part of the forwarded head.
 	info() *forwardInfo
+	// exch is the downstream's exchange, reused by each of its requests.
+	exch() *exchange
 	// outBuf is a scratch buffer for the forwarded head.
 	outBuf() *[]byte
 	// gone reports whether the client went away, without blocking.
@@ -80,7 +82,11 @@ func (p *Proxy) serveRequest(c downstream, r *request) bool {
 	}
 	if err == nil && a != nil {
 		if b := a.pick(nil); b != nil {
-			ex := exchange{p: p, c: c, r: r, a: a, b: b}
+			// The exchange lives in its downstream, reused request after
+			// request: one on the stack would escape (its methods are
+			// called through the interface) and cost an allocation each.
+			ex := c.exch()
+			*ex = exchange{p: p, c: c, r: r, a: a, b: b}
 			if !waited {
 				ex.start = start // a zero start is taken afresh in run
 			}

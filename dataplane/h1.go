@@ -15,6 +15,8 @@ func (c *clientConn) info() *forwardInfo { return &c.fi }
 
 func (c *clientConn) outBuf() *[]byte { return &c.out }
 
+func (c *clientConn) exch() *exchange { return &c.ex }
+
 // bodyInHand: a Content-Length body that arrived whole with the head is
 // in the read buffer, and can be written twice.
 func (c *clientConn) bodyInHand(r *request) bool {

@@ -65,6 +65,7 @@ type h2stream struct {
 	fi  forwardInfo
 	out []byte
 	req request
+	ex  exchange
 	// abort: the answer broke off after its head; the stream is reset
 	// once the exchange is accounted for.
 	abort bool
@@ -145,6 +146,8 @@ func (st *h2stream) plain(status int) {
 func (st *h2stream) info() *forwardInfo { return &st.fi }
 
 func (st *h2stream) outBuf() *[]byte { return &st.out }
+
+func (st *h2stream) exch() *exchange { return &st.ex }
 
 func (st *h2stream) gone() bool { return st.hr.Context().Err() != nil }
 
