@@ -85,7 +85,7 @@ func (a App) RunChanges(b App) []string {
 		out = append(out, "compat")
 	}
 	if a.Protocol != b.Protocol {
-		// h2c apps are probed and spoken to otherwise (DESIGN: a rollout).
+		// h2c apps are probed and spoken to otherwise: a rollout.
 		out = append(out, "protocol")
 	}
 	if a.User != b.User || a.Group != b.Group {

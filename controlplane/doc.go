@@ -35,7 +35,7 @@
 // keeps the data planes' traffic reports, 60 seconds per report stream,
 // and sums them per app and generation for GetTraffic (ancmctl top).
 //
-// # Decisions where DESIGN.md is silent
+// # Decisions the contract leaves open
 //
 //   - An app defined in the config file cannot be changed or deleted through
 //     the API (FailedPrecondition): the file is its one source of truth, and

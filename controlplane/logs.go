@@ -31,7 +31,8 @@ const (
 	logFollowBuffer = 1024
 	// tailReadLimit is how much of the end of a log file a tail reads.
 	tailReadLimit = 4 << 20
-	// DefaultTail is the number of lines TailLogs sends when asked for 0.
+	// DefaultTail is the number of lines TailLogs sends when the request
+	// leaves tail unset.
 	DefaultTail = 10
 	// MaxTail caps the lines TailLogs sends first; a larger tail is
 	// treated as MaxTail.

@@ -253,9 +253,9 @@ func (s *Service) TailLogs(req *ancmv1.TailLogsRequest, stream grpc.ServerStream
 	if err := required("app", req.GetApp()); err != nil {
 		return err
 	}
-	n := int(req.GetTail())
-	if n == 0 {
-		n = DefaultTail
+	n := DefaultTail
+	if req.Tail != nil {
+		n = int(req.GetTail()) // 0: no old lines, only new ones with follow
 	}
 	n = min(n, MaxTail)
 	err := s.sup.TailLogs(stream.Context(), req.GetApp(), req.Instance, n, req.GetFollow(), func(lines []*ancmv1.LogLine) error {

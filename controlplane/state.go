@@ -6,8 +6,8 @@ import (
 	ancmv1 "github.com/ancm-dev/ancm/api/gen/ancm/v1"
 )
 
-// The state machines of DESIGN.md use the API's enums as their states, so
-// what is reported is exactly what is checked.
+// The state machines of the contract (docs/operations.md) use the API's
+// enums as their states, so what is reported is exactly what is checked.
 type (
 	appState      = ancmv1.AppState
 	instanceState = ancmv1.InstanceState

@@ -244,7 +244,7 @@ func (p *Proxy) queueWaiting() map[string]int {
 }
 
 // Metric descriptions of the data plane; the names and labels of the
-// first six are the contract's (DESIGN.md, "Metrics and traffic").
+// first six are the contract's (docs/operations.md, "Metrics").
 var (
 	descRequests = prometheus.NewDesc("ancm_http_requests_total",
 		"Requests answered, by app (\"\" when no app matched) and status code.", []string{"app", "code"}, nil)

@@ -214,9 +214,21 @@ app "gamma" {
 	// logs --tail: the app's own first line. A restart is a rollout: the
 	// old instance of index 0 stops after the new one started, and both
 	// write to the log of index 0, so its last words come after.
-	out = d.mustCtl("logs", "--tail", "2", "beta")
-	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 2 || !strings.HasPrefix(lines[0], "[0] testapp serve starting pid="+strconv.Itoa(pid2)) {
+	// The old instance's last words are captured as it goes: poll for them.
+	last2 := func() bool {
+		out = d.mustCtl("logs", "--tail", "2", "beta")
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		return len(lines) == 2 && strings.HasPrefix(lines[0], "[0] testapp serve starting pid="+strconv.Itoa(pid2))
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !last2() && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !last2() {
 		t.Errorf("logs --tail 2 beta = %q, want the start line of pid %d, then the old one stopping", out, pid2)
+	}
+	if out := d.mustCtl("logs", "--tail", "0", "beta"); strings.TrimSpace(out) != "" {
+		t.Errorf("logs --tail 0 beta printed old lines: %q", out)
 	}
 	out = d.mustCtl("logs", "--tail", "100", "beta")
 	if !strings.Contains(out, "pid="+strconv.Itoa(pid1)) || !strings.Contains(out, "pid="+strconv.Itoa(pid2)) {

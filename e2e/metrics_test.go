@@ -136,6 +136,19 @@ app "sick" {
 	if m[`ancm_app_start_duration_seconds_count{app="web"}`] < 1 {
 		t.Error("no start of web in ancm_app_start_duration_seconds")
 	}
+	// A rollout: the generation moves on and it counts as succeeded.
+	gen := m[`ancm_app_generation{app="web"}`]
+	if gen < 1 {
+		t.Errorf("ancm_app_generation of web = %v", gen)
+	}
+	d.mustCtl("restart", "web")
+	m = waitMetric(t, metrics, `ancm_rollouts_total{app="web",result="succeeded"}`, 1)
+	if got := m[`ancm_app_generation{app="web"}`]; got != gen+1 {
+		t.Errorf("ancm_app_generation of web after a restart = %v, want %v", got, gen+1)
+	}
+	if got := m[`ancm_rollouts_total{app="web",result="failed"}`]; got != 0 {
+		t.Errorf("failed rollouts of web: %v", got)
+	}
 	_, text := scrape(t, metrics)
 	for _, want := range []string{"ancm_build_info{go_version=", "go_goroutines ", "process_cpu_seconds_total ", "ancm_http_queue_waiting{app=\"web\"} 0"} {
 		if !strings.Contains(text, want) {

@@ -19,8 +19,9 @@ func (c *cli) logsCommand() *cobra.Command {
 		Use:   "logs [-f] [--tail N] [--instance I] APP",
 		Short: "Show an app's captured output",
 		Long: `Show the last lines of an app's captured stdout and stderr, each as
-"[INSTANCE] text": --tail lines in all (default 10; 0 also means 10), of
-all instances together in time order, or of --instance I. With -f keep
+"[INSTANCE] text": --tail lines in all (default 10; 0 for none, so that
+-f --tail 0 shows only new lines), of all instances together in time
+order, or of --instance I. With -f keep
 printing new lines until interrupted; when the daemon ends the stream (it
 shuts down) ancmctl says so and exits 6. With -o json each response of the
 stream is one JSON object on its own line.`,
@@ -35,7 +36,7 @@ stream is one JSON object on its own line.`,
 			if err != nil {
 				return err
 			}
-			req := &ancmv1.TailLogsRequest{App: args[0], Tail: tail, Follow: follow}
+			req := &ancmv1.TailLogsRequest{App: args[0], Tail: &tail, Follow: follow}
 			if cmd.Flags().Changed("instance") {
 				req.Instance = &instance
 			}

@@ -1,7 +1,7 @@
 // Command grpcapp is the gRPC app the end-to-end tests run behind ancmd
 // (protocol = "h2c"): a grpc-go server on $PORT in cleartext HTTP/2 with
 // the standard health service and server reflection, that refuses calls
-// without the right ANCM-Token (Unauthenticated), as DESIGN's apps
+// without the right ANCM-Token (Unauthenticated), as docs/apps.md's apps
 // should. On SIGTERM it stops gracefully.
 package main
 

@@ -27,11 +27,12 @@ type TailLogsRequest struct {
 	App   string                 `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
 	// Only this instance; unset means all.
 	Instance *uint32 `protobuf:"varint,2,opt,name=instance,proto3,oneof" json:"instance,omitempty"`
-	// Lines from the end to send first; 0 means the default (10). At most
-	// 100000: a larger value is treated as 100000. The tail arrives in as
-	// many messages as it takes, each at most 1 MiB of text.
-	Tail          uint32 `protobuf:"varint,3,opt,name=tail,proto3" json:"tail,omitempty"`
-	Follow        bool   `protobuf:"varint,4,opt,name=follow,proto3" json:"follow,omitempty"`
+	// Lines from the end to send first: unset means the default (10), 0 none
+	// (with follow: only new lines). At most 100000: a larger value is
+	// treated as 100000. The tail arrives in as many messages as it takes,
+	// each at most 1 MiB of text.
+	Tail          *uint32 `protobuf:"varint,3,opt,name=tail,proto3,oneof" json:"tail,omitempty"`
+	Follow        bool    `protobuf:"varint,4,opt,name=follow,proto3" json:"follow,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -81,8 +82,8 @@ func (x *TailLogsRequest) GetInstance() uint32 {
 }
 
 func (x *TailLogsRequest) GetTail() uint32 {
-	if x != nil {
-		return x.Tail
+	if x != nil && x.Tail != nil {
+		return *x.Tail
 	}
 	return 0
 }
@@ -219,13 +220,14 @@ var File_ancm_v1_logs_proto protoreflect.FileDescriptor
 
 const file_ancm_v1_logs_proto_rawDesc = "" +
 	"\n" +
-	"\x12ancm/v1/logs.proto\x12\aancm.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"}\n" +
+	"\x12ancm/v1/logs.proto\x12\aancm.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8b\x01\n" +
 	"\x0fTailLogsRequest\x12\x10\n" +
 	"\x03app\x18\x01 \x01(\tR\x03app\x12\x1f\n" +
-	"\binstance\x18\x02 \x01(\rH\x00R\binstance\x88\x01\x01\x12\x12\n" +
-	"\x04tail\x18\x03 \x01(\rR\x04tail\x12\x16\n" +
+	"\binstance\x18\x02 \x01(\rH\x00R\binstance\x88\x01\x01\x12\x17\n" +
+	"\x04tail\x18\x03 \x01(\rH\x01R\x04tail\x88\x01\x01\x12\x16\n" +
 	"\x06follow\x18\x04 \x01(\bR\x06followB\v\n" +
-	"\t_instance\":\n" +
+	"\t_instanceB\a\n" +
+	"\x05_tail\":\n" +
 	"\x10TailLogsResponse\x12&\n" +
 	"\x05lines\x18\x01 \x03(\v2\x10.ancm.v1.LogLineR\x05lines\"\x93\x01\n" +
 	"\aLogLine\x12\x10\n" +
