@@ -373,9 +373,9 @@ func (ex *exchange) attempt(fresh bool) error {
 	return err
 }
 
-// send writes the request head and body to bc.
-func (ex *exchange) send(bc *bconn) error {
-	r := ex.r
+// head writes the head to forward to the attempt's instance (its token,
+// the app's compat and strip_prefix) into the downstream's buffer.
+func (ex *exchange) head() []byte {
 	fi := ex.c.info()
 	fi.token, fi.aspnet, fi.backend = ex.b.token, ex.a.aspnet, ex.b.addr
 	fi.prefix = ""
@@ -383,8 +383,14 @@ func (ex *exchange) send(bc *bconn) error {
 		fi.prefix = ex.a.prefix
 	}
 	out := ex.c.outBuf()
-	*out = appendRequestHead((*out)[:0], r, fi)
-	_, _ = bc.bw.Write(*out)
+	*out = appendRequestHead((*out)[:0], ex.r, fi)
+	return *out
+}
+
+// send writes the request head and body to bc.
+func (ex *exchange) send(bc *bconn) error {
+	r := ex.r
+	_, _ = bc.bw.Write(ex.head())
 	var err error
 	if r.hasBody() {
 		err = ex.c.writeBody(ex, bc)

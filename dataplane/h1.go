@@ -4,6 +4,7 @@ package dataplane
 // bodies read from the client connection's buffer, answers written to it.
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"net/http"
@@ -175,14 +176,7 @@ func (c *clientConn) relay(ex *exchange) bool {
 	case mode == bodyEOF:
 		_, _ = w.WriteString("Transfer-Encoding: chunked\r\n")
 	}
-	switch {
-	case !keep:
-		_, _ = w.WriteString("Connection: close\r\n\r\n")
-	case r.http10:
-		_, _ = w.WriteString("Connection: keep-alive\r\n\r\n")
-	default:
-		_, _ = w.WriteString("\r\n")
-	}
+	endHead(w, keep, r.http10)
 	var err error
 	switch mode {
 	case bodyLength:
@@ -213,4 +207,18 @@ func (c *clientConn) relay(ex *exchange) bool {
 		ex.b.putConn(bc, ex.start)
 	}
 	return keep
+}
+
+// endHead ends an answer's head to an HTTP/1.x client with the connection
+// field it needs: close when the connection ends after it, keep-alive for
+// an HTTP/1.0 client that keeps it.
+func endHead(w *bufio.Writer, keep, http10 bool) {
+	switch {
+	case !keep:
+		_, _ = w.WriteString("Connection: close\r\n\r\n")
+	case http10:
+		_, _ = w.WriteString("Connection: keep-alive\r\n\r\n")
+	default:
+		_, _ = w.WriteString("\r\n")
+	}
 }

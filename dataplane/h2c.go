@@ -102,15 +102,7 @@ func (ex *exchange) roundTrip() (*http.Response, error) {
 	if ex.cancel != nil {
 		ex.cancel()
 	}
-	fi := ex.c.info()
-	fi.token, fi.aspnet, fi.backend = ex.b.token, ex.a.aspnet, ex.b.addr
-	fi.prefix = ""
-	if ex.a.strip && ex.a.prefix != "/" {
-		fi.prefix = ex.a.prefix
-	}
-	out := ex.c.outBuf()
-	*out = appendRequestHead((*out)[:0], ex.r, fi)
-	uri, host, hdr := h2cFields(*out)
+	uri, host, hdr := h2cFields(ex.head())
 	if uri == "*" {
 		return nil, errH2CTarget
 	}
@@ -276,14 +268,7 @@ func (c *clientConn) relayStream(ex *exchange, res *http.Response) bool {
 	case !noBody && res.ContentLength >= 0:
 		_, _ = w.WriteString("Content-Length: " + strconv.FormatInt(res.ContentLength, 10) + "\r\n")
 	}
-	switch {
-	case !keep:
-		_, _ = w.WriteString("Connection: close\r\n\r\n")
-	case r.http10:
-		_, _ = w.WriteString("Connection: keep-alive\r\n\r\n")
-	default:
-		_, _ = w.WriteString("\r\n")
-	}
+	endHead(w, keep, r.http10)
 	if noBody {
 		return w.Flush() == nil && keep && consumed()
 	}
