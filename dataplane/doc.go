@@ -151,17 +151,34 @@
 // with query, status, bytes, duration, user agent, app, generation,
 // instance and request id.
 //
+// # Front ends
+//
+// Serve takes plain HTTP/1.1 and, on a tls.Listener (TLSConfig,
+// Certificates), HTTP/1.1 over TLS and HTTP/2 by ALPN. Every request, of
+// either protocol, is an exchange of one proxy core (forward.go) through
+// the downstream interface, so routing, queueing, balancing, retries,
+// timeouts and error answers are written once; h1.go is the HTTP/1.1
+// side, h2.go the HTTP/2 one (x/net/http2; each stream's request is
+// written as an HTTP/1.1 head and read by the HTTP/1.1 parser). Apps with
+// protocol = "h2c" are forwarded over cleartext HTTP/2 (h2c.go), with
+// streams and trailers end to end. Certificates are picked by SNI, swapped
+// whole on Reload and file changes, and may come from an ACME CA
+// (acme.go, certmagic).
+//
 // # Files
 //
 // proxy.go (Proxy, New, finish), table.go (snapshot, updates), routing.go,
 // watch.go (WatchEndpoints loop), activate.go, balance.go (picking,
-// ejection), server.go (Serve, shutdown; connection slots shared by every listener), limits.go
-// (the connection budget, the file limit), conn.go (client connections,
-// send_timeout), head.go (where lines and heads end, token lists, the
-// socket probe), framing.go (request heads and their framing rules),
-// headers.go (the forwarded head, strip_prefix, response headers),
-// forward.go (attempts, the retry rule, request_timeout, relay), pool.go
-// (instance connections), streaming.go (bodies, upgrades), errors.go,
-// stats.go, metrics.go (per-app counters, the Collector), report.go
-// (traffic reports), requestid.go.
+// ejection), server.go (Serve, shutdown; connection slots shared by every
+// listener), limits.go (the connection budget, the file limit), conn.go
+// (client connections, send_timeout, the TLS handshake), h1.go (the
+// HTTP/1.1 downstream: bodies, 1xx, relay), h2.go (the HTTP/2 front end),
+// h2c.go (h2c apps), tls.go (certificates, client certificates), acme.go,
+// head.go (where lines and heads end, token lists, the socket probe),
+// framing.go (request heads and their framing rules), headers.go (the
+// forwarded head, strip_prefix, trusted proxies, response headers),
+// forward.go (the exchange: attempts, the retry rule, request_timeout),
+// pool.go (instance connections), streaming.go (bodies, upgrades),
+// errors.go, stats.go, metrics.go (per-app counters, the Collector),
+// report.go (traffic reports), requestid.go.
 package dataplane
