@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ancm-dev/ancm/config/envfile"
 )
 
 // Limits of the values that the contract does not bound itself.
@@ -53,7 +55,7 @@ func checkApp(a *App) []problem {
 		bad("dir", "", "must not contain a NUL byte")
 	}
 	for _, k := range sortedKeys(a.Env) {
-		if !validEnvName(k) {
+		if !envfile.ValidName(k) {
 			bad("env", "env["+k+"]", "%q is not a valid environment variable name (letters, digits and _, not starting with a digit)", k)
 		} else if strings.IndexByte(a.Env[k], 0) >= 0 {
 			bad("env", "env["+k+"]", "value of %s must not contain a NUL byte", k)
@@ -186,18 +188,6 @@ func checkName(name string) error {
 		}
 	}
 	return nil
-}
-
-func validEnvName(k string) bool {
-	if k == "" || k[0] >= '0' && k[0] <= '9' {
-		return false
-	}
-	for _, r := range k {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_') {
-			return false
-		}
-	}
-	return true
 }
 
 // normalizeHost lower-cases a host pattern and checks that it is a DNS name

@@ -258,14 +258,8 @@ func (c *clientConn) redirectHTTPS(r *request) bool {
 		_, _ = w.WriteString("HTTP/1.1 308 Permanent Redirect\r\n")
 	}
 	_, _ = w.WriteString("Location: " + loc + "\r\nContent-Length: 0\r\n")
-	switch {
-	case !keep:
-		_, _ = w.WriteString("Connection: close\r\n")
-		c.linger = r.hasBody()
-	case r.http10:
-		_, _ = w.WriteString("Connection: keep-alive\r\n")
-	}
-	_, _ = w.WriteString("\r\n")
+	endHead(w, keep, r.http10)
+	c.linger = !keep && r.hasBody()
 	err := w.Flush()
 	c.p.count(c.fi.idConn, http.StatusPermanentRedirect)
 	return keep && err == nil

@@ -150,13 +150,7 @@ func (p *Proxy) writeError(c *clientConn, r *request, err error, keep bool) int 
 	if r.requestID != "" || r.idSeq != 0 {
 		_, _ = w.WriteString(headerRequestID + ": " + r.id() + "\r\n")
 	}
-	switch {
-	case !keep:
-		_, _ = w.WriteString("Connection: close\r\n")
-	case r.http10:
-		_, _ = w.WriteString("Connection: keep-alive\r\n")
-	}
-	_, _ = w.WriteString("\r\n")
+	endHead(w, keep, r.http10)
 	if r.method != "HEAD" {
 		_, _ = w.Write(body)
 	}

@@ -205,21 +205,29 @@ func (ex *exchange) run() bool {
 		ex.c.doneBody(r)
 	}
 	if err != nil {
-		re := newError(ErrBackend, a, err)
-		re.instance = int(ex.b.instance)
-		switch {
-		case errors.Is(err, ErrTimeout):
-			re.kind = ErrTimeout
-		case errors.Is(err, errClientGone):
-			re.kind = context.Canceled
-		case errors.Is(err, errBadChunk):
-			re.kind = ErrBadFraming // the client's chunked body
-		}
+		re := ex.failure(a, err)
 		keep := r.keepAlive() && (!r.hasBody() || ex.buffered) && !errors.Is(err, errBadChunk)
 		ex.status = ex.c.writeError(r, re, keep)
 		return keep && ex.status != statusClientClosed
 	}
 	return ex.c.relay(ex)
+}
+
+// failure is the answer to an exchange that failed with err on app a: the
+// sentinel err wraps picks the status (statusFor), a backend error (502)
+// when none does.
+func (ex *exchange) failure(a *app, err error) *requestError {
+	re := newError(ErrBackend, a, err)
+	re.instance = int(ex.b.instance)
+	switch {
+	case errors.Is(err, ErrTimeout):
+		re.kind = ErrTimeout
+	case errors.Is(err, errClientGone):
+		re.kind = context.Canceled
+	case errors.Is(err, errBadChunk), errors.Is(err, errH2CTarget):
+		re.kind = ErrBadFraming // the client's chunked body; a target h2c cannot carry
+	}
+	return re
 }
 
 // retryable is the retry rule of the contract, for the first attempt's

@@ -16,6 +16,7 @@ package dataplane
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"io"
@@ -360,7 +361,7 @@ func eachField(head []byte, fn func(name, value string)) {
 		if len(line) == 0 {
 			return
 		}
-		if colon := strings.IndexByte(string(line), ':'); colon > 0 {
+		if colon := bytes.IndexByte(line, ':'); colon > 0 {
 			fn(string(line[:colon]), trimOWS(string(line[colon+1:])))
 		}
 	}

@@ -73,17 +73,9 @@ func (ex *exchange) runH2C() bool {
 		if ex.cancel != nil {
 			ex.cancel()
 		}
-		re := newError(ErrBackend, ex.a, err)
-		re.instance = int(ex.b.instance)
-		switch {
-		case ex.timedOut:
-			re.kind = ErrTimeout
-		case errors.Is(err, errBadChunk):
-			re.kind = ErrBadFraming
-		case errors.Is(err, errH2CTarget):
-			re.kind = ErrBadFraming
-		case ex.c.gone():
-			re.kind = context.Canceled
+		re := ex.failure(ex.a, err)
+		if re.kind == ErrBackend && ex.c.gone() {
+			re.kind = context.Canceled // the transport's error is the client's leaving
 		}
 		keep := r.keepAlive() && !r.hasBody()
 		ex.status = ex.c.writeError(r, re, keep)

@@ -34,7 +34,7 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func needCgroups(t *testing.T) {
+func needCgroups(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
@@ -44,7 +44,7 @@ func needCgroups(t *testing.T) {
 	}
 }
 
-func newManager(t *testing.T, dir string) *Manager {
+func newManager(t testing.TB, dir string) *Manager {
 	t.Helper()
 	m, err := New(Options{Logger: hclog.New(&hclog.LoggerOptions{Output: t.Output(), Level: hclog.Debug}), StateDir: dir})
 	if err != nil {

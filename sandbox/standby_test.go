@@ -3,7 +3,6 @@ package sandbox
 import (
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -52,46 +51,44 @@ func TestStandbyRunsTheCommandInItsBox(t *testing.T) {
 	}
 }
 
-// What a standby saves on the start of an instance with limits: the
-// trampoline's re-exec and, on v1, the kernel's wait in the cgroup
-// migration. Logged, not asserted: timings belong to benchmarks.
-func TestStandbySavesTheStartCost(t *testing.T) {
-	needCgroups(t)
-	if testing.Short() {
-		t.Skip("timing")
-	}
-	m := newManager(t, t.TempDir())
+// BenchmarkStandbyStart is what a standby saves on the start of an
+// instance with limits (start to exit of /bin/true): the trampoline's
+// re-exec and, on v1, the kernel's wait in the cgroup migration.
+func BenchmarkStandbyStart(b *testing.B) {
+	needCgroups(b)
+	m := newManager(b, b.TempDir())
 	spec := Spec{Name: "cost.0", Limits: Limits{Memory: 512 << 20, CPU: 1, Pids: 512, OpenFiles: 4096}}
-	var cold, warm []time.Duration
-	for range 11 {
-		cmd := &exec.Cmd{Path: "/bin/true", Args: []string{"true"}}
-		start := time.Now()
-		box, err := m.Prepare(cmd, spec)
-		if err != nil {
-			t.Fatal(err)
+	b.Run("prepare", func(b *testing.B) {
+		for b.Loop() {
+			cmd := &exec.Cmd{Path: "/bin/true", Args: []string{"true"}}
+			box, err := m.Prepare(cmd, spec)
+			if err != nil {
+				b.Fatal(err)
+			}
+			_ = cmd.Run()
+			_, _ = box.Release()
 		}
-		_ = cmd.Run()
-		cold = append(cold, time.Since(start))
-		_, _ = box.Release()
-
-		sb, err := m.Warm(spec)
-		if err != nil {
-			t.Fatal(err)
+	})
+	b.Run("standby", func(b *testing.B) {
+		for b.Loop() {
+			b.StopTimer()
+			sb, err := m.Warm(spec)
+			if err != nil {
+				b.Fatal(err)
+			}
+			time.Sleep(50 * time.Millisecond) // idle, as an idle app's standby would be: not timed
+			cmd := &exec.Cmd{Path: "/bin/true", Args: []string{"true"}}
+			b.StartTimer()
+			box, err := sb.Start(cmd)
+			if err != nil {
+				b.Fatal(err)
+			}
+			_ = cmd.Wait()
+			b.StopTimer()
+			_, _ = box.Release()
+			b.StartTimer()
 		}
-		time.Sleep(50 * time.Millisecond) // let it get ready, as an idle app's would be
-		cmd = &exec.Cmd{Path: "/bin/true", Args: []string{"true"}}
-		start = time.Now()
-		box, err = sb.Start(cmd)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = cmd.Wait()
-		warm = append(warm, time.Since(start))
-		_, _ = box.Release()
-	}
-	slices.Sort(cold)
-	slices.Sort(warm)
-	t.Logf("start to exit of /bin/true with limits, median of 11: through Prepare %v, through a standby %v", cold[5], warm[5])
+	})
 }
 
 func TestPrepareTakesAPrewarmedStandby(t *testing.T) {
