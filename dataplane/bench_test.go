@@ -39,7 +39,7 @@ func BenchmarkRewriteHeaders(b *testing.B) {
 		if err := parseRequest(head, &r); err != nil {
 			b.Fatal(err)
 		}
-		if err := r.resolveTarget(); err != nil {
+		if err := r.ResolveTarget(); err != nil {
 			b.Fatal(err)
 		}
 		out = appendRequestHead(out[:0], &r, fi)

@@ -11,8 +11,9 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
+
+	"github.com/ancm-dev/ancm/dataplane/http1"
 )
 
 // Client connection states, for shutdown.
@@ -22,8 +23,12 @@ const (
 	csClosed        // closed by shutdown
 )
 
-// errClientGone ends an exchange whose client went away.
-var errClientGone = errors.New("client went away")
+var (
+	// errClientGone ends an exchange whose client went away.
+	errClientGone = errors.New("client went away")
+	// errHeadTooLarge: a request head beyond maxHeaderBytes (431).
+	errHeadTooLarge = errors.New("request head too large")
+)
 
 // clientConn is one client connection, served by one goroutine that also
 // does the forwarding of its requests.
@@ -31,7 +36,7 @@ type clientConn struct {
 	s     *server
 	p     *Proxy
 	nc    net.Conn
-	probe prober // of the TCP connection, for liveness checks
+	probe http1.Prober // of the TCP connection, for liveness checks
 	br    *bufio.Reader
 	bw    *bufio.Writer // writes through wr
 	wr    clientWriter
@@ -49,7 +54,7 @@ type clientConn struct {
 
 func newClientConn(s *server, nc net.Conn) *clientConn {
 	c := &clientConn{s: s, p: s.p, nc: nc}
-	c.br = bufio.NewReaderSize(nc, 4<<10)
+	c.br = bufio.NewReaderSize(nc, http1.RequestReaderSize)
 	c.wr = clientWriter{nc: nc, timeout: s.p.sendTimeout}
 	c.bw = bufio.NewWriterSize(&c.wr, 4<<10)
 	c.fi.clientIP = clientIP(nc.RemoteAddr().String())
@@ -60,11 +65,7 @@ func newClientConn(s *server, nc net.Conn) *clientConn {
 		c.fi.tls = true
 		tcp = tc.NetConn()
 	}
-	if sc, ok := tcp.(syscall.Conn); ok {
-		if raw, err := sc.SyscallConn(); err == nil {
-			c.probe.init(raw)
-		}
-	}
+	c.probe.Init(tcp)
 	return c
 }
 
@@ -190,12 +191,12 @@ func (c *clientConn) serveOne() bool {
 	}
 	r := &c.req
 	err = parseRequest(head, r)
-	if err == nil && r.method == "CONNECT" {
+	if err == nil && r.Method == "CONNECT" {
 		c.plainError(http.StatusMethodNotAllowed) // no tunnels to anywhere
 		return false
 	}
 	if err == nil {
-		err = r.resolveTarget()
+		err = r.ResolveTarget()
 	}
 	if err != nil {
 		status := http.StatusBadRequest
@@ -203,9 +204,9 @@ func (c *clientConn) serveOne() bool {
 		case ErrBadFraming:
 			c.p.stats.badFraming.Add(1)
 			c.p.count(c.fi.idConn, status)
-		case errBadVersion:
+		case http1.ErrBadVersion:
 			status = http.StatusHTTPVersionNotSupported
-		case errBadExpect:
+		case http1.ErrBadExpect:
 			status = http.StatusExpectationFailed
 		}
 		c.p.logger.Debug("request refused", "status", status, "error", err)
@@ -215,18 +216,18 @@ func (c *clientConn) serveOne() bool {
 	if c.p.redirect != "" && !c.fi.tls {
 		return c.redirectHTTPS(r)
 	}
-	if r.hasBody() {
+	if r.HasBody() {
 		c.setReadDeadline(time.Time{}) // bodies take as long as they take
 	}
 	return c.p.serveRequest(c, r)
 }
 
-// readHead reads one request head (head.go), skipping empty lines
+// readHead reads one request head (http1.ReadHead), skipping empty lines
 // before it.
 func (c *clientConn) readHead() (string, error) {
-	b, err := readHead(c.br, c.inBuf, maxHeaderBytes, nil)
+	b, err := http1.ReadHead(c.br, c.inBuf, maxHeaderBytes, nil)
 	c.inBuf = b[:0]
-	if err == errLineTooLong {
+	if err == http1.ErrLineTooLong {
 		return "", errHeadTooLarge
 	}
 	if err != nil {
@@ -239,27 +240,27 @@ func (c *clientConn) readHead() (string, error) {
 // and query on the TLS listener (redirect_http). A request with a body is
 // answered without reading it, and the connection closed after.
 func (c *clientConn) redirectHTTPS(r *request) bool {
-	host := normalizeHost(r.host)
+	host := normalizeHost(r.Host)
 	if strings.IndexByte(host, ':') >= 0 {
 		host = "[" + host + "]"
 	}
 	if c.p.redirect != "443" {
 		host += ":" + c.p.redirect
 	}
-	loc := "https://" + host + r.uri
-	if r.uri == "*" {
+	loc := "https://" + host + r.URI
+	if r.URI == "*" {
 		loc = "https://" + host + "/"
 	}
-	keep := !r.hasBody() && r.keepAlive()
+	keep := !r.HasBody() && r.KeepAlive()
 	w := c.bw
-	if r.http10 {
+	if r.HTTP10 {
 		_, _ = w.WriteString("HTTP/1.0 308 Permanent Redirect\r\n")
 	} else {
 		_, _ = w.WriteString("HTTP/1.1 308 Permanent Redirect\r\n")
 	}
 	_, _ = w.WriteString("Location: " + loc + "\r\nContent-Length: 0\r\n")
-	endHead(w, keep, r.http10)
-	c.linger = !keep && r.hasBody()
+	http1.EndHead(w, keep, r.HTTP10)
+	c.linger = !keep && r.HasBody()
 	err := w.Flush()
 	c.p.count(c.fi.idConn, http.StatusPermanentRedirect)
 	return keep && err == nil
@@ -287,8 +288,8 @@ func (c *clientConn) closeLingering() {
 		_ = cw.CloseWrite()
 	}
 	_ = c.nc.SetReadDeadline(time.Now().Add(lingerTimeout))
-	buf := getBuffer()
-	defer putBuffer(buf)
+	buf := http1.GetBuffer()
+	defer http1.PutBuffer(buf)
 	for {
 		if _, err := c.nc.Read(buf); err != nil {
 			return
@@ -298,7 +299,7 @@ func (c *clientConn) closeLingering() {
 
 // gone reports whether the client closed or reset its connection, without
 // blocking and without consuming anything it sent.
-func (c *clientConn) gone() bool { return c.probe.probe() == probeClosed }
+func (c *clientConn) gone() bool { return c.probe.Probe() == http1.ProbeClosed }
 
 // context returns a context that ends with parent or when the client goes
 // away; release ends the watch. Like watch, it is for long waits.
@@ -315,7 +316,7 @@ func (c *clientConn) context(parent context.Context) (ctx context.Context, relea
 // costs a goroutine and is meant for long waits (a start queue). Data the
 // client sends meanwhile ends the watch without cancel.
 func (c *clientConn) watch(cancel func()) (stop func()) {
-	raw := c.probe.raw
+	raw := c.probe.Raw()
 	if raw == nil || c.br.Buffered() > 0 {
 		return func() {}
 	}
@@ -324,10 +325,10 @@ func (c *clientConn) watch(cancel func()) (stop func()) {
 	go func() {
 		defer close(done)
 		_ = raw.Read(func(fd uintptr) bool {
-			switch probeFD(fd) {
-			case probeEmpty:
+			switch http1.ProbeFD(fd) {
+			case http1.ProbeEmpty:
 				return false // wait until readable
-			case probeClosed:
+			case http1.ProbeClosed:
 				cancel()
 			}
 			return true

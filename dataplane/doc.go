@@ -91,9 +91,10 @@
 // # Serving
 //
 // Serve is the only way in: the package has its own HTTP/1.1 server and
-// forwarder, no net/http server, ReverseProxy or Transport on the request
-// path. One goroutine per client connection reads a head, checks it
-// (framing.go: 400 for ambiguous framing, 431 beyond 64 KiB), routes it,
+// forwarder over its own codec (package http1), no net/http server,
+// ReverseProxy or Transport on the request path. One goroutine per client
+// connection reads a head, checks it (http1.ParseRequest: 400 for
+// ambiguous framing; 431 beyond 64 KiB), routes it,
 // writes the rewritten head and the body to a pooled connection to the
 // instance, reads the answer and relays it, flushing whenever the
 // instance has nothing more buffered. Connections to instances have no
@@ -108,11 +109,11 @@
 // request that did not ask for it) are answered with 502.
 //
 // Where a line ends is decided in one place for both directions
-// (head.go): at LF only, however long the line, so a line longer than a
+// (http1.ReadHead): at LF only, however long the line, so a line longer than a
 // read buffer is never cut into a false end of head. Header names that
 // read as one the proxy sets or strips once "_" is read as "-"
 // (X_Forwarded_Host, Ancm_Token) are dropped, as CGI and WSGI servers
-// would merge them into the real header. An HTTP/1.1 request without a
+// would merge them into the real header (request.go, classify). An HTTP/1.1 request without a
 // Host, or with an empty one, gets 400 (RFC 9112 3.2); a malformed
 // chunked request body gets 400 and a closed connection.
 //
@@ -174,11 +175,13 @@
 // (client connections, send_timeout, the TLS handshake), h1.go (the
 // HTTP/1.1 downstream: bodies, 1xx, relay), h2.go (the HTTP/2 front end),
 // h2c.go (h2c apps), tls.go (certificates, client certificates), acme.go,
-// head.go (where lines and heads end, token lists, the socket probe),
-// framing.go (request heads and their framing rules), headers.go (the
-// forwarded head, strip_prefix, trusted proxies, response headers),
-// forward.go (the exchange: attempts, the retry rule, request_timeout),
-// pool.go (instance connections), streaming.go (bodies, upgrades),
-// errors.go, stats.go, metrics.go (per-app counters, the Collector),
-// report.go (traffic reports), requestid.go.
+// request.go (the proxy's own request headers, their underscore aliases,
+// which trailer fields pass), headers.go (the forwarded head,
+// strip_prefix, trusted proxies), forward.go (the exchange: attempts, the
+// retry rule, request_timeout), errors.go, stats.go, metrics.go (per-app
+// counters, the Collector), report.go (traffic reports), requestid.go.
+//
+// The HTTP/1.1 codec is package http1 (dataplane/http1): heads, framing,
+// bodies and pooled instance connections, with its differential tests
+// against net/http; it knows nothing of apps or of the proxy's headers.
 package dataplane

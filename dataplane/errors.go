@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/ancm-dev/ancm/dataplane/http1"
 )
 
 // Sentinel errors of the data plane. Every failure of a request wraps one of
@@ -33,7 +35,7 @@ var (
 	// ErrTimeout: no response within request_timeout (504).
 	ErrTimeout = errors.New("no response within request_timeout")
 	// ErrBadFraming: ambiguous message framing, never forwarded (400).
-	ErrBadFraming = errors.New("ambiguous request framing")
+	ErrBadFraming = http1.ErrBadFraming
 
 	errWatchProtocol = errors.New("watch protocol violation")
 )
@@ -108,7 +110,7 @@ func (p *Proxy) errorAnswer(r *request, err error) (int, []byte) {
 	var re *requestError
 	errors.As(err, &re)
 	if p.logger.IsDebug() {
-		args := []any{"method", r.method, "host", r.host, "path", r.path, "status", status, "error", err}
+		args := []any{"method", r.Method, "host", r.Host, "path", r.Path, "status", status, "error", err}
 		if re != nil && re.app != nil {
 			args = append(args, "app", re.app.name)
 			if re.instance >= 0 {
@@ -136,7 +138,7 @@ func (p *Proxy) writeError(c *clientConn, r *request, err error, keep bool) int 
 		return status
 	}
 	w := c.bw
-	if r.http10 {
+	if r.HTTP10 {
 		_, _ = w.WriteString("HTTP/1.0 ")
 	} else {
 		_, _ = w.WriteString("HTTP/1.1 ")
@@ -150,12 +152,12 @@ func (p *Proxy) writeError(c *clientConn, r *request, err error, keep bool) int 
 	if r.requestID != "" || r.idSeq != 0 {
 		_, _ = w.WriteString(headerRequestID + ": " + r.id() + "\r\n")
 	}
-	endHead(w, keep, r.http10)
-	if r.method != "HEAD" {
+	http1.EndHead(w, keep, r.HTTP10)
+	if r.Method != "HEAD" {
 		_, _ = w.Write(body)
 	}
 	_ = w.Flush()
-	if !keep && r.hasBody() {
+	if !keep && r.HasBody() {
 		c.linger = true
 	}
 	return status

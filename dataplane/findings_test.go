@@ -4,7 +4,7 @@ package dataplane
 // few) per finding, each against a backend that records exactly which
 // requests reached it. Finding 9 (TailLogs) is controlplane's
 // TestTailInBoundedMessages; the codec's differential tests and fuzzers
-// are in differential_test.go.
+// are in http1/differential_test.go.
 
 import (
 	"bufio"

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/ancm-dev/ancm/dataplane/http1"
 )
 
 // downstream is the client side of an exchange: the front end a request
@@ -34,12 +36,12 @@ type downstream interface {
 	bodyInHand(r *request) bool
 	// writeBody writes the request body to the instance; ex.bodyStarted
 	// is set once the client's body is being consumed.
-	writeBody(ex *exchange, bc *bconn) error
+	writeBody(ex *exchange, bc *http1.Conn) error
 	// doneBody drops a body that was at hand, after the exchange.
 	doneBody(r *request)
 	// informational passes a 1xx answer on to the client.
 	informational(ex *exchange, head []byte) error
-	// relay writes the response whose head is in ex.res and ex.bc.head,
+	// relay writes the response whose head is in ex.res and ex.bc.Head,
 	// and gives the instance connection back when it is left clean. It
 	// reports whether the client connection can carry another request.
 	relay(ex *exchange) bool
@@ -102,7 +104,7 @@ func (p *Proxy) serveRequest(c downstream, r *request) bool {
 		}
 		err = newError(ErrUnavailable, a, nil)
 	}
-	keep := !r.hasBody() && r.keepAlive()
+	keep := !r.HasBody() && r.KeepAlive()
 	status := c.writeError(r, err, keep)
 	p.finish(c, r, a, nil, status, start, st, sh, sent)
 	return keep && status != statusClientClosed
@@ -116,7 +118,7 @@ func (p *Proxy) resolve(c downstream, r *request) (a *app, waited bool, err erro
 	if !t.synced {
 		return nil, false, newError(ErrNotSynced, nil, nil)
 	}
-	a = t.route(normalizeHost(r.host), r.path)
+	a = t.route(normalizeHost(r.Host), r.Path)
 	if a == nil {
 		return nil, false, newError(ErrNoRoute, nil, nil)
 	}
@@ -141,7 +143,7 @@ type exchange struct {
 	a    *app
 	b    *backend // the instance of the current attempt
 	from *backend // the instance of the first attempt, after a retry
-	bc   *bconn
+	bc   *http1.Conn
 
 	start       time.Time
 	deadline    time.Time // request_timeout, up to the response head, over all attempts
@@ -149,7 +151,7 @@ type exchange struct {
 	buffered    bool      // the body was buffered whole: it can be replayed
 	continued   bool      // 100 Continue sent to the client
 	status      int
-	res         response
+	res         http1.Response
 
 	// Of the current attempt, for the retry rule (see retry):
 	reused   bool // on a pooled connection
@@ -180,7 +182,7 @@ func (ex *exchange) run() bool {
 		ex.start = time.Now()
 	}
 	ex.deadline = ex.start.Add(ex.a.requestTimeout)
-	ex.buffered = r.hasBody() && ex.c.bodyInHand(r)
+	ex.buffered = r.HasBody() && ex.c.bodyInHand(r)
 	err := ex.attempt(false)
 	ex.observe(err)
 	if err != nil && ex.retryable(err) {
@@ -206,7 +208,7 @@ func (ex *exchange) run() bool {
 	}
 	if err != nil {
 		re := ex.failure(a, err)
-		keep := r.keepAlive() && (!r.hasBody() || ex.buffered) && !errors.Is(err, errBadChunk)
+		keep := r.KeepAlive() && (!r.HasBody() || ex.buffered) && !errors.Is(err, http1.ErrBadChunk)
 		ex.status = ex.c.writeError(r, re, keep)
 		return keep && ex.status != statusClientClosed
 	}
@@ -224,7 +226,7 @@ func (ex *exchange) failure(a *app, err error) *requestError {
 		re.kind = ErrTimeout
 	case errors.Is(err, errClientGone):
 		re.kind = context.Canceled
-	case errors.Is(err, errBadChunk), errors.Is(err, errH2CTarget):
+	case errors.Is(err, http1.ErrBadChunk), errors.Is(err, errH2CTarget):
 		re.kind = ErrBadFraming // the client's chunked body; a target h2c cannot carry
 	}
 	return re
@@ -251,7 +253,7 @@ func (ex *exchange) retryable(err error) bool {
 	if !isConnFailure(err) || ex.answered || ex.timedOut || (ex.bodyStarted && !ex.buffered) {
 		return false
 	}
-	return !ex.wrote || idempotent(ex.r.method)
+	return !ex.wrote || idempotent(ex.r.Method)
 }
 
 // observe feeds an attempt's outcome to passive health: an instance that
@@ -354,29 +356,29 @@ func (ex *exchange) switchTo(a *app, b *backend) {
 
 // attempt sends the request to ex.b and reads the response head into
 // ex.res, over a pooled connection or, with fresh, a new one. A pooled
-// connection found closed before use is closed unused (getConn).
+// connection found closed before use is closed unused (http1.Pool.Get).
 func (ex *exchange) attempt(fresh bool) error {
 	ex.reused, ex.wrote, ex.answered, ex.timedOut = false, false, false, false
-	var bc *bconn
+	var bc *http1.Conn
 	var err error
 	if fresh {
-		bc, err = ex.b.dial()
+		bc, err = ex.b.pool.Dial()
 	} else {
-		bc, err = ex.b.getConn()
+		bc, err = ex.b.pool.Get()
 	}
 	if err != nil {
 		return err
 	}
-	ex.bc, ex.reused = bc, bc.reused
-	sent := bc.sent.n
+	ex.bc, ex.reused = bc, bc.Reused
+	sent := bc.Sent()
 	err = ex.send(bc)
-	ex.wrote = bc.sent.n > sent
+	ex.wrote = bc.Sent() > sent
 	if err == nil {
 		err = ex.readResponse(bc)
 	}
 	if err != nil {
 		ex.bc = nil
-		bc.nc.Close()
+		bc.NC.Close()
 	}
 	return err
 }
@@ -396,49 +398,49 @@ func (ex *exchange) head() []byte {
 }
 
 // send writes the request head and body to bc.
-func (ex *exchange) send(bc *bconn) error {
+func (ex *exchange) send(bc *http1.Conn) error {
 	r := ex.r
-	_, _ = bc.bw.Write(ex.head())
+	_, _ = bc.BW.Write(ex.head())
 	var err error
-	if r.hasBody() {
+	if r.HasBody() {
 		err = ex.c.writeBody(ex, bc)
 	}
 	if err == nil {
-		err = bc.bw.Flush()
+		err = bc.BW.Flush()
 	}
 	return err
 }
 
 // readResponse reads the response head, forwarding 1xx answers, within
 // request_timeout and while the client is there.
-func (ex *exchange) readResponse(bc *bconn) error {
+func (ex *exchange) readResponse(bc *http1.Conn) error {
 	// A deadline left by the connection's last exchange serves if it is
 	// not too close and not beyond request_timeout: timeouts are checked
 	// in waitHead anyway.
-	if left := bc.rdl.Sub(ex.start); left < clientCheckInterval/2 || bc.rdl.After(ex.deadline) {
-		bc.setReadDeadline(ex.nextCheck(ex.start, ex.deadline))
+	if left := bc.ReadDeadline().Sub(ex.start); left < clientCheckInterval/2 || bc.ReadDeadline().After(ex.deadline) {
+		bc.SetReadDeadline(ex.nextCheck(ex.start, ex.deadline))
 	}
 	for {
-		if err := bc.readHead(ex.waitHead); err != nil {
-			if len(bc.head) > 0 {
+		if err := bc.ReadHead(ex.waitHead); err != nil {
+			if len(bc.Head) > 0 {
 				ex.answered = true
 			}
 			return err
 		}
 		ex.answered = true
-		if err := parseResponse(bc.head, &ex.res); err != nil {
+		if err := http1.ParseResponse(bc.Head, &ex.res); err != nil {
 			return err
 		}
-		if s := ex.res.status; s >= 200 {
+		if s := ex.res.Status; s >= 200 {
 			return nil
 		}
-		if ex.res.status == http.StatusSwitchingProtocols {
-			if !ex.r.isUpgrade() {
-				return errBadResponse // a tunnel nobody asked for
+		if ex.res.Status == http.StatusSwitchingProtocols {
+			if !ex.r.IsUpgrade() {
+				return http1.ErrBadResponse // a tunnel nobody asked for
 			}
 			return nil
 		}
-		if err := ex.c.informational(ex, bc.head); err != nil { // then wait for the final answer
+		if err := ex.c.informational(ex, bc.Head); err != nil { // then wait for the final answer
 			return err
 		}
 	}
@@ -463,7 +465,7 @@ func (ex *exchange) waitHead() error {
 	if ex.c.gone() {
 		return errClientGone
 	}
-	ex.bc.setReadDeadline(ex.nextCheck(now, ex.deadline))
+	ex.bc.SetReadDeadline(ex.nextCheck(now, ex.deadline))
 	return nil
 }
 
@@ -472,7 +474,7 @@ func (ex *exchange) waitBody() error {
 	if ex.c.gone() {
 		return errClientGone
 	}
-	ex.bc.setReadDeadline(ex.nextCheck(time.Now(), time.Time{}))
+	ex.bc.SetReadDeadline(ex.nextCheck(time.Now(), time.Time{}))
 	return nil
 }
 

@@ -1,15 +1,27 @@
 package dataplane
 
 // The HTTP/1.1 front end's side of an exchange (downstream, forward.go):
-// bodies read from the client connection's buffer, answers written to it.
+// bodies read from the client connection's buffer, answers written to it
+// with the codec (http1).
+//
+//   - A client that stops sending its body is cut off at request_timeout.
+//   - Upgrades (WebSocket and any other "Connection: upgrade" request) are
+//     forwarded with their Upgrade and Connection headers; on a 101 answer
+//     the client and instance connections are spliced until either side
+//     closes. request_timeout stops counting at the 101.
+//   - 1xx informational answers (103 Early Hints) are forwarded to
+//     HTTP/1.1 clients.
+//   - A client that goes away cancels the request to the instance: while
+//     the proxy waits on the instance it checks the client's connection
+//     every clientCheckInterval, and a failed write to the client ends the
+//     exchange; either way the instance's connection is closed.
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"net/http"
-	"strconv"
 	"time"
+
+	"github.com/ancm-dev/ancm/dataplane/http1"
 )
 
 func (c *clientConn) info() *forwardInfo { return &c.fi }
@@ -21,22 +33,22 @@ func (c *clientConn) exch() *exchange { return &c.ex }
 // bodyInHand: a Content-Length body that arrived whole with the head is
 // in the read buffer, and can be written twice.
 func (c *clientConn) bodyInHand(r *request) bool {
-	return !r.framing.chunked && r.framing.length <= int64(c.br.Buffered())
+	return !r.Framing.Chunked && r.Framing.Length <= int64(c.br.Buffered())
 }
 
-func (c *clientConn) doneBody(r *request) { _, _ = c.br.Discard(int(r.framing.length)) }
+func (c *clientConn) doneBody(r *request) { _, _ = c.br.Discard(int(r.Framing.Length)) }
 
 // writeBody writes the body from the buffer when it is there whole, or
 // streams it from the client: after a 100 Continue when the client asked
 // for one, re-framed when chunked, within request_timeout.
-func (c *clientConn) writeBody(ex *exchange, bc *bconn) error {
+func (c *clientConn) writeBody(ex *exchange, bc *http1.Conn) error {
 	r := ex.r
 	if ex.buffered {
-		body, _ := c.br.Peek(int(r.framing.length))
-		_, _ = bc.bw.Write(body)
+		body, _ := c.br.Peek(int(r.Framing.Length))
+		_, _ = bc.BW.Write(body)
 		return nil
 	}
-	if r.expect100 && !r.http10 && !ex.continued {
+	if r.Expect100 && !r.HTTP10 && !ex.continued {
 		ex.continued = true
 		_, _ = c.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
 		if err := c.bw.Flush(); err != nil {
@@ -46,24 +58,24 @@ func (c *clientConn) writeBody(ex *exchange, bc *bconn) error {
 	ex.bodyStarted = true
 	// An instance that stops reading the body, or a client that stops
 	// sending it, cannot hold the request beyond request_timeout.
-	_ = bc.nc.SetWriteDeadline(ex.deadline)
+	_ = bc.NC.SetWriteDeadline(ex.deadline)
 	c.setReadDeadline(ex.deadline)
 	var err error
-	if r.framing.chunked {
-		err = copyChunked(bc.bw, c.br, nil)
+	if r.Framing.Chunked {
+		err = http1.CopyChunked(bc.BW, c.br, nil, trailerAllowed)
 	} else {
-		err = copyN(bc.bw, c.br, r.framing.length, nil)
+		err = http1.CopyN(bc.BW, c.br, r.Framing.Length, nil)
 	}
 	if err == nil {
-		err = bc.bw.Flush()
+		err = bc.BW.Flush()
 	}
-	if isTimeout(err) {
+	if http1.IsTimeout(err) {
 		err = ErrTimeout
 	}
-	_ = bc.nc.SetWriteDeadline(time.Time{})
+	_ = bc.NC.SetWriteDeadline(time.Time{})
 	if err != nil {
-		var ce *copyErr // here: it escapes, and would cost an allocation per request
-		if errors.As(err, &ce) && !ce.write && !errors.Is(err, errBadChunk) {
+		var ce *http1.CopyError // here: it escapes, and would cost an allocation per request
+		if errors.As(err, &ce) && !ce.Write && !errors.Is(err, http1.ErrBadChunk) {
 			return errClientGone // the client's body broke off
 		}
 	}
@@ -73,7 +85,7 @@ func (c *clientConn) writeBody(ex *exchange, bc *bconn) error {
 // informational forwards a 1xx answer to an HTTP/1.1 client (an HTTP/1.0
 // one gets none).
 func (c *clientConn) informational(ex *exchange, head []byte) error {
-	if ex.r.http10 {
+	if ex.r.HTTP10 {
 		return nil
 	}
 	_, _ = c.bw.Write(head)
@@ -89,136 +101,65 @@ func (c *clientConn) writeError(r *request, err error, keep bool) int {
 	return c.p.writeError(c, r, err, keep)
 }
 
-// Response body framings towards the client.
-const (
-	bodyNone    = iota
-	bodyLength  // Content-Length, as the instance sent it
-	bodyChunked // chunked, passed through
-	bodyDechunk // chunked from the instance, decoded for an HTTP/1.0 client
-	bodyEOF     // until the instance closes, chunk-encoded for HTTP/1.1
-	bodyEOFRaw  // until the instance closes, to an HTTP/1.0 client
-)
-
-// responseBodyMode is how relay frames the body of res, the answer to a
-// request with method from a client speaking HTTP/1.0 (http10) or 1.1,
-// and whether the instance connection can carry another exchange after
-// it (reuse).
-func responseBodyMode(method string, http10 bool, res *response) (mode int, reuse bool) {
-	noBody := method == "HEAD" || res.status < 200 || res.status == 204 || res.status == 304
-	// A 204 or 304 that announces a body may send one, which would be
-	// read as the next response: its connection is not reused.
-	dirty := method != "HEAD" && (res.status == 204 && (res.chunked || res.length >= 0) ||
-		res.status == 304 && res.chunked)
-	switch {
-	case noBody:
-	case res.chunked && http10:
-		mode = bodyDechunk
-	case res.chunked:
-		mode = bodyChunked
-	case res.length >= 0:
-		mode = bodyLength
-	case http10:
-		mode = bodyEOFRaw
-	default:
-		mode = bodyEOF
-	}
-	reuse = !res.close && !dirty && mode != bodyEOF && mode != bodyEOFRaw && mode != bodyDechunk
-	return mode, reuse
-}
-
 // relay writes the response head and body to the client, and returns the
 // instance connection to the pool when the exchange left it clean.
 func (c *clientConn) relay(ex *exchange) bool {
 	r, res, bc := ex.r, &ex.res, ex.bc
-	ex.status = res.status
-	keep := r.keepAlive() && !c.s.closing.Load()
-	mode, reuse := responseBodyMode(r.method, r.http10, res)
-	noBody := mode == bodyNone
-	if mode == bodyDechunk || mode == bodyEOFRaw {
+	ex.status = res.Status
+	keep := r.KeepAlive() && !c.s.closing.Load()
+	mode, reuse := http1.BodyMode(r.Method, r.HTTP10, res)
+	if mode == http1.BodyDechunk || mode == http1.BodyEOFRaw {
 		keep = false
 	}
 	w := c.bw
-	if r.http10 {
-		_, _ = w.WriteString("HTTP/1.0")
-	} else {
-		_, _ = w.WriteString("HTTP/1.1")
-	}
-	line, rest := cutLine(bc.head)
-	_, _ = w.Write(line[8:])
-	_, _ = w.WriteString("\r\n")
-	for {
-		line, rest = cutLine(rest)
-		if len(line) == 0 {
-			break
-		}
-		colon := bytes.IndexByte(line, ':')
-		if responseDrop(string(line[:colon]), res, bc.head) {
-			continue
-		}
-		_, _ = w.Write(line)
-		_, _ = w.WriteString("\r\n")
-	}
-	switch {
-	case res.status == http.StatusSwitchingProtocols:
-		_, _ = w.WriteString("Connection: Upgrade\r\nUpgrade: ")
-		_, _ = w.WriteString(res.upgrade)
-		_, _ = w.WriteString("\r\n\r\n")
+	http1.WriteResponseHead(w, bc.Head, res, r.HTTP10, mode, keep, c.out[:0])
+	if res.Status == http.StatusSwitchingProtocols {
 		tunnel(c, bc)
 		return false
-	case res.status == 204 || (res.status == 304 && res.chunked):
-		// no framing: these never have a body (RFC 9110 8.6, 6.4.1)
-	case res.chunked && (mode == bodyChunked || noBody):
-		_, _ = w.WriteString("Transfer-Encoding: chunked\r\n")
-	case res.length >= 0:
-		_, _ = w.WriteString("Content-Length: ")
-		_, _ = w.Write(strconv.AppendInt(c.out[:0], res.length, 10))
-		_, _ = w.WriteString("\r\n")
-	case mode == bodyEOF:
-		_, _ = w.WriteString("Transfer-Encoding: chunked\r\n")
 	}
-	endHead(w, keep, r.http10)
-	var err error
-	switch mode {
-	case bodyLength:
-		err = copyN(w, bc.br, res.length, ex.waitBody)
-	case bodyChunked:
-		err = copyChunked(w, bc.br, ex.waitBody)
-	case bodyDechunk:
-		err = copyDechunked(w, bc.br, ex.waitBody)
-	case bodyEOF, bodyEOFRaw:
-		err = copyToEOF(w, bc.br, mode == bodyEOF, ex.waitBody)
-	}
+	err := http1.RelayBody(w, bc.BR, res, mode, ex.waitBody, trailerAllowed)
 	if err == nil {
 		if err = w.Flush(); err != nil {
-			err = writeErr(err)
+			err = http1.WriteErr(err)
 		}
 	}
 	if err != nil {
-		bc.nc.Close()
-		var ce *copyErr
-		if errors.As(err, &ce) && !ce.write && !errors.Is(err, errClientGone) {
+		bc.NC.Close()
+		var ce *http1.CopyError
+		if errors.As(err, &ce) && !ce.Write && !errors.Is(err, errClientGone) {
 			ex.p.logger.Debug("response body broke off", "app", ex.a.name, "instance", ex.b.instance, "error", err)
 		}
 		return false
 	}
 	if !reuse {
-		bc.nc.Close()
+		bc.NC.Close()
 	} else {
-		ex.b.putConn(bc, ex.start)
+		ex.b.pool.Put(bc, ex.start)
 	}
 	return keep
 }
 
-// endHead ends an answer's head to an HTTP/1.x client with the connection
-// field it needs: close when the connection ends after it, keep-alive for
-// an HTTP/1.0 client that keeps it.
-func endHead(w *bufio.Writer, keep, http10 bool) {
-	switch {
-	case !keep:
-		_, _ = w.WriteString("Connection: close\r\n\r\n")
-	case http10:
-		_, _ = w.WriteString("Connection: keep-alive\r\n\r\n")
-	default:
-		_, _ = w.WriteString("\r\n")
+// tunnel splices an upgraded client connection and its instance
+// connection until either side closes, then closes both.
+func tunnel(c *clientConn, bc *http1.Conn) {
+	_ = c.nc.SetDeadline(time.Time{})
+	c.wr.dl = time.Time{}
+	_ = bc.NC.SetDeadline(time.Time{})
+	if c.bw.Flush() != nil {
+		bc.NC.Close()
+		return
 	}
+	done := make(chan struct{}, 2)
+	go func() {
+		_, _ = c.br.WriteTo(bc.NC) // what the client sent early, then its connection
+		done <- struct{}{}
+	}()
+	go func() {
+		_, _ = bc.BR.WriteTo(&c.wr) // under send_timeout, as any answer
+		done <- struct{}{}
+	}()
+	<-done
+	c.nc.Close()
+	bc.NC.Close()
+	<-done
 }

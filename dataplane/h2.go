@@ -6,7 +6,7 @@ package dataplane
 // balancing, retries, timeouts and error answers of HTTP/1.1.
 //
 // A stream's request is written as an HTTP/1.1 head and parsed by the
-// HTTP/1.1 parser (framing.go), so that the header rules (hop-by-hop
+// HTTP/1.1 parser (http1.ParseRequest, then classify), so that the header rules (hop-by-hop
 // fields, the proxy's own headers and their underscore aliases, Host)
 // are the same code for both; x/net/http2 has already refused what HTTP/2
 // forbids (connection-specific fields, bad names and values). A body of
@@ -16,7 +16,6 @@ package dataplane
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"io"
@@ -28,6 +27,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
+
+	"github.com/ancm-dev/ancm/dataplane/http1"
 )
 
 // maxConcurrentStreams bounds the streams of one HTTP/2 connection.
@@ -84,7 +85,7 @@ func (st *h2stream) serve() {
 	}
 	err := parseRequest(st.head(), r)
 	if err == nil {
-		err = r.resolveTarget()
+		err = r.ResolveTarget()
 	}
 	if err != nil {
 		p.logger.Debug("request refused", "status", http.StatusBadRequest, "error", err, "proto", "h2")
@@ -170,19 +171,19 @@ func (st *h2stream) doneBody(*request) {}
 // parsed head framed it: Content-Length bytes exactly, or chunks (one per
 // read, flushed: a stream's body may be a stream) and the stream's
 // trailers. The instance must take it within request_timeout.
-func (st *h2stream) writeBody(ex *exchange, bc *bconn) error {
+func (st *h2stream) writeBody(ex *exchange, bc *http1.Conn) error {
 	ex.bodyStarted = true
-	_ = bc.nc.SetWriteDeadline(ex.deadline)
-	defer func() { _ = bc.nc.SetWriteDeadline(time.Time{}) }()
+	_ = bc.NC.SetWriteDeadline(ex.deadline)
+	defer func() { _ = bc.NC.SetWriteDeadline(time.Time{}) }()
 	body := st.hr.Body
-	buf := getBuffer()
-	defer putBuffer(buf)
-	if !ex.r.framing.chunked {
-		n, err := io.CopyBuffer(bc.bw, io.LimitReader(body, ex.r.framing.length), buf)
+	buf := http1.GetBuffer()
+	defer http1.PutBuffer(buf)
+	if !ex.r.Framing.Chunked {
+		n, err := io.CopyBuffer(bc.BW, io.LimitReader(body, ex.r.Framing.Length), buf)
 		switch {
-		case err != nil && isTimeout(err):
+		case err != nil && http1.IsTimeout(err):
 			return ErrTimeout
-		case err != nil || n < ex.r.framing.length:
+		case err != nil || n < ex.r.Framing.Length:
 			return errClientGone
 		}
 		return nil
@@ -193,11 +194,11 @@ func (st *h2stream) writeBody(ex *exchange, bc *bconn) error {
 		if m > 0 {
 			hdr = strconv.AppendInt(hdr[:0], int64(m), 16)
 			hdr = append(hdr, "\r\n"...)
-			_, _ = bc.bw.Write(hdr)
-			_, _ = bc.bw.Write(buf[:m])
-			_, _ = bc.bw.WriteString("\r\n")
-			if werr := bc.bw.Flush(); werr != nil {
-				if isTimeout(werr) {
+			_, _ = bc.BW.Write(hdr)
+			_, _ = bc.BW.Write(buf[:m])
+			_, _ = bc.BW.WriteString("\r\n")
+			if werr := bc.BW.Flush(); werr != nil {
+				if http1.IsTimeout(werr) {
 					return ErrTimeout
 				}
 				return werr
@@ -210,29 +211,29 @@ func (st *h2stream) writeBody(ex *exchange, bc *bconn) error {
 			return errClientGone
 		}
 	}
-	_, _ = bc.bw.WriteString("0\r\n")
+	_, _ = bc.BW.WriteString("0\r\n")
 	for name, vals := range st.hr.Trailer {
-		if !trailerAllowed(name) || !validToken(name) {
+		if !trailerAllowed(name) || !http1.ValidToken(name) {
 			continue
 		}
 		for _, v := range vals {
-			if validValue(v) {
-				_, _ = bc.bw.WriteString(name + ": " + v + "\r\n")
+			if http1.ValidValue(v) {
+				_, _ = bc.BW.WriteString(name + ": " + v + "\r\n")
 			}
 		}
 	}
-	_, _ = bc.bw.WriteString("\r\n")
+	_, _ = bc.BW.WriteString("\r\n")
 	return nil
 }
 
 // informational passes a 103 Early Hints on (the HTTP/2 server answers
 // 100 Continue itself when the handler reads the body).
 func (st *h2stream) informational(ex *exchange, head []byte) error {
-	if ex.res.status != http.StatusEarlyHints {
+	if ex.res.Status != http.StatusEarlyHints {
 		return nil
 	}
 	h := st.w.Header()
-	eachField(head, func(name, value string) { h.Add(name, value) })
+	http1.EachField(head, func(name, value string) { h.Add(name, value) })
 	st.w.WriteHeader(http.StatusEarlyHints)
 	for k := range h {
 		delete(h, k)
@@ -244,52 +245,52 @@ func (st *h2stream) informational(ex *exchange, head []byte) error {
 // drop, the body decoded, the instance's trailers as trailers.
 func (st *h2stream) relay(ex *exchange) bool {
 	res, bc, r := &ex.res, ex.bc, ex.r
-	ex.status = res.status
+	ex.status = res.Status
 	h := st.w.Header()
-	eachField(bc.head, func(name, value string) {
-		if !responseDrop(name, res, bc.head) {
+	http1.EachField(bc.Head, func(name, value string) {
+		if !res.Drop(name, bc.Head) {
 			h.Add(name, value)
 		}
 	})
-	mode, reuse := responseBodyMode(r.method, false, res)
-	if res.length >= 0 && !res.chunked {
-		h.Set("Content-Length", strconv.FormatInt(res.length, 10))
+	mode, reuse := http1.BodyMode(r.Method, false, res)
+	if res.Length >= 0 && !res.Chunked {
+		h.Set("Content-Length", strconv.FormatInt(res.Length, 10))
 	}
-	st.w.WriteHeader(res.status)
+	st.w.WriteHeader(res.Status)
 	var err error
-	if mode != bodyNone {
+	if mode != http1.BodyNone {
 		fw := &flushWriter{w: st.w, n: &st.n}
 		fw.f, _ = st.w.(http.Flusher)
 		w := getH2Writer(fw)
 		defer putH2Writer(w)
 		switch mode {
-		case bodyChunked:
-			err = copyDecoded(w, bc.br, ex.waitBody, func(name, value string) {
+		case http1.BodyChunked:
+			err = http1.CopyDecoded(w, bc.BR, ex.waitBody, trailerAllowed, func(name, value string) {
 				h.Add(http.TrailerPrefix+name, value)
 			})
-		case bodyLength:
-			err = copyN(w, bc.br, res.length, ex.waitBody)
-		default: // bodyEOF
-			err = copyToEOF(w, bc.br, false, ex.waitBody)
+		case http1.BodyLength:
+			err = http1.CopyN(w, bc.BR, res.Length, ex.waitBody)
+		default: // http1.BodyEOF
+			err = http1.CopyToEOF(w, bc.BR, false, ex.waitBody)
 		}
 		if err == nil {
 			// The last bytes leave with the end of the stream when the
 			// handler returns: no flush of a frame of their own.
 			fw.f = nil
 			if err = w.Flush(); err != nil {
-				err = writeErr(err)
+				err = http1.WriteErr(err)
 			}
 		}
 	}
 	switch {
 	case err != nil:
-		bc.nc.Close()
+		bc.NC.Close()
 		ex.p.logger.Debug("response body broke off", "app", ex.a.name, "instance", ex.b.instance, "error", err, "proto", "h2")
 		st.abort = true
 	case !reuse:
-		bc.nc.Close()
+		bc.NC.Close()
 	default:
-		ex.b.putConn(bc, ex.start)
+		ex.b.pool.Put(bc, ex.start)
 	}
 	return true
 }
@@ -312,7 +313,7 @@ func (st *h2stream) writeError(r *request, err error, _ bool) int {
 		h.Set(headerRequestID, id)
 	}
 	st.w.WriteHeader(status)
-	if r.method != "HEAD" {
+	if r.Method != "HEAD" {
 		n, _ := st.w.Write(body)
 		st.n += int64(n)
 	}
@@ -350,19 +351,4 @@ func (f *flushWriter) Write(p []byte) (int, error) {
 		f.f.Flush()
 	}
 	return n, err
-}
-
-// eachField calls fn for each field line of a head after its first line.
-func eachField(head []byte, fn func(name, value string)) {
-	_, s := cutLine(head)
-	for len(s) > 0 {
-		var line []byte
-		line, s = cutLine(s)
-		if len(line) == 0 {
-			return
-		}
-		if colon := bytes.IndexByte(line, ':'); colon > 0 {
-			fn(string(line[:colon]), trimOWS(string(line[colon+1:])))
-		}
-	}
 }

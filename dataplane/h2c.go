@@ -31,6 +31,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
+
+	"github.com/ancm-dev/ancm/dataplane/http1"
 )
 
 // maxBufferedH2CBody bounds a chunked HTTP/1.1 request body for an h2c
@@ -38,12 +40,15 @@ import (
 // servers are rare; streamed bodies come over HTTP/2).
 const maxBufferedH2CBody = 8 << 20
 
+// h2cDialer dials h2c instances as http1.Pool dials HTTP/1.1 ones.
+var h2cDialer = &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+
 // newH2CTransport is the transport to h2c instances.
 func newH2CTransport() *http2.Transport {
 	return &http2.Transport{
 		AllowHTTP: true,
 		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-			return dialer.DialContext(ctx, network, addr)
+			return h2cDialer.DialContext(ctx, network, addr)
 		},
 		ReadIdleTimeout: 30 * time.Second,
 		PingTimeout:     10 * time.Second,
@@ -77,7 +82,7 @@ func (ex *exchange) runH2C() bool {
 		if re.kind == ErrBackend && ex.c.gone() {
 			re.kind = context.Canceled // the transport's error is the client's leaving
 		}
-		keep := r.keepAlive() && !r.hasBody()
+		keep := r.KeepAlive() && !r.HasBody()
 		ex.status = ex.c.writeError(r, re, keep)
 		return keep && ex.status != statusClientClosed
 	}
@@ -110,7 +115,7 @@ func (ex *exchange) roundTrip() (*http.Response, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ex.cancel = cancel
 	req := (&http.Request{
-		Method: ex.r.method, URL: u, Host: host, Header: hdr,
+		Method: ex.r.Method, URL: u, Host: host, Header: hdr,
 		Proto: "HTTP/2.0", ProtoMajor: 2, Body: body, ContentLength: length,
 	}).WithContext(ctx)
 	if body == nil {
@@ -134,14 +139,14 @@ func (ex *exchange) roundTrip() (*http.Response, error) {
 // Host, and the fields an HTTP/2 request carries (no connection-specific
 // ones, no framing: HTTP/2 frames itself).
 func h2cFields(head []byte) (uri, host string, hdr http.Header) {
-	line, _ := cutLine(head)
+	line, _ := http1.CutLine(head)
 	if _, rest, ok := bytes.Cut(line, []byte(" ")); ok {
 		if i := bytes.LastIndexByte(rest, ' '); i >= 0 {
 			uri = string(rest[:i])
 		}
 	}
 	hdr = http.Header{}
-	eachField(head, func(name, value string) {
+	http1.EachField(head, func(name, value string) {
 		switch strings.ToLower(name) {
 		case "host":
 			host = value
@@ -186,19 +191,19 @@ func (m readMark) Close() error { return nil }
 // checked and read whole (at most maxBufferedH2CBody).
 func (c *clientConn) bodyReader(ex *exchange) (io.ReadCloser, int64, error) {
 	r := ex.r
-	if !r.hasBody() {
+	if !r.HasBody() {
 		return nil, 0, nil
 	}
-	if !r.framing.chunked {
+	if !r.Framing.Chunked {
 		c.setReadDeadline(time.Time{})
 		ex.bodyRead.Store(0)
-		return readMark{io.LimitReader(c.br, r.framing.length), &ex.bodyStarted, &ex.bodyRead}, r.framing.length, nil
+		return readMark{io.LimitReader(c.br, r.Framing.Length), &ex.bodyStarted, &ex.bodyRead}, r.Framing.Length, nil
 	}
 	ex.bodyStarted = true
 	var buf bytes.Buffer
 	w := bufio.NewWriter(&limitWriter{w: &buf, n: maxBufferedH2CBody})
 	c.setReadDeadline(ex.deadline)
-	if err := copyDecoded(w, c.br, nil, func(string, string) {}); err != nil {
+	if err := http1.CopyDechunked(w, c.br, nil); err != nil { // trailers checked, dropped
 		return nil, 0, err
 	}
 	if err := w.Flush(); err != nil {
@@ -228,19 +233,19 @@ func (l *limitWriter) Write(p []byte) (int, error) {
 // trailers in the chunked trailer section.
 func (c *clientConn) relayStream(ex *exchange, res *http.Response) bool {
 	r, w := ex.r, c.bw
-	keep := r.keepAlive() && !c.s.closing.Load()
+	keep := r.KeepAlive() && !c.s.closing.Load()
 	// The connection carries on only once the transport has read all of
 	// the body from it (it reads in a goroutine of its own); else what is
 	// left of the body would be read as the next request.
 	consumed := func() bool {
-		return !r.hasBody() || r.framing.chunked || ex.bodyRead.Load() >= r.framing.length
+		return !r.HasBody() || r.Framing.Chunked || ex.bodyRead.Load() >= r.Framing.Length
 	}
-	noBody := r.method == "HEAD" || res.StatusCode == 204 || res.StatusCode == 304
-	chunked := !noBody && !r.http10 && (res.ContentLength < 0 || len(res.Trailer) > 0)
-	if !noBody && r.http10 && res.ContentLength < 0 {
+	noBody := r.Method == "HEAD" || res.StatusCode == 204 || res.StatusCode == 304
+	chunked := !noBody && !r.HTTP10 && (res.ContentLength < 0 || len(res.Trailer) > 0)
+	if !noBody && r.HTTP10 && res.ContentLength < 0 {
 		keep = false
 	}
-	if r.http10 {
+	if r.HTTP10 {
 		_, _ = w.WriteString("HTTP/1.0 ")
 	} else {
 		_, _ = w.WriteString("HTTP/1.1 ")
@@ -260,12 +265,12 @@ func (c *clientConn) relayStream(ex *exchange, res *http.Response) bool {
 	case !noBody && res.ContentLength >= 0:
 		_, _ = w.WriteString("Content-Length: " + strconv.FormatInt(res.ContentLength, 10) + "\r\n")
 	}
-	endHead(w, keep, r.http10)
+	http1.EndHead(w, keep, r.HTTP10)
 	if noBody {
 		return w.Flush() == nil && keep && consumed()
 	}
-	buf := getBuffer()
-	defer putBuffer(buf)
+	buf := http1.GetBuffer()
+	defer http1.PutBuffer(buf)
 	var hdr []byte
 	for {
 		m, err := res.Body.Read(buf)
@@ -317,12 +322,12 @@ func h2cHopByHop(name string) bool {
 // bodyReader gives a stream's body as it arrives, for full-duplex
 // streaming to the instance.
 func (st *h2stream) bodyReader(ex *exchange) (io.ReadCloser, int64, error) {
-	if !ex.r.hasBody() {
+	if !ex.r.HasBody() {
 		return nil, 0, nil
 	}
 	length := int64(-1)
-	if !ex.r.framing.chunked {
-		length = ex.r.framing.length
+	if !ex.r.Framing.Chunked {
+		length = ex.r.Framing.Length
 	}
 	return readMark{r: st.hr.Body, started: &ex.bodyStarted}, length, nil
 }
@@ -342,8 +347,8 @@ func (st *h2stream) relayStream(ex *exchange, res *http.Response) bool {
 	// that ends the stream.
 	st.w.WriteHeader(res.StatusCode)
 	f, _ := st.w.(http.Flusher)
-	buf := getBuffer()
-	defer putBuffer(buf)
+	buf := http1.GetBuffer()
+	defer http1.PutBuffer(buf)
 	for {
 		m, err := res.Body.Read(buf)
 		if m > 0 {

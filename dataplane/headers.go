@@ -1,27 +1,26 @@
 package dataplane
 
 import (
-	"bytes"
 	"net"
 	"net/netip"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync/atomic"
+
+	"github.com/ancm-dev/ancm/dataplane/http1"
 )
 
 // Header names, in canonical form.
 const (
-	headerToken        = "Ancm-Token"
-	headerAspNetToken  = "Ms-Aspnetcore-Token"
-	headerXFF          = "X-Forwarded-For"
-	headerXFHost       = "X-Forwarded-Host"
-	headerXFProto      = "X-Forwarded-Proto"
-	headerXFPrefix     = "X-Forwarded-Prefix"
-	headerXFCC         = "X-Forwarded-Client-Cert"
-	headerForwarded    = "Forwarded"
-	headerProxy        = "Proxy" // httpoxy: never forward
-	headerProxyConnect = "Proxy-Connection"
+	headerToken       = "Ancm-Token"
+	headerAspNetToken = "Ms-Aspnetcore-Token"
+	headerXFF         = "X-Forwarded-For"
+	headerXFHost      = "X-Forwarded-Host"
+	headerXFProto     = "X-Forwarded-Proto"
+	headerXFPrefix    = "X-Forwarded-Prefix"
+	headerXFCC        = "X-Forwarded-Client-Cert"
+	headerForwarded   = "Forwarded"
+	headerProxy       = "Proxy" // httpoxy: never forward
 )
 
 // forwardInfo is what the outgoing head needs besides the request: who
@@ -68,46 +67,46 @@ type forwardInfo struct {
 //   - X-Request-Id once: the client's own if it is a sane token, else a
 //     new one (requestid.go).
 func appendRequestHead(b []byte, r *request, fi *forwardInfo) []byte {
-	b = append(b, r.method...)
+	b = append(b, r.Method...)
 	b = append(b, ' ')
 	if fi.prefix != "" {
 		b = appendStripped(b, r, fi.prefix)
 	} else {
-		b = append(b, r.uri...)
+		b = append(b, r.URI...)
 	}
 	b = append(b, " HTTP/1.1\r\nHost: "...)
-	if r.host != "" {
-		b = append(b, r.host...)
+	if r.Host != "" {
+		b = append(b, r.Host...)
 	} else {
 		b = append(b, fi.backend...)
 	}
 	b = append(b, "\r\n"...)
 	xff := -1                      // index of the first X-Forwarded-For field
 	var xfProto, xfHost, xfcc bool // a trusted proxy's own were forwarded
-	for i := range r.fields {
-		f := &r.fields[i]
-		switch f.kind {
-		case fkKeep:
-			if r.conn.other && r.hopByName(f.name) {
+	for i := range r.Fields {
+		f := &r.Fields[i]
+		switch f.Kind {
+		case http1.KindKeep:
+			if r.Conn.Other && r.HopByName(f.Name) {
 				continue
 			}
-			b = appendField(b, f.name, f.value)
+			b = http1.AppendField(b, f.Name, f.Value)
 		case fkXFF:
 			if xff < 0 {
 				xff = i
 			}
 		case fkXFProto:
 			if fi.trusted {
-				b, xfProto = appendField(b, headerXFProto, f.value), true
+				b, xfProto = http1.AppendField(b, headerXFProto, f.Value), true
 			}
 		case fkXFHost:
 			if fi.trusted {
-				b, xfHost = appendField(b, headerXFHost, f.value), true
+				b, xfHost = http1.AppendField(b, headerXFHost, f.Value), true
 			}
 		case fkXFCC:
 			if fi.trusted {
 				b = append(b, headerXFCC+": "...)
-				b = append(b, f.value...)
+				b = append(b, f.Value...)
 				if fi.xfcc != "" {
 					b = append(b, ", "...)
 					b = append(b, fi.xfcc...)
@@ -117,35 +116,18 @@ func appendRequestHead(b []byte, r *request, fi *forwardInfo) []byte {
 		}
 	}
 	if fi.xfcc != "" && !xfcc {
-		b = appendField(b, headerXFCC, fi.xfcc)
+		b = http1.AppendField(b, headerXFCC, fi.xfcc)
 	}
 	if fi.clientCert != "" && fi.aspnet {
-		b = appendField(b, "Ms-Aspnetcore-Clientcert", fi.clientCert)
+		b = http1.AppendField(b, "Ms-Aspnetcore-Clientcert", fi.clientCert)
 	}
-	if r.isUpgrade() {
-		b = append(b, "Connection: Upgrade\r\nUpgrade: "...)
-		b = append(b, r.upgrade...)
-		b = append(b, "\r\n"...)
-	}
-	if r.teTrailers {
-		b = append(b, "Te: trailers\r\n"...)
-	}
-	switch {
-	case r.framing.chunked:
-		b = append(b, "Transfer-Encoding: chunked\r\n"...)
-	case r.hasLength || r.framing.length > 0:
-		b = append(b, "Content-Length: "...)
-		b = strconv.AppendInt(b, r.framing.length, 10)
-		b = append(b, "\r\n"...)
-	case r.method == "POST" || r.method == "PUT" || r.method == "PATCH":
-		b = append(b, "Content-Length: 0\r\n"...)
-	}
+	b = r.AppendFraming(b)
 	if fi.clientIP != "" {
 		b = append(b, "X-Forwarded-For: "...)
 		if xff >= 0 {
-			for _, f := range r.fields[xff:] {
-				if f.kind == fkXFF {
-					b = append(b, f.value...)
+			for _, f := range r.Fields[xff:] {
+				if f.Kind == fkXFF {
+					b = append(b, f.Value...)
 					b = append(b, ", "...)
 				}
 			}
@@ -153,9 +135,9 @@ func appendRequestHead(b []byte, r *request, fi *forwardInfo) []byte {
 		b = append(b, fi.clientIP...)
 		b = append(b, "\r\n"...)
 	}
-	if r.host != "" && !xfHost {
+	if r.Host != "" && !xfHost {
 		b = append(b, "X-Forwarded-Host: "...)
-		b = append(b, r.host...)
+		b = append(b, r.Host...)
 		b = append(b, "\r\n"...)
 	}
 	if fi.prefix != "" {
@@ -188,21 +170,13 @@ func appendRequestHead(b []byte, r *request, fi *forwardInfo) []byte {
 	return append(b, "\r\n"...)
 }
 
-// appendField appends one header line.
-func appendField(b []byte, name, value string) []byte {
-	b = append(b, name...)
-	b = append(b, ": "...)
-	b = append(b, value...)
-	return append(b, "\r\n"...)
-}
-
 // appendStripped appends the request's target without the app's path
 // prefix (strip_prefix): "/shop/cart?x" becomes "/cart?x", "/shop" and
 // "/shop?x" become "/" and "/?x". Routing matched prefix against the
 // decoded path; when the target spells the prefix with escapes, the rest
 // is taken from the decoded path and escaped again.
 func appendStripped(b []byte, r *request, prefix string) []byte {
-	uri := r.uri
+	uri := r.URI
 	if uri == "*" || prefix == "/" {
 		return append(b, uri...)
 	}
@@ -213,8 +187,8 @@ func appendStripped(b []byte, r *request, prefix string) []byte {
 	var rest string
 	if strings.HasPrefix(path, prefix) && (len(path) == len(prefix) || path[len(prefix)] == '/') {
 		rest = path[len(prefix):]
-	} else if strings.HasPrefix(r.path, prefix) {
-		rest = (&url.URL{Path: r.path[len(prefix):]}).EscapedPath()
+	} else if strings.HasPrefix(r.Path, prefix) {
+		rest = (&url.URL{Path: r.Path[len(prefix):]}).EscapedPath()
 	} else {
 		return append(b, uri...) // not under the prefix: cannot happen for a routed request
 	}
@@ -224,126 +198,6 @@ func appendStripped(b []byte, r *request, prefix string) []byte {
 		b = append(b, rest...)
 	}
 	return append(b, query...)
-}
-
-// response is what the proxy needs of an instance's response head.
-type response struct {
-	status  int
-	chunked bool
-	length  int64 // -1: none given
-	close   bool  // the instance closes the connection after it
-	upgrade string
-	conn    connOptions
-	trailer bool
-}
-
-// parseResponse reads the framing of a response head (status line and
-// header lines, up to the empty line). Anything the proxy could not relay
-// as it was meant, or that a client or another intermediary could read
-// two ways, is errBadResponse (502): a status line other than
-// "HTTP/1.x NNN reason", a field name that is not a token, control
-// characters in a value or the reason (a bare CR would split the head
-// for a lenient client), a Content-Length that is not one decimal
-// (repeated: not written the same), a Transfer-Encoding other than one
-// "chunked", and one in an HTTP/1.0 response. A response with both
-// Content-Length and Transfer-Encoding is read as chunked, and its
-// connection is not reused (RFC 9112 6.3).
-func parseResponse(head []byte, res *response) error {
-	*res = response{length: -1}
-	s := head
-	line, s := cutLine(s)
-	if len(line) < 12 || string(line[:7]) != "HTTP/1." || (line[7] != '0' && line[7] != '1') || line[8] != ' ' ||
-		(len(line) > 12 && line[12] != ' ') || !validValue(line[12:]) {
-		return errBadResponse
-	}
-	code, ok := parseDecimal(string(line[9:12]))
-	if !ok || code < 100 {
-		return errBadResponse
-	}
-	res.status = int(code)
-	http10 := line[7] == '0'
-	teCount := 0
-	var te []byte
-	var lengthValue string
-	for {
-		line, s = cutLine(s)
-		if len(line) == 0 {
-			break
-		}
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 || !validToken(line[:colon]) || !validValue(line[colon+1:]) {
-			return errBadResponse
-		}
-		name, value := line[:colon], line[colon+1:]
-		switch len(name) {
-		case 7:
-			switch {
-			case strings.EqualFold(string(name), "Upgrade"):
-				res.upgrade = trimOWS(string(value))
-			case strings.EqualFold(string(name), "Trailer"):
-				res.trailer = true
-			}
-		case 10:
-			if strings.EqualFold(string(name), "Connection") {
-				res.conn.add(string(value))
-			}
-		case 14:
-			if strings.EqualFold(string(name), "Content-Length") {
-				v := trimOWS(string(value))
-				n, ok := parseDecimal(v)
-				if !ok || (res.length >= 0 && v != lengthValue) {
-					return errBadResponse // repeated, as written (see parseRequest)
-				}
-				res.length, lengthValue = n, v
-			}
-		case 17:
-			if strings.EqualFold(string(name), "Transfer-Encoding") {
-				te = value
-				teCount++
-			}
-		}
-	}
-	if teCount > 0 {
-		// RFC 9112 6.1: Transfer-Encoding in an HTTP/1.0 message is
-		// faulty framing (net/http ignores it and reads to the end).
-		if teCount > 1 || http10 || !strings.EqualFold(trimOWS(string(te)), "chunked") {
-			return errBadResponse
-		}
-		if res.length >= 0 {
-			res.close = true
-		}
-		res.chunked, res.length = true, -1
-	}
-	if res.conn.close || http10 && !res.conn.keepAlive {
-		res.close = true
-	}
-	return nil
-}
-
-// responseDrop reports whether a response header is hop-by-hop or one the
-// proxy writes itself: the fixed list, and every field a Connection
-// header of the response names, whatever its name.
-func responseDrop(name string, res *response, head []byte) bool {
-	var drop bool
-	switch len(name) {
-	case 2:
-		drop = strings.EqualFold(name, "TE")
-	case 7:
-		drop = strings.EqualFold(name, "Upgrade") || strings.EqualFold(name, "Trailer") && !res.chunked
-	case 10:
-		drop = strings.EqualFold(name, "Connection") || strings.EqualFold(name, "Keep-Alive")
-	case 14:
-		drop = strings.EqualFold(name, "Content-Length")
-	case 16:
-		drop = strings.EqualFold(name, headerProxyConnect)
-	case 17:
-		drop = strings.EqualFold(name, "Transfer-Encoding")
-	case 18:
-		drop = strings.EqualFold(name, "Proxy-Authenticate")
-	case 19:
-		drop = strings.EqualFold(name, "Proxy-Authorization")
-	}
-	return drop || res.conn.other && namedByConnection(head, name)
 }
 
 // clientIP returns the IP of a RemoteAddr ("ip:port"), or "" when it has

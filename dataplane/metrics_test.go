@@ -216,3 +216,29 @@ ancm_http_requests_total{app="b",code="200"} 1
 		t.Error(err)
 	}
 }
+
+// TestBadFramingCounted: a head the codec refuses as ambiguous framing
+// is answered 400 and counted in ancm_dataplane_bad_framing_total; a
+// head that is merely malformed is a 400 not counted there.
+func TestBadFramingCounted(t *testing.T) {
+	be := echoBackend(t, "a")
+	h := newHarness(t, Options{}, running("shop", "/", nil, ready(0, be, "tok")))
+	for _, raw := range []string{
+		"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 03\r\n\r\nabc",
+		"GET / HTTP/1.1\r\nHost x\r\n\r\n", // malformed, not framing
+	} {
+		if got := rawExchangeText(t, h.addr, raw, 5*time.Second); !strings.HasPrefix(got, "HTTP/1.1 400 ") {
+			t.Fatalf("%q answered %q", raw, got)
+		}
+	}
+	waitFor(t, "2 counted", func() bool { return h.p.Stats().BadFraming == 2 })
+	want := `
+# HELP ancm_dataplane_bad_framing_total Requests refused with 400 for ambiguous framing.
+# TYPE ancm_dataplane_bad_framing_total counter
+ancm_dataplane_bad_framing_total 2
+`
+	if err := testutil.CollectAndCompare(h.p.Collector(), strings.NewReader(want), "ancm_dataplane_bad_framing_total"); err != nil {
+		t.Error(err)
+	}
+}

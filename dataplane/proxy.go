@@ -200,7 +200,7 @@ func (p *Proxy) finish(c downstream, r *request, a *app, b *backend, status int,
 	}
 	fi := c.info()
 	args := make([]any, 0, 28)
-	args = append(args, "client", fi.clientIP, "method", r.method, "host", r.host, "path", r.uri,
+	args = append(args, "client", fi.clientIP, "method", r.Method, "host", r.Host, "path", r.URI,
 		"status", status, "bytes", c.sent()-sent, "duration", d, "user_agent", r.userAgent())
 	if a != nil {
 		args = append(args, "app", a.name, "generation", p.statsOf(a).generation)
@@ -214,9 +214,9 @@ func (p *Proxy) finish(c downstream, r *request, a *app, b *backend, status int,
 
 // userAgent returns the request's User-Agent ("" when none).
 func (r *request) userAgent() string {
-	for i := range r.fields {
-		if f := &r.fields[i]; len(f.name) == 10 && strings.EqualFold(f.name, "User-Agent") {
-			return f.value
+	for i := range r.Fields {
+		if f := &r.Fields[i]; len(f.Name) == 10 && strings.EqualFold(f.Name, "User-Agent") {
+			return f.Value
 		}
 	}
 	return ""

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/ancm-dev/ancm/dataplane/http1"
 )
 
 // Client connection timeouts (variables for tests).
@@ -18,7 +20,7 @@ var (
 
 // Server limits.
 const (
-	maxHeaderBytes = 64 << 10 // larger heads get 431
+	maxHeaderBytes = http1.MaxRequestHead // larger heads get 431
 	// shutdownTimeout bounds how long Serve waits for in-flight requests
 	// once its context is done.
 	shutdownTimeout = 30 * time.Second
@@ -46,8 +48,8 @@ type server struct {
 
 // Serve answers HTTP/1.1 (and 1.0) on ln. It is the data plane's server
 // and the only way requests reach the proxy: it reads and checks each
-// request head itself (framing.go; 431 beyond 64 KiB, 400 for ambiguous
-// framing), bounds the time to read a head (10s) and keep-alive idleness
+// request head itself (http1.ParseRequest; 431 beyond 64 KiB, 400 for
+// ambiguous framing), bounds the time to read a head (10s) and keep-alive idleness
 // (120s), and forwards over pooled connections to the instances
 // (forward.go). When ctx is done it stops accepting, closes idle
 // connections, lets in-flight requests finish for up to 30s, closes what

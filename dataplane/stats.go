@@ -14,7 +14,7 @@ type Stats struct {
 	// ClientClosed counts requests whose client went away before an answer.
 	ClientClosed uint64
 	// BadFraming counts requests refused with 400 for ambiguous framing
-	// before they reached the handler (see framing.go).
+	// before they reached the handler (http1.ErrBadFraming).
 	BadFraming uint64
 	// Activations counts Activate RPCs.
 	Activations uint64

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	ancmv1 "github.com/ancm-dev/ancm/api/gen/ancm/v1"
+	"github.com/ancm-dev/ancm/dataplane/http1"
 )
 
 // Defaults used when the control plane leaves a duration unset.
@@ -95,7 +96,7 @@ type backend struct {
 	// within request_timeout; see ejectAfterTimeouts.
 	timeouts atomic.Int32
 
-	pool connPool // idle connections; see pool.go
+	pool http1.Pool // idle connections to addr
 }
 
 func backendKey(addr, token string) string { return addr + "\x00" + token }
@@ -189,6 +190,7 @@ func compileApp(r *ancmv1.AppRoute, old *app, msgRevision uint64) *app {
 		b := prev[backendKey(ep.GetAddress(), ep.GetToken())]
 		if b == nil {
 			b = &backend{addr: ep.GetAddress(), token: ep.GetToken(), instance: ep.GetInstance()}
+			b.pool.Addr = b.addr
 		}
 		a.endpoints = append(a.endpoints, b)
 		if !ep.GetReady() || ep.GetDraining() {
@@ -246,4 +248,27 @@ func sortApps(list []*app) {
 		}
 		return list[i].name < list[j].name
 	})
+}
+
+// idleConnTimeout is how long a pooled instance connection may stay idle.
+const idleConnTimeout = 90 * time.Second
+
+// sweepPools closes connections idle for longer than idleConnTimeout, and
+// every idle connection of backends that left the table. seen holds the
+// backends of the last sweep; the new set is returned.
+func (p *Proxy) sweepPools(seen map[*backend]bool) map[*backend]bool {
+	now := time.Now()
+	cur := map[*backend]bool{}
+	for _, a := range p.table.Load().apps {
+		for _, b := range a.endpoints {
+			cur[b] = true
+			b.pool.CloseIdle(now.Add(-idleConnTimeout))
+		}
+	}
+	for b := range seen {
+		if !cur[b] {
+			b.pool.CloseIdle(now.Add(time.Hour))
+		}
+	}
+	return cur
 }

@@ -1,9 +1,9 @@
-package dataplane
+package http1
 
 // Where lines and heads end, for requests and responses alike: one line
 // reader, one head reader, one token-list parser and one socket probe.
-// What the lines mean is framing.go's (requests) and headers.go's
-// (responses) business; where they end is decided here only.
+// What the lines mean is request.go's and response.go's business; where
+// they end is decided here only.
 //
 // A line ends at LF and nowhere else. A line longer than the reader's
 // buffer is gathered across reads, never cut: bufio.Reader.ReadSlice
@@ -16,21 +16,18 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net"
 	"strings"
 	"syscall"
 )
 
-var (
-	// errLineTooLong: a line, or a head, beyond its limit.
-	errLineTooLong = errors.New("line too long")
-	// errHeadTooLarge: a request head beyond maxHeaderBytes (431).
-	errHeadTooLarge = errors.New("request head too large")
-)
+// ErrLineTooLong is a line, or a head, beyond its limit.
+var ErrLineTooLong = errors.New("line too long")
 
 // readLine appends one line of br, through its LF, to b. A read that
 // times out calls wait, which returns nil to go on waiting or the error
 // that ends the read (nil wait: the timeout is the error). It returns
-// errLineTooLong once b would grow beyond limit bytes, and
+// ErrLineTooLong once b would grow beyond limit bytes, and
 // io.ErrUnexpectedEOF when br ends inside a line, io.EOF when it ends
 // before the line's first byte.
 func readLine(br *bufio.Reader, b []byte, limit int, wait func() error) ([]byte, error) {
@@ -38,7 +35,7 @@ func readLine(br *bufio.Reader, b []byte, limit int, wait func() error) ([]byte,
 	for {
 		frag, err := br.ReadSlice('\n')
 		if len(b)+len(frag) > limit {
-			return b, errLineTooLong
+			return b, ErrLineTooLong
 		}
 		b = append(b, frag...)
 		switch {
@@ -46,7 +43,7 @@ func readLine(br *bufio.Reader, b []byte, limit int, wait func() error) ([]byte,
 			return b, nil
 		case err == bufio.ErrBufferFull:
 			// A piece of a long line: keep reading the same line.
-		case isTimeout(err) && wait != nil:
+		case IsTimeout(err) && wait != nil:
 			if werr := wait(); werr != nil {
 				return b, werr
 			}
@@ -63,13 +60,13 @@ func isEmptyLine(line []byte) bool {
 	return len(line) == 1 || len(line) == 2 && line[0] == '\r'
 }
 
-// readHead reads one message head into b[:0]: its lines through the
+// ReadHead reads one message head into b[:0]: its lines through the
 // empty line that ends it. Empty lines before the first line are skipped
 // (RFC 9112 2.2), counted against limit like the head. A head beyond
-// limit bytes is errLineTooLong; a connection that ends before the
+// limit bytes is ErrLineTooLong; a connection that ends before the
 // head's first byte gives io.EOF, one that ends inside it
 // io.ErrUnexpectedEOF. wait is as for readLine.
-func readHead(br *bufio.Reader, b []byte, limit int, wait func() error) ([]byte, error) {
+func ReadHead(br *bufio.Reader, b []byte, limit int, wait func() error) ([]byte, error) {
 	b = b[:0]
 	skipped := 0
 	for {
@@ -92,8 +89,8 @@ func readHead(br *bufio.Reader, b []byte, limit int, wait func() error) ([]byte,
 	}
 }
 
-// cutLine splits s after its first line; line has no CR LF or LF.
-func cutLine[T string | []byte](s T) (line, rest T) {
+// CutLine splits s after its first line; line has no CR LF or LF.
+func CutLine[T string | []byte](s T) (line, rest T) {
 	var i int
 	switch p := any(&s).(type) {
 	case *string:
@@ -116,12 +113,12 @@ func cutLine[T string | []byte](s T) (line, rest T) {
 // returned as "" (callers skip them).
 func nextToken(v string) (tok, rest string) {
 	tok, rest, _ = strings.Cut(v, ",")
-	return trimOWS(tok), rest
+	return TrimOWS(tok), rest
 }
 
-// hasToken reports whether the comma-separated list v holds tok, case
+// HasToken reports whether the comma-separated list v holds tok, case
 // insensitively.
-func hasToken(v, tok string) bool {
+func HasToken(v, tok string) bool {
 	for v != "" {
 		var t string
 		t, v = nextToken(v)
@@ -132,30 +129,30 @@ func hasToken(v, tok string) bool {
 	return false
 }
 
-// connOptions are the options of Connection headers, in a request or a
+// ConnOptions are the options of Connection headers, in a request or a
 // response alike.
-type connOptions struct {
-	close     bool // "close"
-	keepAlive bool // "keep-alive"
-	upgrade   bool // "upgrade"
-	other     bool // names other header fields, which are hop-by-hop
+type ConnOptions struct {
+	Close     bool // "close"
+	KeepAlive bool // "keep-alive"
+	Upgrade   bool // "upgrade"
+	Other     bool // names other header fields, which are hop-by-hop
 }
 
-// add reads one Connection header's value.
-func (o *connOptions) add(v string) {
+// Add reads one Connection header's value.
+func (o *ConnOptions) Add(v string) {
 	for v != "" {
 		var tok string
 		tok, v = nextToken(v)
 		switch {
 		case tok == "":
 		case strings.EqualFold(tok, "close"):
-			o.close = true
+			o.Close = true
 		case strings.EqualFold(tok, "keep-alive"):
-			o.keepAlive = true
+			o.KeepAlive = true
 		case strings.EqualFold(tok, "upgrade"):
-			o.upgrade = true
+			o.Upgrade = true
 		default:
-			o.other = true
+			o.Other = true
 		}
 	}
 }
@@ -164,33 +161,33 @@ func (o *connOptions) add(v string) {
 // first line, a start line, is skipped) names the field name, which makes
 // that field hop-by-hop.
 func namedByConnection[T string | []byte](head T, name string) bool {
-	_, s := cutLine(head)
+	_, s := CutLine(head)
 	for len(s) > 0 {
 		var line T
-		line, s = cutLine(s)
+		line, s = CutLine(s)
 		if len(line) == 0 {
 			return false
 		}
 		if len(line) > 11 && line[10] == ':' && strings.EqualFold(string(line[:10]), "Connection") &&
-			hasToken(string(line[11:]), name) {
+			HasToken(string(line[11:]), name) {
 			return true
 		}
 	}
 	return false
 }
 
-// Socket probe results; see probeFD.
+// Socket probe results; see ProbeFD.
 const (
-	probeEmpty  = iota // nothing to read, connection open
-	probeData          // bytes waiting
-	probeClosed        // end of stream or an error: the peer is gone
+	ProbeEmpty  = iota // nothing to read, connection open
+	ProbeData          // bytes waiting
+	ProbeClosed        // end of stream or an error: the peer is gone
 )
 
-// probeFD looks at a socket without blocking and without consuming: one
+// ProbeFD looks at a socket without blocking and without consuming: one
 // byte with MSG_PEEK and MSG_DONTWAIT. It is the one liveness check of
-// the data plane, for clients (gone, watch) and idle instance
-// connections (idleClean).
-func probeFD(fd uintptr) int {
+// the data plane, for clients (a proxy's "is the client gone") and idle
+// pooled connections (Pool.Get).
+func ProbeFD(fd uintptr) int {
 	var b [1]byte
 	for {
 		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
@@ -198,36 +195,59 @@ func probeFD(fd uintptr) int {
 		case err == syscall.EINTR:
 			continue
 		case err == syscall.EAGAIN:
-			return probeEmpty
+			return ProbeEmpty
 		case err != nil || n == 0:
-			return probeClosed
+			return ProbeClosed
 		}
-		return probeData
+		return ProbeData
 	}
 }
 
-// prober runs probeFD on a connection. Its callback is made once: a
+// Prober runs ProbeFD on a connection. Its callback is made once: a
 // closure per check would allocate on every request.
-type prober struct {
+type Prober struct {
 	raw syscall.RawConn // nil: not a socket, never probed
 	fn  func(fd uintptr)
 	res int
 }
 
-func (p *prober) init(raw syscall.RawConn) {
+// Init sets p up for the socket under nc; a connection that is not a
+// socket is never probed (pass a tls.Conn's NetConn).
+func (p *Prober) Init(nc net.Conn) {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return
+	}
 	p.raw = raw
-	p.fn = func(fd uintptr) { p.res = probeFD(fd) }
+	p.fn = func(fd uintptr) { p.res = ProbeFD(fd) }
 }
 
-// probe returns probeFD's answer for the connection; a connection that
+// Raw is the probed socket, nil when there is none.
+func (p *Prober) Raw() syscall.RawConn { return p.raw }
+
+// Probe returns ProbeFD's answer for the connection; a connection that
 // cannot be probed reads as empty.
-func (p *prober) probe() int {
+func (p *Prober) Probe() int {
 	if p.raw == nil {
-		return probeEmpty
+		return ProbeEmpty
 	}
-	p.res = probeClosed
+	p.res = ProbeClosed
 	if p.raw.Control(p.fn) != nil {
-		return probeClosed
+		return ProbeClosed
 	}
 	return p.res
 }
+
+// Sizes of a server's client connection that the codec is tested with
+// (the differential tests against net/http are sized to them).
+const (
+	// RequestReaderSize is the size of a client connection's reader.
+	RequestReaderSize = 4 << 10
+	// MaxRequestHead bounds a request head; a longer one is
+	// ErrLineTooLong from ReadHead, 431 to the client.
+	MaxRequestHead = 64 << 10
+)

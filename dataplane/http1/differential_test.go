@@ -1,10 +1,12 @@
-package dataplane
+package http1
 
-// Differential tests of the data plane's own HTTP/1.1 reading against
-// net/http's (issue 10): the client's raw bytes, one or more pipelined
-// requests, go through the data plane's real reading path and through
-// http.ReadRequest; an instance's raw bytes, one or more responses,
-// through the response path and http.ReadResponse. Both must agree on
+// Differential tests of the codec's HTTP/1.1 reading against net/http's
+// (issue 10): the client's raw bytes, one or more pipelined requests, go
+// through the reading path of the data plane's client connections (a
+// RequestReaderSize reader, ReadHead, ParseRequest, ResolveTarget, the
+// body) and through http.ReadRequest; an instance's raw bytes, one or
+// more responses, through the response path of a pooled connection and
+// http.ReadResponse. Both must agree on
 // where each message starts and ends, and on what it says. The only
 // divergence allowed is the conservative one: the data plane may refuse
 // (400, 405, 417, 431, 505; 502 for a response) what net/http reads, but
@@ -32,7 +34,7 @@ package dataplane
 //     header naming Content-Length, Transfer-Encoding or Trailer on a
 //     chunked message ("bad trailer key": the data plane drops Trailer as
 //     hop-by-hop from requests and forwards only the trailer fields
-//     trailerAllowed allows); whitespace before the ";" of a chunk
+//     its trailer filter allows); whitespace before the ";" of a chunk
 //     extension (RFC 9112 7.1.1 allows it as BWS; the data plane
 //     re-frames chunk-size lines canonically). None of these moves a
 //     message boundary: net/http refuses the message, the data plane
@@ -72,7 +74,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 )
 
 // wireMsg is one message of a byte stream as one parser read it.
@@ -89,6 +90,65 @@ type wireMsg struct {
 	close          bool  // the connection carries nothing after this message
 	mode           int   // responses: relay's body mode
 	body           []byte
+	relayed        []byte // responses: the message as a proxy relays it to its client
+}
+
+// relayed is a response as a proxy relays it: WriteResponseHead, then
+// RelayBody over the bytes of its body as they arrived. A client
+// connection that ends with the body (HTTP/1.0 without a length) is
+// not kept.
+func relayed(head []byte, res *Response, http10 bool, mode int, body []byte) []byte {
+	var out bytes.Buffer
+	w := bufio.NewWriter(&out)
+	keep := mode != BodyDechunk && mode != BodyEOFRaw
+	WriteResponseHead(w, head, res, http10, mode, keep, nil)
+	if err := RelayBody(w, bufio.NewReader(bytes.NewReader(body)), res, mode, nil, allowAll); err != nil {
+		panic(fmt.Sprintf("relaying a body read whole: %v", err))
+	}
+	_ = w.Flush()
+	return out.Bytes()
+}
+
+// checkRelayed checks the relayed form of response d against what
+// net/http read of the instance's original (s): net/http reads the
+// relayed bytes as one whole response with the same status and body, and
+// with the same fields but the hop-by-hop ones and those the original's
+// Connection header named.
+func checkRelayed(t testing.TB, i int, d, s wireMsg, stream []byte) {
+	t.Helper()
+	if d.status == http.StatusSwitchingProtocols {
+		return
+	}
+	br := bufio.NewReader(bytes.NewReader(d.relayed))
+	resp, err := http.ReadResponse(br, &http.Request{Method: d.method})
+	if err != nil {
+		t.Fatalf("response %d: net/http refuses the relayed head: %v\nrelayed: %s\nstream: %s", i, err, quote(d.relayed), quote(stream))
+	}
+	body, err := io.ReadAll(resp.Body)
+	switch {
+	case err != nil || br.Buffered() != 0:
+		t.Fatalf("response %d: net/http reads the relayed body with %v, %d bytes left\nrelayed: %s", i, err, br.Buffered(), quote(d.relayed))
+	case resp.StatusCode != s.status:
+		t.Fatalf("response %d: relayed with status %d, sent %d\nrelayed: %s", i, resp.StatusCode, s.status, quote(d.relayed))
+	case !bytes.Equal(body, s.body):
+		t.Fatalf("response %d: relayed body %s, sent %s\nrelayed: %s", i, quote(body), quote(s.body), quote(d.relayed))
+	}
+	want := comparableHeader(s.header, nil)
+	for _, k := range []string{"Connection", "Keep-Alive", "Te", "Upgrade", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization"} {
+		delete(want, k)
+	}
+	for _, v := range d.header["Connection"] {
+		for v != "" {
+			var tok string
+			tok, v, _ = strings.Cut(v, ",")
+			delete(want, textproto.CanonicalMIMEHeaderKey(TrimOWS(tok)))
+		}
+	}
+	got := comparableHeader(resp.Header, nil)
+	delete(got, "Connection")
+	if !headerEqual(got, want) {
+		t.Fatalf("response %d: relayed fields %q, sent %q\nrelayed: %s", i, got, want, quote(d.relayed))
+	}
 }
 
 // skipEmptyLines returns the offset of the first byte at or after pos
@@ -116,42 +176,44 @@ func canonicalFields(h http.Header, name, value string) {
 // refusalStatus is the status serveOne answers a refused head with.
 func refusalStatus(err error) int {
 	switch err {
-	case errBadVersion:
+	case ErrBadVersion:
 		return http.StatusHTTPVersionNotSupported
-	case errBadExpect:
+	case ErrBadExpect:
 		return http.StatusExpectationFailed
 	}
 	return http.StatusBadRequest
 }
 
 // dpRequests reads a client's byte stream as the data plane's client
-// connection does (serveOne, send): a bufio.Reader of the client
-// connection's size (4 KiB) over the bytes, clientConn.readHead
-// (readHead up to maxHeaderBytes), parseRequest, resolveTarget, then the
-// body with copyN or copyChunked, request after request while the
+// connection does (serveOne, send): a bufio.Reader of RequestReaderSize
+// over the bytes, ReadHead up to MaxRequestHead, ParseRequest,
+// ResolveTarget, then the body with CopyN or CopyChunked, request after request while the
 // connection carries another one. It returns the requests read whole
 // and the status of the refusal that ended the stream (0: the stream
 // ended, inside a message or not, or the connection carries no more).
 func dpRequests(stream []byte) (msgs []wireMsg, refused int) {
 	rd := bytes.NewReader(stream)
-	c := newClientConn(&server{p: &Proxy{}}, streamConn{rd}) // the server's own reader
-	off := func() int { return len(stream) - rd.Len() - c.br.Buffered() }
-	var r request
+	br := bufio.NewReaderSize(rd, RequestReaderSize)
+	off := func() int { return len(stream) - rd.Len() - br.Buffered() }
+	var r Request
+	var buf []byte
 	for {
-		head, err := c.readHead()
+		b, err := ReadHead(br, buf, MaxRequestHead, nil)
+		buf = b[:0]
 		switch {
-		case err == errHeadTooLarge:
+		case err == ErrLineTooLong:
 			return msgs, http.StatusRequestHeaderFieldsTooLarge
 		case err != nil:
 			return msgs, 0
 		}
+		head := string(b)
 		m := wireMsg{start: off() - len(head), bodyStart: off()}
-		err = parseRequest(head, &r)
-		if err == nil && r.method == "CONNECT" {
+		err = ParseRequest(head, &r)
+		if err == nil && r.Method == "CONNECT" {
 			return msgs, http.StatusMethodNotAllowed
 		}
 		if err == nil {
-			err = r.resolveTarget()
+			err = r.ResolveTarget()
 		}
 		if err != nil {
 			return msgs, refusalStatus(err)
@@ -159,12 +221,12 @@ func dpRequests(stream []byte) (msgs []wireMsg, refused int) {
 		var out bytes.Buffer
 		bw := bufio.NewWriter(&out)
 		switch {
-		case r.framing.chunked:
-			err = copyChunked(bw, c.br, nil)
-		case r.framing.length > 0:
-			err = copyN(bw, c.br, r.framing.length, nil)
+		case r.Framing.Chunked:
+			err = CopyChunked(bw, br, nil, allowAll)
+		case r.Framing.Length > 0:
+			err = CopyN(bw, br, r.Framing.Length, nil)
 		}
-		if errors.Is(err, errBadChunk) {
+		if errors.Is(err, ErrBadChunk) {
 			return msgs, http.StatusBadRequest
 		}
 		if err != nil {
@@ -172,15 +234,15 @@ func dpRequests(stream []byte) (msgs []wireMsg, refused int) {
 		}
 		_ = bw.Flush()
 		m.end = off()
-		m.method, m.target, m.host = r.method, r.target, r.host
-		m.chunked, m.length = r.framing.chunked, r.framing.length
-		m.close = !r.keepAlive() || r.isUpgrade()
+		m.method, m.target, m.host = r.Method, r.Target, r.Host
+		m.chunked, m.length = r.Framing.Chunked, r.Framing.Length
+		m.close = !r.KeepAlive() || r.IsUpgrade()
 		m.header = http.Header{}
-		for _, f := range r.fields {
-			canonicalFields(m.header, f.name, f.value)
+		for _, f := range r.Fields {
+			canonicalFields(m.header, f.Name, f.Value)
 		}
 		m.body = out.Bytes()
-		if r.framing.chunked {
+		if r.Framing.Chunked {
 			// copyChunked's canonical framing, decoded.
 			if m.body, err = io.ReadAll(httputil.NewChunkedReader(&out)); err != nil {
 				panic(fmt.Sprintf("copyChunked wrote a chunked body it cannot read back: %v", err))
@@ -257,7 +319,7 @@ func stdStricter(err error, dp wireMsg, stream []byte) string {
 func bwsBeforeExtension(body []byte) bool {
 	for len(body) > 0 {
 		var line []byte
-		line, body = cutLine(body)
+		line, body = CutLine(body)
 		size, _, ok := bytes.Cut(line, []byte(";"))
 		if ok && len(size) > 0 && (size[len(size)-1] == ' ' || size[len(size)-1] == '\t') {
 			return true
@@ -325,104 +387,91 @@ func diffRequests(t testing.TB, stream []byte) int {
 // 502 when a response was refused.
 func dpResponses(stream []byte, method func(int) string, http10 bool) (msgs []wireMsg, refused int) {
 	rd := bytes.NewReader(stream)
-	bc := &bconn{br: bufio.NewReaderSize(rd, responseReaderSize)}
-	off := func() int { return len(stream) - rd.Len() - bc.br.Buffered() }
-	var res response
+	bc := &Conn{BR: bufio.NewReaderSize(rd, ResponseReaderSize)}
+	off := func() int { return len(stream) - rd.Len() - bc.BR.Buffered() }
+	var res Response
 	for i := 0; ; {
-		err := bc.readHead(nil)
+		err := bc.ReadHead(nil)
 		switch {
-		case err == errBadResponse:
+		case err == ErrBadResponse:
 			return msgs, http.StatusBadGateway
 		case err != nil:
 			return msgs, 0
 		}
-		m := wireMsg{start: off() - len(bc.head), bodyStart: off(), method: method(i)}
-		if err := parseResponse(bc.head, &res); err != nil {
+		m := wireMsg{start: off() - len(bc.Head), bodyStart: off(), method: method(i)}
+		if err := ParseResponse(bc.Head, &res); err != nil {
 			return msgs, http.StatusBadGateway
 		}
-		m.status = res.status
-		if res.status == http.StatusSwitchingProtocols {
+		m.status = res.Status
+		if res.Status == http.StatusSwitchingProtocols {
 			return msgs, 0 // a tunnel, or 502 for a request that did not ask
 		}
 		m.header = http.Header{}
-		line, rest := cutLine(bc.head)
+		line, rest := CutLine(bc.Head)
 		for {
-			if line, rest = cutLine(rest); len(line) == 0 {
+			if line, rest = CutLine(rest); len(line) == 0 {
 				break
 			}
 			name, value, _ := bytes.Cut(line, []byte(":"))
-			canonicalFields(m.header, string(name), trimOWS(string(value)))
+			canonicalFields(m.header, string(name), TrimOWS(string(value)))
 		}
-		mode, reuse := responseBodyMode(m.method, http10, &res)
+		mode, reuse := BodyMode(m.method, http10, &res)
 		var out bytes.Buffer
 		bw := bufio.NewWriter(&out)
 		switch mode {
-		case bodyLength:
-			err = copyN(bw, bc.br, res.length, nil)
-		case bodyChunked:
-			err = copyChunked(bw, bc.br, nil)
-		case bodyDechunk:
-			err = copyDechunked(bw, bc.br, nil)
-		case bodyEOF, bodyEOFRaw:
-			err = copyToEOF(bw, bc.br, mode == bodyEOF, nil)
+		case BodyLength:
+			err = CopyN(bw, bc.BR, res.Length, nil)
+		case BodyChunked:
+			err = CopyChunked(bw, bc.BR, nil, allowAll)
+		case BodyDechunk:
+			err = CopyDechunked(bw, bc.BR, nil)
+		case BodyEOF, BodyEOFRaw:
+			err = CopyToEOF(bw, bc.BR, mode == BodyEOF, nil)
 		}
 		if err != nil {
 			return msgs, 0 // the body broke off: the client's response is cut, the connection closed
 		}
 		_ = bw.Flush()
 		m.end, m.mode = off(), mode
-		m.chunked, m.length, m.close = res.chunked, res.length, !reuse
+		m.chunked, m.length, m.close = res.Chunked, res.Length, !reuse
 		m.body = out.Bytes()
-		if mode == bodyChunked || mode == bodyEOF {
+		if mode == BodyChunked || mode == BodyEOF {
 			if m.body, err = io.ReadAll(httputil.NewChunkedReader(&out)); err != nil {
 				panic(fmt.Sprintf("relay wrote a chunked body it cannot read back: %v", err))
 			}
 		}
+		if res.Status >= 200 {
+			m.relayed = relayed(bc.Head, &res, http10, mode, stream[m.bodyStart:m.end])
+		}
 		msgs = append(msgs, m)
-		if res.status >= 200 {
+		if res.Status >= 200 {
 			i++
 		}
-		if !reuse && res.status >= 200 {
+		if !reuse && res.Status >= 200 {
 			return msgs, 0
 		}
 	}
 }
 
-// responseReaderSize is the size of an instance connection's reader;
-// TestReaderSizes checks it against a dialed one.
-const responseReaderSize = 16 << 10
+// allowAll passes every trailer field: which fields pass is the
+// caller's policy, not the codec's.
+func allowAll(string) bool { return true }
 
-// streamConn is a client connection that reads a byte stream and drops
-// what is written to it.
-type streamConn struct{ *bytes.Reader }
-
-func (streamConn) Write(p []byte) (int, error)      { return len(p), nil }
-func (streamConn) Close() error                     { return nil }
-func (streamConn) LocalAddr() net.Addr              { return &net.TCPAddr{} }
-func (streamConn) RemoteAddr() net.Addr             { return &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 1} }
-func (streamConn) SetDeadline(time.Time) error      { return nil }
-func (streamConn) SetReadDeadline(time.Time) error  { return nil }
-func (streamConn) SetWriteDeadline(time.Time) error { return nil }
-
-// TestReaderSizes checks that the differential tests read with the
-// buffer sizes the data plane reads with: 4 KiB for clients, 16 KiB for
-// instances.
-func TestReaderSizes(t *testing.T) {
-	if n := newClientConn(&server{p: &Proxy{}}, streamConn{bytes.NewReader(nil)}).br.Size(); n != 4<<10 {
-		t.Errorf("client reader of %d bytes; the request differential's shapes are sized for 4 KiB", n)
-	}
+// TestPoolReaderSize checks that the response differential reads with
+// the buffer a dialed connection reads with.
+func TestPoolReaderSize(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	bc, err := (&backend{addr: ln.Addr().String()}).dial()
+	bc, err := (&Pool{Addr: ln.Addr().String()}).Dial()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer bc.nc.Close()
-	if n := bc.br.Size(); n != responseReaderSize {
-		t.Errorf("instance reader of %d bytes, the response differential reads with %d", n, responseReaderSize)
+	defer bc.Close()
+	if n := bc.BR.Size(); n != ResponseReaderSize {
+		t.Errorf("instance reader of %d bytes, the response differential reads with %d", n, ResponseReaderSize)
 	}
 }
 
@@ -466,7 +515,7 @@ func diffResponses(t testing.TB, stream []byte, method func(int) string, http10 
 				i, d.method, d.start, d.end, d.status, s.start, err, quote(stream))
 		}
 		dh, sh := comparableHeader(d.header, nil), comparableHeader(s.header, d.header)
-		if resp.ProtoAtLeast(1, 1) && slices.ContainsFunc(d.header["Connection"], func(v string) bool { return hasToken(v, "close") }) {
+		if resp.ProtoAtLeast(1, 1) && slices.ContainsFunc(d.header["Connection"], func(v string) bool { return HasToken(v, "close") }) {
 			delete(dh, "Connection") // shouldClose drops it
 		}
 		switch {
@@ -475,7 +524,7 @@ func diffResponses(t testing.TB, stream []byte, method func(int) string, http10 
 				i, d.method, d.start, d.end, s.start, s.end, quote(stream))
 		case s.status != d.status:
 			t.Fatalf("response %d: the data plane reads status %d, net/http %d\nstream: %s", i, d.status, s.status, quote(stream))
-		case d.mode == bodyLength && s.length != d.length || (d.mode == bodyChunked || d.mode == bodyDechunk) && !s.chunked:
+		case d.mode == BodyLength && s.length != d.length || (d.mode == BodyChunked || d.mode == BodyDechunk) && !s.chunked:
 			t.Fatalf("response %d: the data plane frames chunked=%v length=%d, net/http chunked=%v length=%d\nstream: %s",
 				i, d.chunked, d.length, s.chunked, s.length, quote(stream))
 		case !headerEqual(sh, dh):
@@ -485,6 +534,9 @@ func diffResponses(t testing.TB, stream []byte, method func(int) string, http10 
 				i, quote(d.body), quote(s.body), quote(stream))
 		case s.close && !d.close && s.status >= 200:
 			t.Fatalf("response %d: net/http closes after it, the data plane reuses the connection\nstream: %s", i, quote(stream))
+		}
+		if d.relayed != nil {
+			checkRelayed(t, i, d, s, stream)
 		}
 		pos = s.end
 	}
@@ -634,6 +686,11 @@ var requestRegressions = []padded{
 }
 
 var responseRegressions = []padded{
+	// Hop-by-hop fields: what Connection names, at any name length, and
+	// the fixed list, never reach the client; the relay is checked
+	// against net/http (checkRelayed).
+	{name: "connection-named", tmpl: "HTTP/1.1 200 OK\r\nConnection: X-Secret, keep-alive\r\nX-Secret: 1\r\nKeep-Alive: timeout=5\r\nX-Kept: 1\r\nContent-Length: 2\r\n\r\nok"},
+	{name: "connection-named-long", tmpl: "HTTP/1.1 200 OK\r\nX-A-Very-Long-Private-Field-Name: 1\r\nConnection: x-a-very-long-private-field-name\r\nProxy-Connection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"},
 	// Transfer-Encoding in an HTTP/1.0 response: the data plane read it
 	// chunked and reused the connection, net/http ignores it and reads
 	// to the end; now 502 (RFC 9112 6.1).

@@ -8,13 +8,15 @@ import (
 	"net/http/httputil"
 	"strings"
 	"testing"
+
+	"github.com/ancm-dev/ancm/dataplane/http1"
 )
 
 // FuzzParseRequest checks that a request the proxy accepts is forwarded
 // with the framing it checked, and that net/http, as an app's parser,
 // reads the forwarded head with the same method, target and body framing,
 // and the forwarded body (Content-Length or chunked, re-framed by
-// copyChunked) to exactly its end with the same content net/http reads
+// http1.CopyChunked) to exactly its end with the same content net/http reads
 // from the client's original: no message can make the proxy and an app
 // disagree about where a request ends.
 func FuzzParseRequest(f *testing.F) {
@@ -63,16 +65,16 @@ func FuzzParseRequest(f *testing.F) {
 			return
 		}
 		var r request
-		if parseRequest(head, &r) != nil || r.resolveTarget() != nil {
+		if parseRequest(head, &r) != nil || r.ResolveTarget() != nil {
 			return
 		}
 		fi := &forwardInfo{clientIP: "192.0.2.1", token: "tok", backend: "127.0.0.1:1"}
 		out := appendRequestHead(nil, &r, fi)
 		var r2 request
-		if err := parseRequest(string(out), &r2); err != nil || r2.resolveTarget() != nil {
+		if err := parseRequest(string(out), &r2); err != nil || r2.ResolveTarget() != nil {
 			t.Fatalf("forwarded head refused by the proxy's own parser: %v\n%q", err, out)
 		}
-		if r2.method != r.method || r2.uri != r.uri || r2.framing.chunked != r.framing.chunked || r2.framing.length != r.framing.length {
+		if r2.Method != r.Method || r2.URI != r.URI || r2.Framing.Chunked != r.Framing.Chunked || r2.Framing.Length != r.Framing.Length {
 			t.Fatalf("forwarded head changed the request:\n in: %q\nout: %q", head, out)
 		}
 		// The body, forwarded as the proxy forwards it.
@@ -82,10 +84,10 @@ func FuzzParseRequest(f *testing.F) {
 		src := bufio.NewReader(bytes.NewReader(rest))
 		var ferr error
 		switch {
-		case r.framing.chunked:
-			ferr = copyChunked(bw, src, nil)
-		case r.framing.length > 0:
-			ferr = copyN(bw, src, r.framing.length, nil)
+		case r.Framing.Chunked:
+			ferr = http1.CopyChunked(bw, src, nil, trailerAllowed)
+		case r.Framing.Length > 0:
+			ferr = http1.CopyN(bw, src, r.Framing.Length, nil)
 		}
 		if ferr != nil {
 			return // the exchange ends there; nothing complete was forwarded
@@ -99,7 +101,7 @@ func FuzzParseRequest(f *testing.F) {
 			t.Fatalf("net/http refuses the forwarded head: %v\n%q", err, out)
 		}
 		chunked := len(req.TransferEncoding) > 0
-		if req.Method != r.method || chunked != r.framing.chunked || (!chunked && req.ContentLength != r.framing.length) {
+		if req.Method != r.Method || chunked != r.Framing.Chunked || (!chunked && req.ContentLength != r.Framing.Length) {
 			t.Fatalf("net/http reads the forwarded head differently: %s chunked=%v length=%d\n%q",
 				req.Method, chunked, req.ContentLength, out)
 		}
@@ -116,32 +118,11 @@ func FuzzParseRequest(f *testing.F) {
 			}
 		}
 		// What net/http makes of the client's own body is the same.
-		if r.framing.chunked {
+		if r.Framing.Chunked {
 			orig, err := io.ReadAll(httputil.NewChunkedReader(bytes.NewReader(rest[:consumed])))
 			if err == nil && !bytes.Equal(orig, got) {
 				t.Fatalf("body %q forwarded as %q", orig, got)
 			}
 		}
 	})
-}
-
-func TestCheckHead(t *testing.T) {
-	for _, tc := range []struct {
-		head string
-		want headFraming
-	}{
-		{"GET / HTTP/1.1\r\nHost: x\r\n\r\n", headFraming{}},
-		{"POST / HTTP/1.1\r\ncontent-length: 12\r\n\r\n", headFraming{length: 12}},
-		{"POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n", headFraming{length: 3}},
-		{"POST / HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n", headFraming{chunked: true}},
-		{"POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", headFraming{bad: true, length: 3}},
-		{"POST / HTTP/1.1\r\nContent-Length: +3\r\n\r\n", headFraming{bad: true}},
-		{"GET / HTTP/1.1\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n\r\n", headFraming{tunnel: true}},
-		{"CONNECT a:443 HTTP/1.1\r\n\r\n", headFraming{tunnel: true}},
-		{"garbage\r\n\r\n", headFraming{unknown: true}},
-	} {
-		if got := checkHead([]byte(tc.head)); got != tc.want {
-			t.Errorf("checkHead(%q) = %+v, want %+v", tc.head, got, tc.want)
-		}
-	}
 }

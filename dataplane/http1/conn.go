@@ -1,0 +1,182 @@
+package http1
+
+import (
+	"bufio"
+	"errors"
+	"net"
+	"os"
+	"sync"
+	"time"
+)
+
+// Connections to a server: HTTP/1.1 keep-alive, pooled per address, used
+// by one exchange at a time and by no goroutine of their own.
+const (
+	dialTimeout = 5 * time.Second
+	maxIdle     = 1024
+	// MaxResponseHead bounds a response head; a longer one is
+	// ErrBadResponse.
+	MaxResponseHead = 64 << 10
+	// ResponseReaderSize is the size of a pooled connection's reader.
+	ResponseReaderSize = 16 << 10
+)
+
+var dialer = &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
+
+// Conn is one connection to a server. A request is written to BW; the
+// response head is read with ReadHead into Head and its body from BR.
+type Conn struct {
+	NC     net.Conn
+	BR     *bufio.Reader
+	BW     *bufio.Writer // writes through a counter: see Sent
+	Head   []byte        // the last response head read
+	Reused bool          // taken from the pool rather than dialed
+
+	probe  Prober    // for Get's idle check
+	rdl    time.Time // the read deadline last set
+	idleAt time.Time
+	sent   sentCounter
+}
+
+// sentCounter counts the bytes a connection's socket took, which tells a
+// request that never reached its server from one that did.
+type sentCounter struct {
+	nc net.Conn
+	n  int64
+}
+
+func (w *sentCounter) Write(p []byte) (int, error) {
+	n, err := w.nc.Write(p)
+	w.n += int64(n)
+	return n, err
+}
+
+// Sent is the number of bytes the connection's socket took so far: a
+// request whose writes left it unchanged never reached the server.
+func (c *Conn) Sent() int64 { return c.sent.n }
+
+// NewConn wraps a connection to a server as the pool does.
+func NewConn(nc net.Conn) *Conn {
+	c := &Conn{NC: nc, BR: bufio.NewReaderSize(nc, ResponseReaderSize)}
+	c.sent.nc = nc
+	c.BW = bufio.NewWriterSize(&c.sent, 8<<10)
+	c.probe.Init(nc)
+	return c
+}
+
+// ReadHead reads a response head into c.Head (head.go). A read that
+// times out calls wait, which re-arms the deadline and returns nil to go
+// on waiting, or the error that ends the exchange. A connection that
+// closes before any byte of the head gives io.EOF, one that closes inside
+// it io.ErrUnexpectedEOF; a head beyond MaxResponseHead is ErrBadResponse.
+func (c *Conn) ReadHead(wait func() error) error {
+	var err error
+	c.Head, err = ReadHead(c.BR, c.Head, MaxResponseHead, wait)
+	if err == ErrLineTooLong {
+		return ErrBadResponse
+	}
+	return err
+}
+
+// SetReadDeadline sets the read deadline.
+func (c *Conn) SetReadDeadline(t time.Time) {
+	c.rdl = t
+	_ = c.NC.SetReadDeadline(t)
+}
+
+// ReadDeadline is the read deadline last set.
+func (c *Conn) ReadDeadline() time.Time { return c.rdl }
+
+// Close closes the connection.
+func (c *Conn) Close() { c.NC.Close() }
+
+// idleClean reports whether an idle connection has nothing to read, with
+// one non-blocking peek at the socket.
+func (c *Conn) idleClean() bool {
+	return c.BR.Buffered() == 0 && c.probe.Probe() == ProbeEmpty
+}
+
+// IsTimeout reports whether err is a deadline passing.
+func IsTimeout(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
+
+// Pool holds the idle connections to one server address, most recently
+// used last. Its zero value with Addr set is ready for use.
+type Pool struct {
+	Addr string // host:port, over TCP
+
+	mu   sync.Mutex
+	idle []*Conn
+}
+
+// Get takes an idle connection, or dials one. An idle connection with
+// something to read (bytes the server sent after its last response, or
+// its end) is closed, never used: whatever it holds would be read as the
+// next request's response.
+func (p *Pool) Get() (*Conn, error) {
+	for {
+		p.mu.Lock()
+		n := len(p.idle)
+		if n == 0 {
+			p.mu.Unlock()
+			return p.Dial()
+		}
+		c := p.idle[n-1]
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+		p.mu.Unlock()
+		if !c.idleClean() {
+			c.Close()
+			continue
+		}
+		c.Reused = true
+		return c, nil
+	}
+}
+
+// Dial opens a new connection to the pool's address.
+func (p *Pool) Dial() (*Conn, error) {
+	nc, err := dialer.Dial("tcp", p.Addr)
+	if err != nil {
+		return nil, err
+	}
+	return NewConn(nc), nil
+}
+
+// Put returns a connection whose exchange completed, at now, unless the
+// server sent more than the response.
+func (p *Pool) Put(c *Conn, now time.Time) {
+	if c.BR.Buffered() > 0 {
+		c.Close()
+		return
+	}
+	c.idleAt = now
+	p.mu.Lock()
+	if len(p.idle) >= maxIdle {
+		p.mu.Unlock()
+		c.Close()
+		return
+	}
+	p.idle = append(p.idle, c)
+	p.mu.Unlock()
+}
+
+// CloseIdle closes the connections that have been idle since before
+// before (all of them for a time in the future).
+func (p *Pool) CloseIdle(before time.Time) {
+	p.mu.Lock()
+	var stale []*Conn
+	keep := p.idle[:0]
+	for _, c := range p.idle {
+		if c.idleAt.Before(before) {
+			stale = append(stale, c)
+		} else {
+			keep = append(keep, c)
+		}
+	}
+	clear(p.idle[len(keep):])
+	p.idle = keep
+	p.mu.Unlock()
+	for _, c := range stale {
+		c.Close()
+	}
+}
