@@ -26,6 +26,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"golang.org/x/net/http2"
 
 	"github.com/ancm-dev/ancm/dataplane/http1"
@@ -35,9 +36,12 @@ import (
 const maxConcurrentStreams = 250
 
 // newH2 makes the HTTP/2 server of a Proxy. base only carries the
-// graceful shutdown (GOAWAY) to the connections served with it.
+// graceful shutdown (GOAWAY) to the connections served with it, and the
+// log: what x/net/http2 says of a connection (a client's protocol error,
+// a rapid-reset flood cut off) goes to hclog at debug, never to the
+// standard logger.
 func newH2(p *Proxy) (*http2.Server, *http.Server) {
-	base := &http.Server{}
+	base := &http.Server{ErrorLog: p.logger.Named("http2").StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Debug})}
 	s := &http2.Server{
 		MaxConcurrentStreams: maxConcurrentStreams,
 		IdleTimeout:          idleTimeout,

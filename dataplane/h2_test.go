@@ -10,10 +10,12 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 )
 
 // h2Client is an HTTP/2-only client of a tlsHarness.
@@ -157,4 +159,109 @@ func TestHTTP2ErrorsAndTrailers(t *testing.T) {
 	if string(body) != "hello" || res.Trailer.Get("X-Checksum") != "abc" || res.Trailer.Get("Set-Cookie") != "" {
 		t.Errorf("body %q trailers %v", body, res.Trailer)
 	}
+}
+
+// TestHTTP2RapidReset runs the rapid-reset attack (CVE-2023-44487) on one
+// connection: streams opened and reset at once, thousands in a row,
+// against an app that is slow to answer. The resets must not let more
+// than maxConcurrentStreams requests run at once, the connection is
+// closed with ENHANCE_YOUR_CALM once the backlog of reset streams grows,
+// and the proxy serves other clients meanwhile and after.
+func TestHTTP2RapidReset(t *testing.T) {
+	var cur, peak atomic.Int64
+	rb := newRecordingBackend(t, func(c net.Conn, r recorded, _ int) bool {
+		n := cur.Add(1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		defer cur.Add(-1)
+		if r.uri == "/slow" {
+			// Until the proxy gives up on the request (its client reset
+			// the stream) or a while passes.
+			_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+			var b [1]byte
+			_, _ = c.Read(b[:])
+			return false
+		}
+		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		return true
+	})
+	th := newTLSHarness(t, Options{}, TLSOptions{HTTP2: true}, [][]string{{"shop.example"}},
+		running("app", "/", nil, readyAddr(0, rb.addr, "tok")))
+
+	pool := x509.NewCertPool()
+	pool.AddCert(th.ca.cert)
+	tc, err := tls.Dial("tcp", th.tlsAddr, &tls.Config{RootCAs: pool, ServerName: "shop.example", NextProtos: []string{"h2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	if p := tc.ConnectionState().NegotiatedProtocol; p != "h2" {
+		t.Fatalf("negotiated %q", p)
+	}
+	_ = tc.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.WriteString(tc, http2.ClientPreface); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(tc, tc)
+	if err := fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	// The server's frames, read until it closes: was there a GOAWAY?
+	goaway := make(chan http2.ErrCode, 1)
+	go func() {
+		rf := http2.NewFramer(io.Discard, tc)
+		for {
+			f, err := rf.ReadFrame()
+			if err != nil {
+				close(goaway)
+				return
+			}
+			if ga, ok := f.(*http2.GoAwayFrame); ok {
+				goaway <- ga.ErrCode
+				return
+			}
+		}
+	}()
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", "shop.example"}, {":path", "/slow"}} {
+		_ = enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	const attempts = 20000
+	sent := 0
+	for id := uint32(1); sent < attempts; id += 2 {
+		if fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true}) != nil ||
+			fr.WriteRSTStream(id, http2.ErrCodeCancel) != nil {
+			break // the server closed the connection
+		}
+		sent++
+	}
+	var code http2.ErrCode
+	select {
+	case c, ok := <-goaway:
+		if !ok {
+			t.Fatalf("the connection ended without a GOAWAY after %d reset streams", sent)
+		}
+		code = c
+	case <-time.After(20 * time.Second):
+		t.Fatalf("no GOAWAY after %d reset streams", sent)
+	}
+	if code != http2.ErrCodeEnhanceYourCalm {
+		t.Errorf("GOAWAY %v, want ENHANCE_YOUR_CALM", code)
+	}
+	t.Logf("%d streams opened and reset before GOAWAY %v; at most %d requests at the app at once, %d in all",
+		sent, code, peak.Load(), len(rb.got()))
+	if p := peak.Load(); p > maxConcurrentStreams {
+		t.Errorf("%d requests at the app at once, more than the %d streams a connection may have", p, maxConcurrentStreams)
+	}
+	// Other clients are served.
+	res, err := th.h2Client(t).Get("https://" + th.tlsAddr + "/fast")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Errorf("a request after the attack: %d", res.StatusCode)
+	}
+	waitFor(t, "the reset streams' requests to end", func() bool { return cur.Load() == 0 })
 }
