@@ -378,7 +378,7 @@ func (ex *exchange) attempt(fresh bool) error {
 	}
 	if err != nil {
 		ex.bc = nil
-		bc.NC.Close()
+		bc.Close()
 	}
 	return err
 }

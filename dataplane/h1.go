@@ -124,7 +124,7 @@ func (c *clientConn) relay(ex *exchange) bool {
 		}
 	}
 	if err != nil {
-		bc.NC.Close()
+		bc.Close()
 		var ce *http1.CopyError
 		if errors.As(err, &ce) && !ce.Write && !errors.Is(err, errClientGone) {
 			ex.p.logger.Debug("response body broke off", "app", ex.a.name, "instance", ex.b.instance, "error", err)
@@ -132,7 +132,7 @@ func (c *clientConn) relay(ex *exchange) bool {
 		return false
 	}
 	if !reuse {
-		bc.NC.Close()
+		bc.Close()
 	} else {
 		ex.b.pool.Put(bc, ex.start)
 	}
@@ -146,7 +146,7 @@ func tunnel(c *clientConn, bc *http1.Conn) {
 	c.wr.dl = time.Time{}
 	_ = bc.NC.SetDeadline(time.Time{})
 	if c.bw.Flush() != nil {
-		bc.NC.Close()
+		bc.Close()
 		return
 	}
 	done := make(chan struct{}, 2)
@@ -160,6 +160,6 @@ func tunnel(c *clientConn, bc *http1.Conn) {
 	}()
 	<-done
 	c.nc.Close()
-	bc.NC.Close()
+	bc.Close()
 	<-done
 }

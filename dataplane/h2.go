@@ -288,11 +288,11 @@ func (st *h2stream) relay(ex *exchange) bool {
 	}
 	switch {
 	case err != nil:
-		bc.NC.Close()
+		bc.Close()
 		ex.p.logger.Debug("response body broke off", "app", ex.a.name, "instance", ex.b.instance, "error", err, "proto", "h2")
 		st.abort = true
 	case !reuse:
-		bc.NC.Close()
+		bc.Close()
 	default:
 		ex.b.pool.Put(bc, ex.start)
 	}
