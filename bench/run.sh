@@ -81,6 +81,7 @@ P_DIRECT=$(probe freeport)
 P_NGINX=$(probe freeport)
 P_ANCM=$(probe freeport)
 P_NGINX_TLS=$(probe freeport)
+P_NGINX_TLS13=$(probe freeport)
 P_ANCM_TLS=$(probe freeport)
 
 # One certificate for both TLS listeners: ECDSA P-256, self-signed.
@@ -123,6 +124,24 @@ http {
 			proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
 			proxy_set_header X-Forwarded-Proto \$scheme;
 			# ancmd sends every request with an X-Request-Id: the same work.
+			proxy_set_header X-Request-Id \$request_id;
+		}
+	}
+	# nginx 1.22's ssl_protocols default stops at TLSv1.2; ancmd answers
+	# wrk with TLS 1.3. The handshake row is also measured against this
+	# listener, which negotiates what ancmd does.
+	server {
+		listen 127.0.0.1:$P_NGINX_TLS13 ssl;
+		ssl_protocols TLSv1.2 TLSv1.3;
+		ssl_certificate $TMP/tls.crt;
+		ssl_certificate_key $TMP/tls.key;
+		location / {
+			proxy_pass http://backend;
+			proxy_http_version 1.1;
+			proxy_set_header Connection "";
+			proxy_set_header Host \$host;
+			proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+			proxy_set_header X-Forwarded-Proto \$scheme;
 			proxy_set_header X-Request-Id \$request_id;
 		}
 	}
@@ -242,7 +261,17 @@ done
 # --- TLS and HTTP/2: nginx and ancmd with the same certificate ------------
 declare -A TLSURL=([nginx]="https://127.0.0.1:$P_NGINX_TLS" [ancmd]="https://127.0.0.1:$P_ANCM_TLS")
 TLS_TARGETS=(nginx ancmd)
-for t in "${TLS_TARGETS[@]}"; do wait_200k "${TLSURL[$t]}/"; done
+TLSURL[nginx13]="https://127.0.0.1:$P_NGINX_TLS13"
+for t in "${TLS_TARGETS[@]}" nginx13; do wait_200k "${TLSURL[$t]}/"; done
+# run_hs TARGET: a new TLS connection for every request (Connection: close).
+# wrk resumes its session on each reconnection (OpenSSL's SSL_clear keeps
+# it): with TLS 1.2 (nginx's default here) a resumption is an abbreviated
+# handshake without key exchange; with TLS 1.3 it has an X25519 exchange.
+run_hs() {
+	local out=$TMP/wrk.hs.$1.$ROUND
+	timeout 60 wrk --timeout 2s -d "$DUR" -c 16 -t 2 -H 'Connection: close' "${TLSURL[$1]}/" >"$out" 2>&1 || { cat "$out" >&2; die "wrk failed on $1 handshakes"; }
+	awk '/^Requests\/sec:/ { print $2 }' "$out" >>"$TMP/res.hs.$1"
+}
 # run_h2load TARGET: HTTP/2, 64 connections, one stream each, DUR seconds.
 run_h2load() {
 	local out=$TMP/h2load.$1.$ROUND
@@ -256,10 +285,8 @@ for ROUND in $(seq "$ROUNDS"); do
 		out=$TMP/wrk.tls.$t.$ROUND
 		timeout 60 wrk --timeout 2s -d "$DUR" -c 64 -t 2 "${TLSURL[$t]}/" >"$out" 2>&1 || { cat "$out" >&2; die "wrk failed on $t tls"; }
 		awk '/^Requests\/sec:/ { print $2 }' "$out" >>"$TMP/res.tls.$t"
-		# A new connection, and so a full handshake, for every request.
-		out=$TMP/wrk.hs.$t.$ROUND
-		timeout 60 wrk --timeout 2s -d "$DUR" -c 16 -t 2 -H 'Connection: close' "${TLSURL[$t]}/" >"$out" 2>&1 || { cat "$out" >&2; die "wrk failed on $t handshakes"; }
-		awk '/^Requests\/sec:/ { print $2 }' "$out" >>"$TMP/res.hs.$t"
+		run_hs "$t"
+		[[ $t != nginx ]] || run_hs nginx13
 		run_h2load "$t"
 	done
 done
@@ -339,6 +366,8 @@ done
 for m in tls hs h2; do
 	for t in "${TLS_TARGETS[@]}"; do declare "R_${m}_$t=$(median "$TMP/res.$m.$t")"; done
 done
+R_hs13_nginx=$(median "$TMP/res.hs.nginx13")
+R_hs13_ancmd=$R_hs_ancmd
 RSS_LOAD=$(maxof "$TMP/rss.rps")
 RSS_LOAD_1M=$(maxof "$TMP/rss.mib")
 START_DIRECT=$(calc '%.1f' "$(median "$TMP/res.start.direct")")
@@ -371,7 +400,8 @@ TABLE=$(
 	echo
 	echo "| TLS, same certificate (median of $ROUNDS × $DUR) | nginx | ancmd | ancmd/nginx | ancmd ≥ nginx |"
 	echo "|---|---:|---:|---:|---|"
-	for m in "tls:TLS small, 64 conns: req/s" "h2:HTTP/2 small, 64 conns (h2load): req/s" "hs:new TLS connections, 16 conns, Connection: close: req/s"; do
+	for m in "tls:TLS small, 64 conns: req/s" "h2:HTTP/2 small, 64 conns (h2load): req/s" "hs:new TLS connections, 16 conns, Connection: close (nginx: TLS 1.2): req/s" \
+		"hs13:new TLS connections, 16 conns, Connection: close (nginx: TLS 1.3 enabled): req/s"; do
 		n=R_${m%%:*}_nginx a=R_${m%%:*}_ancmd
 		echo "| ${m#*:} | $(calc '%.0f' "${!n}") | $(calc '%.0f' "${!a}") | $(ratio "${!a}" "${!n}") | $(yes_no "${!a} >= ${!n}") |"
 	done

@@ -43,6 +43,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return sandbox.WatchdogMain(args[1:])
 		}
 	}
+	setGCPercent()
 	root := rootCommand(stdout, stderr)
 	root.SetArgs(args)
 	return exitCode(root.Execute(), stderr)
