@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -54,9 +55,11 @@ type clientConn struct {
 
 func newClientConn(s *server, nc net.Conn) *clientConn {
 	c := &clientConn{s: s, p: s.p, nc: nc}
-	c.br = bufio.NewReaderSize(nc, http1.RequestReaderSize)
+	c.br = clientReaders.Get().(*bufio.Reader)
+	c.br.Reset(nc)
 	c.wr = clientWriter{nc: nc, timeout: s.p.sendTimeout}
-	c.bw = bufio.NewWriterSize(&c.wr, 4<<10)
+	c.bw = clientWriters.Get().(*bufio.Writer)
+	c.bw.Reset(&c.wr)
 	c.fi.clientIP = clientIP(nc.RemoteAddr().String())
 	c.fi.trusted = s.p.trusted(c.fi.clientIP)
 	c.fi.idConn, c.fi.idSeq = connIDs.Add(1), new(atomic.Uint64)
@@ -69,6 +72,26 @@ func newClientConn(s *server, nc net.Conn) *clientConn {
 	return c
 }
 
+// The buffers of client connections are lent for a connection's life: a
+// load of short connections (one request each, over TLS) would otherwise
+// allocate 8 KiB per connection for them.
+var (
+	clientReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, http1.RequestReaderSize) }}
+	clientWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
+)
+
+// release gives the connection's buffers back once serve is done with
+// them: nothing reads or writes them after that (a tunnel's and a
+// watch's goroutines end before serve goes on; HTTP/2 streams never use
+// them).
+func (c *clientConn) release() {
+	c.br.Reset(nil)
+	clientReaders.Put(c.br)
+	c.bw.Reset(nil)
+	clientWriters.Put(c.bw)
+	c.br, c.bw = nil, nil
+}
+
 // serve reads and answers requests until the connection ends.
 func (c *clientConn) serve() {
 	defer func() {
@@ -77,6 +100,7 @@ func (c *clientConn) serve() {
 		}
 		c.nc.Close()
 		c.s.remove(c)
+		c.release()
 	}()
 	if tc, ok := c.nc.(*tls.Conn); ok {
 		if !c.handshake(tc) {
@@ -141,10 +165,10 @@ func (w *clientWriter) Write(p []byte) (int, error) {
 // client certificate, if any, for the forwarded heads. It reports false
 // when the connection is to be closed.
 func (c *clientConn) handshake(tc *tls.Conn) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
-	defer cancel()
+	// The deadline bounds it: a context would cost a timer and an
+	// AfterFunc per connection for nothing more.
 	_ = tc.SetDeadline(time.Now().Add(handshakeTimeout))
-	if err := tc.HandshakeContext(ctx); err != nil {
+	if err := tc.Handshake(); err != nil {
 		c.p.stats.tlsHandshakeErrors.Add(1)
 		c.p.logger.Debug("tls handshake failed", "client", c.nc.RemoteAddr().String(), "error", err)
 		return false
