@@ -81,10 +81,14 @@ var (
 )
 
 // release gives the connection's buffers back once serve is done with
-// them: nothing reads or writes them after that (a tunnel's and a
-// watch's goroutines end before serve goes on; HTTP/2 streams never use
-// them).
+// them and the connection is closed: nothing reads or writes them after
+// that (a tunnel's and a watch's goroutines end before serve goes on,
+// HTTP/2 streams never use them, and an h2c transport still reading the
+// last body is cut off by detach).
 func (c *clientConn) release() {
+	if c.ex.stream != nil {
+		c.ex.stream.detach()
+	}
 	c.br.Reset(nil)
 	clientReaders.Put(c.br)
 	c.bw.Reset(nil)

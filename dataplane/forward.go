@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -159,8 +158,8 @@ type exchange struct {
 	answered bool // a byte of an answer arrived (a 1xx counts)
 	timedOut bool // request_timeout passed waiting for the response head
 
-	cancel   context.CancelFunc // ends an h2c request's stream (h2c.go)
-	bodyRead atomic.Int64       // bytes of the body an h2c transport read
+	cancel context.CancelFunc // ends an h2c request's stream (h2c.go)
+	stream *bodyStream        // the body an h2c transport reads (h2c.go)
 }
 
 // Idempotent methods (RFC 9110 9.2.2) that may be sent again when their

@@ -26,6 +26,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -67,7 +68,7 @@ func (ex *exchange) runH2C() bool {
 	}
 	ex.deadline = ex.start.Add(ex.a.requestTimeout)
 	res, err := ex.roundTrip()
-	if err != nil && isDialFailure(err) && !ex.bodyStarted {
+	if err != nil && isDialFailure(err) && !ex.h2cBodyStarted() {
 		ex.p.eject(ex.a, ex.b)
 		if nb := ex.a.pick(ex.b); nb != nil {
 			ex.switchTo(ex.a, nb)
@@ -165,26 +166,50 @@ func isDialFailure(err error) bool {
 	return errors.As(err, &op) && op.Op == "dial" || errors.Is(err, syscall.ECONNREFUSED)
 }
 
-// readMark sets started on the first read of a body, and counts what was
-// read: the transport reads a body in a goroutine of its own, and the
-// client connection may carry another request only once all of this one's
-// body has been read (count == the length, read with the atomic).
-type readMark struct {
+// bodyStream is a request body that an h2c transport reads in a
+// goroutine of its own, possibly after the exchange is over (RoundTrip
+// may return before the body is read). It records that the body was
+// started and counts what was read: a client connection may carry
+// another request only once all of this one's body has been read.
+// detach ends it: later reads fail without touching the source, and
+// detach returns once a read under way has returned, so that a client
+// connection's buffer can be given back (clientConn.release).
+type bodyStream struct {
+	mu      sync.Mutex
 	r       io.Reader
-	started *bool
-	count   *atomic.Int64
+	done    bool
+	started atomic.Bool
+	count   atomic.Int64
 }
 
-func (m readMark) Read(p []byte) (int, error) {
-	*m.started = true
-	n, err := m.r.Read(p)
-	if m.count != nil {
-		m.count.Add(int64(n))
+// errBodyDetached is a read of a bodyStream after its exchange ended.
+var errBodyDetached = errors.New("request body read after its exchange")
+
+func (b *bodyStream) Read(p []byte) (int, error) {
+	b.started.Store(true)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.done {
+		return 0, errBodyDetached
 	}
+	n, err := b.r.Read(p)
+	b.count.Add(int64(n))
 	return n, err
 }
 
-func (m readMark) Close() error { return nil }
+func (b *bodyStream) Close() error { return nil }
+
+func (b *bodyStream) detach() {
+	b.mu.Lock()
+	b.done = true
+	b.mu.Unlock()
+}
+
+// h2cBodyStarted reports whether the exchange's body began to be consumed,
+// by the front end or by an h2c transport.
+func (ex *exchange) h2cBodyStarted() bool {
+	return ex.bodyStarted || ex.stream != nil && ex.stream.started.Load()
+}
 
 // bodyReader gives the body of an HTTP/1.1 request as a stream: a
 // Content-Length body straight from the connection, a chunked one
@@ -196,8 +221,11 @@ func (c *clientConn) bodyReader(ex *exchange) (io.ReadCloser, int64, error) {
 	}
 	if !r.Framing.Chunked {
 		c.setReadDeadline(time.Time{})
-		ex.bodyRead.Store(0)
-		return readMark{io.LimitReader(c.br, r.Framing.Length), &ex.bodyStarted, &ex.bodyRead}, r.Framing.Length, nil
+		if ex.stream != nil {
+			ex.stream.detach() // a first attempt's, never read: its dial failed
+		}
+		ex.stream = &bodyStream{r: io.LimitReader(c.br, r.Framing.Length)}
+		return ex.stream, r.Framing.Length, nil
 	}
 	ex.bodyStarted = true
 	var buf bytes.Buffer
@@ -238,7 +266,7 @@ func (c *clientConn) relayStream(ex *exchange, res *http.Response) bool {
 	// the body from it (it reads in a goroutine of its own); else what is
 	// left of the body would be read as the next request.
 	consumed := func() bool {
-		return !r.HasBody() || r.Framing.Chunked || ex.bodyRead.Load() >= r.Framing.Length
+		return !r.HasBody() || r.Framing.Chunked || ex.stream != nil && ex.stream.count.Load() >= r.Framing.Length
 	}
 	noBody := r.Method == "HEAD" || res.StatusCode == 204 || res.StatusCode == 304
 	chunked := !noBody && !r.HTTP10 && (res.ContentLength < 0 || len(res.Trailer) > 0)
@@ -329,7 +357,8 @@ func (st *h2stream) bodyReader(ex *exchange) (io.ReadCloser, int64, error) {
 	if !ex.r.Framing.Chunked {
 		length = ex.r.Framing.Length
 	}
-	return readMark{r: st.hr.Body, started: &ex.bodyStarted}, length, nil
+	ex.stream = &bodyStream{r: st.hr.Body}
+	return ex.stream, length, nil
 }
 
 // relayStream writes an h2c instance's response to the stream, flushing
