@@ -77,18 +77,12 @@ wait_200() {
 }
 
 # --- targets -------------------------------------------------------------
-P_DIRECT=$(probe freeport)
-P_NGINX=$(probe freeport)
-P_ANCM=$(probe freeport)
-P_NGINX_TLS=$(probe freeport)
-P_NGINX_TLS13=$(probe freeport)
-P_ANCM_TLS=$(probe freeport)
+read -r P_DIRECT P_NGINX P_ANCM P_NGINX_TLS P_NGINX_TLS13 P_ANCM_TLS P_METRICS <<<"$(probe freeport 7 | tr '\n' ' ')"
 
 # One certificate for both TLS listeners: ECDSA P-256, self-signed.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=bench.local \
 	-addext subjectAltName=DNS:bench.local,IP:127.0.0.1 -keyout "$TMP/tls.key" -out "$TMP/tls.crt" 2>/dev/null
 chmod 644 "$TMP/tls.key" # nginx workers read it as nobody
-P_METRICS=$(probe freeport)
 
 "$BIN/backend" -addr "127.0.0.1:$P_DIRECT" 2>"$TMP/backend.log" &
 PIDS+=($!)

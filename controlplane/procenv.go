@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ancm-dev/ancm/config"
@@ -54,8 +55,69 @@ func newToken() string {
 
 var cryptoRead = crand.Read
 
-// freePort asks the kernel for a free loopback port.
+// Instance ports. A port the kernel hands out for ":0" comes from the
+// ephemeral range (net.ipv4.ip_local_port_range), which is also where
+// every outgoing connection on the host takes its local port: one of
+// them (the data plane's connection to another instance, any client on
+// the host) can take an instance's port between the pick and the app's
+// bind, and the app fails to start. So ports are picked at random from
+// minAppPort up to the start of that range, never in it, and checked
+// free; the last recentPorts ports handed out are not picked again, as
+// an app may take a while to bind its own. With no room below the range
+// (a host that widened it), the kernel picks.
+const (
+	minAppPort  = 10000
+	recentPorts = 512
+)
+
+var ports struct {
+	sync.Mutex
+	low    int // start of the ephemeral range; 0: not read yet
+	recent [recentPorts]int
+	next   int
+	given  map[int]bool
+}
+
+// ephemeralLow reads the start of the ephemeral port range.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if v, err := strconv.Atoi(f[0]); err == nil {
+				return v
+			}
+		}
+	}
+	return 32768 // the kernel's default
+}
+
+// freePort picks a free loopback port for an instance.
 func freePort() (int, error) {
+	ports.Lock()
+	defer ports.Unlock()
+	if ports.low == 0 {
+		ports.low = ephemeralLow()
+		ports.given = map[int]bool{}
+	}
+	if span := ports.low - minAppPort; span > 4*recentPorts {
+		for range 100 {
+			p := minAppPort + rand.IntN(span)
+			if ports.given[p] {
+				continue
+			}
+			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+			if err != nil {
+				continue // in use
+			}
+			l.Close()
+			if old := ports.recent[ports.next]; old != 0 {
+				delete(ports.given, old)
+			}
+			ports.recent[ports.next], ports.given[p] = p, true
+			ports.next = (ports.next + 1) % recentPorts
+			return p, nil
+		}
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err

@@ -3,7 +3,8 @@
 // as much as some of the targets. Every subcommand prints one number of
 // milliseconds on stdout, or fails with a reason on stderr.
 //
-//	probe freeport                      a free TCP port on 127.0.0.1
+//	probe freeport [N]                  N (1) distinct free TCP ports on
+//	                                    127.0.0.1, below the ephemeral range
 //	probe exec PORT CMD [ARG...]        start CMD with PORT in its env, poll
 //	                                    http://127.0.0.1:PORT/ until 200;
 //	                                    ms from exec to that 200; then SIGTERM
@@ -28,11 +29,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -59,7 +62,7 @@ func main() {
 	args := os.Args[2:]
 	switch os.Args[1] {
 	case "freeport":
-		err = freeport()
+		err = freeport(args)
 	case "exec":
 		err = need(args, 2, func() error { return execUntil200(args[0], args[1:]) })
 	case "cold":
@@ -115,13 +118,47 @@ func pollUntil(what string, ok func() bool) error {
 	return nil
 }
 
-func freeport() error {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
+// freeport prints n distinct free TCP ports of 127.0.0.1 (n from args,
+// default 1), picked at random below the kernel's ephemeral range: a
+// port from that range, free when picked, can be taken as the local port
+// of an outgoing connection (nginx to its upstream, a client) before the
+// server it was picked for binds it.
+func freeport(args []string) error {
+	n := 1
+	if len(args) > 0 {
+		var err error
+		if n, err = strconv.Atoi(args[0]); err != nil || n < 1 {
+			return fmt.Errorf("freeport: bad count %q", args[0])
+		}
 	}
-	defer l.Close()
-	fmt.Println(l.Addr().(*net.TCPAddr).Port)
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if v, err := strconv.Atoi(f[0]); err == nil {
+				low = v
+			}
+		}
+	}
+	if low <= 12000 {
+		return fmt.Errorf("freeport: the ephemeral range starts at %d, no room below it", low)
+	}
+	seen := map[int]bool{}
+	for tries := 0; len(seen) < n; tries++ {
+		if tries > 1000 {
+			return errors.New("freeport: no free port found")
+		}
+		p := 10000 + rand.IntN(low-10000)
+		if seen[p] {
+			continue
+		}
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		seen[p] = true
+		fmt.Println(p)
+	}
 	return nil
 }
 
