@@ -80,30 +80,14 @@ http {
 		listen 127.0.0.1:$P ssl http2;
 		ssl_certificate $TMP/tls.crt;
 		ssl_certificate_key $TMP/tls.key;
-		location / {
-			proxy_pass http://backend;
-			proxy_http_version 1.1;
-			proxy_set_header Connection "";
-			proxy_set_header Host \$host;
-			proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-			proxy_set_header X-Forwarded-Proto \$scheme;
-			proxy_set_header X-Request-Id \$request_id;
-		}
+		location / { include $ROOT/bench/nginx-location.conf; }
 	}
 	server {
 		listen 127.0.0.1:$P13 ssl http2;
 		ssl_protocols TLSv1.2 TLSv1.3;
 		ssl_certificate $TMP/tls.crt;
 		ssl_certificate_key $TMP/tls.key;
-		location / {
-			proxy_pass http://backend;
-			proxy_http_version 1.1;
-			proxy_set_header Connection "";
-			proxy_set_header Host \$host;
-			proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-			proxy_set_header X-Forwarded-Proto \$scheme;
-			proxy_set_header X-Request-Id \$request_id;
-		}
+		location / { include $ROOT/bench/nginx-location.conf; }
 	}
 }
 EOF

@@ -110,16 +110,7 @@ http {
 		listen 127.0.0.1:$P_NGINX_TLS ssl http2;
 		ssl_certificate $TMP/tls.crt;
 		ssl_certificate_key $TMP/tls.key;
-		location / {
-			proxy_pass http://backend;
-			proxy_http_version 1.1;
-			proxy_set_header Connection "";
-			proxy_set_header Host \$host;
-			proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-			proxy_set_header X-Forwarded-Proto \$scheme;
-			# ancmd sends every request with an X-Request-Id: the same work.
-			proxy_set_header X-Request-Id \$request_id;
-		}
+		location / { include $ROOT/bench/nginx-location.conf; }
 	}
 	# nginx 1.22's ssl_protocols default stops at TLSv1.2; ancmd answers
 	# wrk with TLS 1.3. The handshake row is also measured against this
@@ -129,15 +120,7 @@ http {
 		ssl_protocols TLSv1.2 TLSv1.3;
 		ssl_certificate $TMP/tls.crt;
 		ssl_certificate_key $TMP/tls.key;
-		location / {
-			proxy_pass http://backend;
-			proxy_http_version 1.1;
-			proxy_set_header Connection "";
-			proxy_set_header Host \$host;
-			proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-			proxy_set_header X-Forwarded-Proto \$scheme;
-			proxy_set_header X-Request-Id \$request_id;
-		}
+		location / { include $ROOT/bench/nginx-location.conf; }
 	}
 }
 EOF
