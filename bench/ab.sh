@@ -44,7 +44,6 @@ start() { # start NAME PORT: an ancmd of build NAME with the backend as its app
 			"$3" "$TMP/tls.crt" "$TMP/tls.key" >>"$dir/ancm.hcl"
 	fi
 	"$TMP/bin-$1/ancmd" serve -c "$dir/ancm.hcl" >"$dir/log" 2>&1 &
-	PIDS+=($!)
 	echo $!
 }
 # free: a free port below the ephemeral range, which outgoing connections
@@ -64,7 +63,10 @@ while True:
     break'
 }
 read -r PA PB TA TB <<<"$(free) $(free) $(free) $(free)"
+# start runs in a command substitution's subshell: its PIDS+= is lost
+# there, so the daemons are recorded here for cleanup.
 A_PID=$(start a "$PA" "$TA"); B_PID=$(start b "$PB" "$TB")
+PIDS+=("$A_PID" "$B_PID")
 URL_A=http://127.0.0.1:$PA/ URL_B=http://127.0.0.1:$PB/
 if [[ -n $TLS ]]; then URL_A=https://127.0.0.1:$TA/ URL_B=https://127.0.0.1:$TB/; fi
 for u in "$URL_A" "$URL_B"; do
