@@ -281,3 +281,84 @@ func TestHTTPSExampleValidates(t *testing.T) {
 		t.Fatalf("ancmd validate: %v\n%s", err, out)
 	}
 }
+
+// TestHTTPSRequiredClientCertificate: with client_auth = "require", a
+// client without a certificate, or with one the client CA did not sign,
+// gets no answer (the handshake fails), and one with a certificate of the
+// client CA is served with it forwarded.
+func TestHTTPSRequiredClientCertificate(t *testing.T) {
+	server, clients, stranger := newPKI(t, "server CA"), newPKI(t, "client CA"), newPKI(t, "another CA")
+	cert, key := server.issue("shop", false, "shop.test")
+	addr := freeAddr(t)
+	d := newDaemon(t, fmt.Sprintf(`
+https {
+  listen = %q
+  certificate {
+    cert_file = %q
+    key_file  = %q
+  }
+  client_auth    = "require"
+  client_ca_file = %q
+}
+
+app "web" {
+  command = "TESTAPP"
+  args    = ["serve"]
+  start   = "eager"
+}
+`, addr, cert, key, clients.caFile))
+	d.waitState("web", "APP_STATE_RUNNING", 20*time.Second)
+
+	// try sends one request over a new connection with the given client
+	// certificate and returns the status, or the error that ended it.
+	try := func(cert *tls.Certificate) (int, string, error) {
+		cfg := server.clientTLS("shop.test")
+		cfg.NextProtos = []string{"http/1.1"}
+		if cert != nil {
+			cfg.Certificates = []tls.Certificate{*cert}
+		}
+		c, err := tls.Dial("tcp", addr, cfg)
+		if err != nil {
+			return 0, "", err
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		// TLS 1.3: the client's side of the handshake is done before the
+		// server checks its certificate; a refusal arrives as an alert.
+		if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: shop.test\r\n\r\n"); err != nil {
+			return 0, "", err
+		}
+		res, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			return 0, "", err
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		return res.StatusCode, string(b), nil
+	}
+	if status, _, err := try(nil); err == nil {
+		t.Errorf("served without a client certificate: %d", status)
+	} else if !strings.Contains(err.Error(), "certificate required") {
+		t.Logf("refused without a certificate: %v", err)
+	}
+	sf, sk := stranger.issue("mallory", true, "mallory.clients.test")
+	bad, err := tls.LoadX509KeyPair(sf, sk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, _, err := try(&bad); err == nil {
+		t.Errorf("served with a certificate of another CA: %d", status)
+	}
+	gf, gk := clients.issue("alice", true, "alice.clients.test")
+	good, err := tls.LoadX509KeyPair(gf, gk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, body, err := try(&good)
+	if err != nil || status != 200 {
+		t.Fatalf("with the client CA's certificate: %d %v", status, err)
+	}
+	if xfcc := decodeReply(t, body).Headers["X-Forwarded-Client-Cert"]; len(xfcc) != 1 || !strings.Contains(xfcc[0], `Subject="CN=alice.clients.test"`) {
+		t.Errorf("X-Forwarded-Client-Cert %q", xfcc)
+	}
+}
