@@ -362,3 +362,38 @@ app "web" {
 		t.Errorf("X-Forwarded-Client-Cert %q", xfcc)
 	}
 }
+
+// TestSmugglingShapesSameOverTLS sends request-smuggling shapes to ancmd
+// on its plain listener and on its TLS listener: each gets the same
+// status on both, 400 for every ambiguous framing, and the long header
+// line that cut heads at 4 KiB before issue 10 is a request like any.
+func TestSmugglingShapesSameOverTLS(t *testing.T) {
+	h := newHTTPSDaemon(t)
+	pad := "X-Pad: " + strings.Repeat("p", 4096-7)
+	for _, tc := range []struct {
+		raw  string
+		want int
+	}{
+		{"POST / HTTP/1.1\r\nHost: shop.test\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\n", 400},
+		{"POST / HTTP/1.1\r\nHost: shop.test\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n", 400},
+		{"POST / HTTP/1.1\r\nHost: shop.test\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n", 400},
+		{"POST / HTTP/1.1\r\nHost: shop.test\r\nContent-Length: 4\r\nContent-Length: 04\r\n\r\nabcd", 400},
+		{"POST / HTTP/1.1\r\nHost: shop.test\r\nContent-Length: +4\r\n\r\nabcd", 400},
+		{"POST / HTTP/1.1\r\nHost: shop.test\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n", 400},
+		{"GET / HTTP/1.1\r\nHost:\r\n\r\n", 400},
+		{"POST / HTTP/1.1\r\nHost: shop.test\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n\r\n", 400},
+		{"GET / HTTP/1.1\r\nHost: shop.test\r\n" + pad + "\r\nX-After: 1\r\n\r\n", 200},
+	} {
+		plain, err := net.Dial("tcp", h.listen)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps, _ := exchange(t, plain, bufio.NewReader(plain), tc.raw)
+		plain.Close()
+		c := h.dial(t, "shop.test", nil)
+		ts, _ := exchange(t, c, bufio.NewReader(c), tc.raw)
+		if ps != tc.want || ts != tc.want {
+			t.Errorf("%.70q: %d plain, %d over TLS; want %d", tc.raw, ps, ts, tc.want)
+		}
+	}
+}
