@@ -7,14 +7,16 @@
 # Targets: nginx with its defaults (nginx 1.22's ssl_protocols stop at
 # TLSv1.2, so wrk's connections are TLS 1.2), nginx13 (the same server with
 # ssl_protocols TLSv1.2 TLSv1.3: TLS 1.3, as ancmd negotiates with wrk),
-# ancmd built from the working tree, and ancmd at each REV given (built
+# ancmd built from the working tree, the same with max_version = "1.2"
+# (ancmd12: TLS 1.2, as nginx's defaults), and ancmd at each REV given (built
 # from `git archive REV`). wrk resumes its session on each reconnection
 # (OpenSSL's SSL_clear keeps it): TLS 1.2 resumption does no key exchange,
 # TLS 1.3's does an X25519 exchange (psk_dhe_ke). Each run prints req/s, then the
 # CPU (utime+stime from /proc, over the run, divided by wrk's requests)
 # of the server (nginx: its workers), of the backend and of wrk itself.
 #
-#   BENCH_DURATION (default 5s), BENCH_ROUNDS (default 3)
+#   BENCH_DURATION (default 5s), BENCH_ROUNDS (default 3); HS_STRACE=1
+#   first prints wrk's system calls per request against each target
 #   ./bench/handshake.sh              nginx against the working tree
 #   ./bench/handshake.sh f9c4a66      ... and against f9c4a66 too
 set -euo pipefail
@@ -37,7 +39,9 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 [[ -x $NGINX ]] || { echo "handshake: nginx is needed" >&2; exit 1; }
 
 (cd "$ROOT" && go build -o "$TMP/bin/" ./cmd/ancmd ./bench/backend ./bench/probe)
-BUILDS=(ancmd)
+# ancmd12: the working tree's ancmd with max_version = "1.2", which
+# negotiates with wrk what nginx's defaults do.
+BUILDS=(ancmd ancmd12)
 for rev in "$@"; do
 	mkdir -p "$TMP/src-$rev"
 	git -C "$ROOT" archive "$rev" | tar -x -C "$TMP/src-$rev"
@@ -101,6 +105,8 @@ URL[nginx13]="https://127.0.0.1:$P13/"
 for b in "${BUILDS[@]}"; do
 	bin=$TMP/bin/ancmd
 	[[ $b == ancmd@* ]] && bin=$TMP/bin-${b#ancmd@}/ancmd
+	extra=
+	[[ $b == ancmd12 ]] && extra='max_version = "1.2"'
 	P=$(port)
 	dir=$TMP/st-$b
 	mkdir -p "$dir"
@@ -117,6 +123,7 @@ https {
     cert_file = "$TMP/tls.crt"
     key_file  = "$TMP/tls.key"
   }
+  $extra
 }
 app "bench" {
   command     = "$TMP/bin/backend"
@@ -155,6 +162,16 @@ for t in "${TARGETS[@]}"; do
 		awk -F': *' '/^Protocol version/ { v = $2 } /^Ciphersuite/ { c = $2 } /^Server Temp Key/ { k = $2 } END { print v, c, k }')"
 done
 for t in "${TARGETS[@]}"; do timeout 30 wrk -d 1s -c 16 -t 2 -H 'Connection: close' "${URL[$t]}" >/dev/null; done
+if [[ -n ${HS_STRACE:-} ]]; then
+	# wrk's system calls per request against each target (strace -c over
+	# a 2 s run; strace slows wrk, so only the counts mean anything).
+	for t in "${TARGETS[@]}"; do
+		timeout 60 strace -f -c -o "$TMP/strace.$t" wrk --timeout 2s -d 2s -c 16 -t 2 -H 'Connection: close' "${URL[$t]}" >"$TMP/wrk.strace.$t" 2>&1
+		n=$(awk '/requests in/ { print $1 }' "$TMP/wrk.strace.$t")
+		echo "$t: wrk's calls per request ($n requests)"
+		awk -v n="$n" '$NF ~ /^[a-z_0-9]+$/ && $4 ~ /^[0-9]+$/ && $NF != "total" { printf "  %-14s %6.2f\n", $NF, $4 / n }' "$TMP/strace.$t" | sort -k2 -rn | head -8
+	done
+fi
 printf '%-16s %9s %12s %12s %12s\n' target req/s 'server µs' 'backend µs' 'wrk µs'
 for round in $(seq "$ROUNDS"); do
 	for t in "${TARGETS[@]}"; do

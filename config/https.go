@@ -18,9 +18,13 @@ const (
 	ClientAuthRequire = "require"
 )
 
-// DefaultHTTPSMinVersion is the lowest TLS version the https listener
-// takes unless min_version says otherwise.
-const DefaultHTTPSMinVersion = "1.2"
+// DefaultHTTPSMinVersion and DefaultHTTPSMaxVersion bound the TLS
+// versions the https listener takes unless min_version and max_version
+// say otherwise.
+const (
+	DefaultHTTPSMinVersion = "1.2"
+	DefaultHTTPSMaxVersion = "1.3"
+)
 
 // HTTPS is the https block: the data plane's TLS listener.
 type HTTPS struct {
@@ -29,6 +33,7 @@ type HTTPS struct {
 	ClientAuth   string // none|request|require
 	ClientCAFile string // absolute; required with request or require
 	MinVersion   string // "1.2" or "1.3"; see TLSMinVersion
+	MaxVersion   string // "1.2" or "1.3", not below MinVersion; see TLSMaxVersion
 	HTTP2        bool   // offered by ALPN
 	RedirectHTTP bool   // the plain listener answers 308 to https
 	ACME         *ACME  // certificates from an ACME CA; nil without an acme block
@@ -54,7 +59,7 @@ type CertPair struct {
 
 var (
 	httpsSchema = schema{
-		attrs:  []string{"listen", "client_auth", "client_ca_file", "min_version", "http2", "redirect_http"},
+		attrs:  []string{"listen", "client_auth", "client_ca_file", "min_version", "max_version", "http2", "redirect_http"},
 		blocks: []string{"certificate", "acme"},
 	}
 	acmeSchema        = schema{attrs: []string{"email", "directory", "ca_root_file", "hosts"}}
@@ -65,7 +70,7 @@ var (
 
 // defaultHTTPS is an https block with every default filled in.
 func defaultHTTPS() *HTTPS {
-	return &HTTPS{ClientAuth: ClientAuthNone, MinVersion: DefaultHTTPSMinVersion, HTTP2: true}
+	return &HTTPS{ClientAuth: ClientAuthNone, MinVersion: DefaultHTTPSMinVersion, MaxVersion: DefaultHTTPSMaxVersion, HTTP2: true}
 }
 
 // TLSMinVersion is MinVersion as a crypto/tls version.
@@ -74,6 +79,14 @@ func (h *HTTPS) TLSMinVersion() uint16 {
 		return v
 	}
 	return tls.VersionTLS12
+}
+
+// TLSMaxVersion is MaxVersion as a crypto/tls version.
+func (h *HTTPS) TLSMaxVersion() uint16 {
+	if v, ok := tlsVersions[h.MaxVersion]; ok {
+		return v
+	}
+	return tls.VersionTLS13
 }
 
 // https decodes the https block and trusted_proxies into f. Certificate
@@ -115,9 +128,18 @@ func (p *parser) https(s *scope, f *File) {
 	if f.HTTPS.ClientAuth != ClientAuthNone && f.HTTPS.ClientCAFile == "" && !h.failed["https.client_auth"] {
 		h.errf(h.pos["https.client_auth"], "https.client_auth", "client_auth = %q needs client_ca_file, the CA that signs client certificates", f.HTTPS.ClientAuth)
 	}
+	okMin := true
 	if h.str("min_version", &f.HTTPS.MinVersion) {
-		if _, ok := tlsVersions[f.HTTPS.MinVersion]; !ok {
+		if _, okMin = tlsVersions[f.HTTPS.MinVersion]; !okMin {
 			h.errf(h.pos["https.min_version"], "https.min_version", `must be "1.2" or "1.3", not %q`, f.HTTPS.MinVersion)
+		}
+	}
+	if h.str("max_version", &f.HTTPS.MaxVersion) {
+		switch _, ok := tlsVersions[f.HTTPS.MaxVersion]; {
+		case !ok:
+			h.errf(h.pos["https.max_version"], "https.max_version", `must be "1.2" or "1.3", not %q`, f.HTTPS.MaxVersion)
+		case okMin && f.HTTPS.TLSMaxVersion() < f.HTTPS.TLSMinVersion():
+			h.errf(h.pos["https.max_version"], "https.max_version", "%q is below min_version %q", f.HTTPS.MaxVersion, f.HTTPS.MinVersion)
 		}
 	}
 	h.boolean("http2", &f.HTTPS.HTTP2)

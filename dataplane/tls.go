@@ -38,6 +38,7 @@ type TLSOptions struct {
 	ClientAuth   string
 	ClientCAFile string
 	MinVersion   uint16 // 0: TLS 1.2
+	MaxVersion   uint16 // 0: TLS 1.3
 	// HTTP2 offers HTTP/2 by ALPN (h2.go).
 	HTTP2 bool
 }
@@ -221,6 +222,7 @@ func TLSConfig(certs *Certificates, opts TLSOptions) (*tls.Config, error) {
 	cfg := &tls.Config{
 		GetCertificate: certs.GetCertificate,
 		MinVersion:     opts.MinVersion,
+		MaxVersion:     opts.MaxVersion,
 		NextProtos:     []string{"http/1.1"},
 	}
 	if opts.HTTP2 {

@@ -378,3 +378,27 @@ func TestSmugglingShapesOverTLS(t *testing.T) {
 		}
 	}
 }
+
+// TestTLSMaxVersion: max_version = "1.2" makes a TLS 1.3 client speak
+// TLS 1.2, over HTTP/1.1 and HTTP/2 alike; the default is TLS 1.3.
+func TestTLSMaxVersion(t *testing.T) {
+	b := echoBackend(t, "b")
+	for _, tc := range []struct {
+		max, want uint16
+	}{{0, tls.VersionTLS13}, {tls.VersionTLS12, tls.VersionTLS12}} {
+		th := newTLSHarness(t, Options{}, TLSOptions{HTTP2: true, MaxVersion: tc.max}, [][]string{{"shop.example"}},
+			running("app", "/", nil, ready(0, b, "tok")))
+		c := th.dial(t, "shop.example", nil)
+		if v := c.ConnectionState().Version; v != tc.want {
+			t.Errorf("max %#x: negotiated %#x, want %#x", tc.max, v, tc.want)
+		}
+		res, err := th.h2Client(t).Get("https://" + th.tlsAddr + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.ProtoMajor != 2 || res.TLS.Version != tc.want || res.StatusCode != 200 {
+			t.Errorf("max %#x: h2 %s over %#x: %d", tc.max, res.Proto, res.TLS.Version, res.StatusCode)
+		}
+	}
+}

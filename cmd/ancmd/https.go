@@ -60,7 +60,7 @@ func listenHTTPS(log hclog.Logger, f *config.File) (*httpsFront, error) {
 	}
 	cfg, err := dataplane.TLSConfig(certs, dataplane.TLSOptions{
 		Certificates: pairs, ClientAuth: h.ClientAuth, ClientCAFile: h.ClientCAFile, MinVersion: h.TLSMinVersion(),
-		HTTP2: h.HTTP2,
+		MaxVersion: h.TLSMaxVersion(), HTTP2: h.HTTP2,
 	})
 	if err != nil {
 		ln.Close()
