@@ -2,13 +2,13 @@ package config
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net/netip"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
+
+	"github.com/ancm-dev/ancm/internal/pemfile"
 )
 
 // Client certificate modes of the https block.
@@ -121,7 +121,7 @@ func (p *parser) https(s *scope, f *File) {
 	}
 	if h.str("client_ca_file", &f.HTTPS.ClientCAFile) && f.HTTPS.ClientCAFile != "" {
 		f.HTTPS.ClientCAFile = p.resolve(f.HTTPS.ClientCAFile)
-		if _, err := LoadCertPool(f.HTTPS.ClientCAFile); err != nil {
+		if _, err := pemfile.CertPool(f.HTTPS.ClientCAFile); err != nil {
 			h.errf(h.pos["https.client_ca_file"], "https.client_ca_file", "%v", err)
 		}
 	}
@@ -177,7 +177,7 @@ func (p *parser) https(s *scope, f *File) {
 		}
 		if a.str("ca_root_file", &acme.CARootFile) && acme.CARootFile != "" {
 			acme.CARootFile = p.resolve(acme.CARootFile)
-			if _, err := LoadCertPool(acme.CARootFile); err != nil {
+			if _, err := pemfile.CertPool(acme.CARootFile); err != nil {
 				a.errf(a.pos["https.acme.ca_root_file"], "https.acme.ca_root_file", "%v", err)
 			}
 		}
@@ -200,20 +200,6 @@ func (p *parser) https(s *scope, f *File) {
 	if f.HTTPS.RedirectHTTP && f.HTTPS.Listen == f.Listen {
 		h.errf(h.pos["https.redirect_http"], "https.redirect_http", "listen and https.listen are the same address")
 	}
-}
-
-// LoadCertPool reads PEM certificates from path into a pool; a file with
-// none is an error.
-func LoadCertPool(path string) (*x509.CertPool, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(b) {
-		return nil, fmt.Errorf("%s: no PEM certificate in it", path)
-	}
-	return pool, nil
 }
 
 // parseCIDR reads a CIDR ("10.0.0.0/8") or a single address ("::1").

@@ -24,6 +24,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/ancm-dev/ancm/internal/pemfile"
 )
 
 // ACMEOptions configure certificates from an ACME CA.
@@ -57,15 +59,12 @@ func NewACME(logger hclog.Logger, opts ACMEOptions) (*ACME, error) {
 	}
 	var roots *x509.CertPool
 	if opts.CARootFile != "" {
-		b, err := os.ReadFile(opts.CARootFile)
-		if err != nil {
+		sys, err := x509.SystemCertPool()
+		if err != nil || sys == nil {
+			sys = x509.NewCertPool()
+		}
+		if roots, err = pemfile.AppendTo(sys, opts.CARootFile); err != nil {
 			return nil, fmt.Errorf("acme ca_root_file: %w", err)
-		}
-		if roots, err = x509.SystemCertPool(); err != nil || roots == nil {
-			roots = x509.NewCertPool()
-		}
-		if !roots.AppendCertsFromPEM(b) {
-			return nil, fmt.Errorf("acme ca_root_file %s: no PEM certificate in it", opts.CARootFile)
 		}
 	}
 	_, port, err := net.SplitHostPort(opts.TLSAddr)

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/ancm-dev/ancm/internal/pemfile"
 )
 
 // The TLS front end: the same HTTP/1.1 server (conn.go) over crypto/tls,
@@ -237,13 +239,9 @@ func TLSConfig(certs *Certificates, opts TLSOptions) (*tls.Config, error) {
 	switch opts.ClientAuth {
 	case "", "none":
 	case "request", "require":
-		b, err := os.ReadFile(opts.ClientCAFile)
+		pool, err := pemfile.CertPool(opts.ClientCAFile)
 		if err != nil {
 			return nil, fmt.Errorf("client_ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(b) {
-			return nil, fmt.Errorf("client_ca_file %s: no PEM certificate in it", opts.ClientCAFile)
 		}
 		cfg.ClientCAs = pool
 		cfg.ClientAuth = tls.VerifyClientCertIfGiven

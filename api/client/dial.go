@@ -2,7 +2,6 @@ package client
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -14,6 +13,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/ancm-dev/ancm/internal/pemfile"
 )
 
 // EnvAddr is the environment variable that names the control address.
@@ -125,13 +126,9 @@ func (t TLSFiles) Enabled() bool { return t.CAFile != "" || t.CertFile != "" || 
 func (t TLSFiles) ClientTLSConfig() (*tls.Config, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName}
 	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
+		pool, err := pemfile.CertPool(t.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("read CA file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("CA file %s: no certificate in it", t.CAFile)
+			return nil, fmt.Errorf("CA file: %w", err)
 		}
 		cfg.RootCAs = pool
 	}

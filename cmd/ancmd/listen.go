@@ -2,7 +2,6 @@ package main
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/ancm-dev/ancm/api/client"
 	"github.com/ancm-dev/ancm/config"
+	"github.com/ancm-dev/ancm/internal/pemfile"
 )
 
 // listenControl opens the control address: a unix socket with mode 0600
@@ -102,13 +102,9 @@ func serverTLS(t *config.TLS) (*tls.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("control_tls: %w", err)
 	}
-	pem, err := os.ReadFile(t.ClientCAFile)
+	pool, err := pemfile.CertPool(t.ClientCAFile)
 	if err != nil {
 		return nil, fmt.Errorf("control_tls: client_ca_file: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("control_tls: client_ca_file %s: no certificate in it", t.ClientCAFile)
 	}
 	return &tls.Config{
 		MinVersion:   tls.VersionTLS12,
