@@ -20,53 +20,20 @@ import (
 // sleep, write more later (through c) or ask for the connection to close.
 func scriptBackend(t *testing.T, answer func(c net.Conn, req *http.Request) (close bool)) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	return serveLoopback(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
+			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			req, err := http.ReadRequest(br)
 			if err != nil {
 				return
 			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					_, _ = io.Copy(io.Discard, req.Body)
-					if answer(c, req) {
-						return
-					}
-				}
-			}()
+			_, _ = io.Copy(io.Discard, req.Body)
+			if answer(c, req) {
+				return
+			}
 		}
-	}()
-	return ln.Addr().String()
+	})
 }
 
 // dirtyBackend answers /ok?id=N with a body naming N, and misbehaves on

@@ -17,35 +17,20 @@ import (
 // path is "/eof".
 func rawBackend(t *testing.T, answers map[string]string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
+	return serveLoopback(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
+			req, err := http.ReadRequest(br)
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					_, _ = io.Copy(io.Discard, req.Body)
-					_, _ = io.WriteString(c, answers[req.URL.Path])
-					if req.URL.Path == "/eof" {
-						return
-					}
-				}
-			}()
+			_, _ = io.Copy(io.Discard, req.Body)
+			_, _ = io.WriteString(c, answers[req.URL.Path])
+			if req.URL.Path == "/eof" {
+				return
+			}
 		}
-	}()
-	return ln.Addr().String()
+	})
 }
 
 // rawExchangeText writes raw bytes to the proxy and returns what it

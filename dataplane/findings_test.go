@@ -45,64 +45,31 @@ type recordingBackend struct {
 func newRecordingBackend(t *testing.T, answer func(c net.Conn, r recorded, n int) bool) *recordingBackend {
 	t.Helper()
 	rb := &recordingBackend{}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rb.addr = ln.Addr().String()
-	var wg sync.WaitGroup
-	var cmu sync.Mutex
-	var conns []net.Conn
-	t.Cleanup(func() {
-		ln.Close()
-		cmu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		cmu.Unlock()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	rb.addr = serveLoopback(t, func(c net.Conn) {
+		var rec bytes.Buffer
+		br := bufio.NewReader(io.TeeReader(c, &rec))
 		for {
-			c, err := ln.Accept()
+			rec.Reset()
+			req, err := http.ReadRequest(br)
 			if err != nil {
 				return
 			}
-			cmu.Lock()
-			conns = append(conns, c)
-			cmu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				var rec bytes.Buffer
-				br := bufio.NewReader(io.TeeReader(c, &rec))
-				for {
-					rec.Reset()
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					raw := rec.String()
-					raw = raw[:len(raw)-br.Buffered()]
-					body, err := io.ReadAll(req.Body)
-					if err != nil {
-						return
-					}
-					r := recorded{method: req.Method, uri: req.RequestURI, header: req.Header, raw: raw, body: string(body)}
-					rb.mu.Lock()
-					rb.reqs = append(rb.reqs, r)
-					n := len(rb.reqs)
-					rb.mu.Unlock()
-					if !answer(c, r, n) {
-						return
-					}
-				}
-			}()
+			raw := rec.String()
+			raw = raw[:len(raw)-br.Buffered()]
+			body, err := io.ReadAll(req.Body)
+			if err != nil {
+				return
+			}
+			r := recorded{method: req.Method, uri: req.RequestURI, header: req.Header, raw: raw, body: string(body)}
+			rb.mu.Lock()
+			rb.reqs = append(rb.reqs, r)
+			n := len(rb.reqs)
+			rb.mu.Unlock()
+			if !answer(c, r, n) {
+				return
+			}
 		}
-	}()
+	})
 	return rb
 }
 

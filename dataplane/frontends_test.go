@@ -24,26 +24,7 @@ import (
 // STOPPED, OFFLINE, and an instance that never answers (504).
 func TestFrontEndsAnswerAlike(t *testing.T) {
 	be := echoBackend(t, "b")
-	hung, err := net.Listen("tcp", "127.0.0.1:0") // accepts, never answers
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hung.Close()
-	go func() {
-		var held []net.Conn
-		defer func() {
-			for _, c := range held {
-				c.Close()
-			}
-		}()
-		for {
-			c, err := hung.Accept()
-			if err != nil {
-				return
-			}
-			held = append(held, c)
-		}
-	}()
+	hung := serveLoopback(t, func(c net.Conn) { _, _ = io.Copy(io.Discard, c) }) // reads, never answers
 	failed := idle("failed", "/failed", 10)
 	failed.State = ancmv1.AppState_APP_STATE_FAILED
 	stopped := idle("stopped", "/stopped", 10)
@@ -51,7 +32,7 @@ func TestFrontEndsAnswerAlike(t *testing.T) {
 	offline := idle("offline", "/offline", 10)
 	offline.State = ancmv1.AppState_APP_STATE_OFFLINE
 	offline.OfflineBody = []byte("<h1>back soon</h1>")
-	slow := running("slow", "/slow", nil, readyAddr(0, hung.Addr().String(), "tok"))
+	slow := running("slow", "/slow", nil, readyAddr(0, hung, "tok"))
 	slow.RequestTimeout = durationpb.New(300 * time.Millisecond)
 	th := newTLSHarness(t, Options{}, TLSOptions{HTTP2: true}, [][]string{{"shop.example"}},
 		running("ok", "/ok", nil, ready(0, be, "tok")), failed, stopped, offline, slow)

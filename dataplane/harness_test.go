@@ -166,3 +166,47 @@ func running(name, prefix string, hosts []string, eps ...*ancmv1.Endpoint) *ancm
 }
 
 func ioCopy(w io.Writer, res *http.Response) (int64, error) { return io.Copy(w, res.Body) }
+
+// serveLoopback accepts connections on a loopback port and runs handle on
+// each in a goroutine of its own, closing the connection after it. The
+// test's cleanup stops accepting, closes the connections still open (a
+// handler blocked on one returns) and waits for every handler.
+func serveLoopback(t testing.TB, handle func(c net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				handle(c)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,41 +18,21 @@ import (
 // requests whose body net/http read completely.
 func captureBackend(t *testing.T, complete *atomic.Int32) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-				var rec bytes.Buffer
-				br := bufio.NewReader(io.TeeReader(c, &rec))
-				req, err := http.ReadRequest(br)
-				if err != nil {
-					return
-				}
-				if _, err := io.ReadAll(req.Body); err != nil {
-					return
-				}
-				complete.Add(1)
-				raw := rec.Bytes()[:rec.Len()-br.Buffered()]
-				fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", len(raw), raw)
-			}()
+	return serveLoopback(t, func(c net.Conn) {
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		var rec bytes.Buffer
+		br := bufio.NewReader(io.TeeReader(c, &rec))
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
 		}
-	}()
-	return ln.Addr().String()
+		if _, err := io.ReadAll(req.Body); err != nil {
+			return
+		}
+		complete.Add(1)
+		raw := rec.Bytes()[:rec.Len()-br.Buffered()]
+		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", len(raw), raw)
+	})
 }
 
 // TestChunkedBodyForwardedCanonically checks that a chunked request body
