@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -72,10 +73,9 @@ const (
 
 var ports struct {
 	sync.Mutex
-	low    int // start of the ephemeral range; 0: not read yet
-	recent [recentPorts]int
+	low    int              // start of the ephemeral range; 0: not read yet
+	recent [recentPorts]int // the last ports handed out, a ring
 	next   int
-	given  map[int]bool
 }
 
 // ephemeralLow reads the start of the ephemeral port range.
@@ -97,12 +97,11 @@ func freePort() (int, error) {
 	defer ports.Unlock()
 	if ports.low == 0 {
 		ports.low = ephemeralLow()
-		ports.given = map[int]bool{}
 	}
 	if span := ports.low - minAppPort; span > 4*recentPorts {
 		for range 100 {
 			p := minAppPort + rand.IntN(span)
-			if ports.given[p] {
+			if slices.Contains(ports.recent[:], p) {
 				continue
 			}
 			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
@@ -110,10 +109,7 @@ func freePort() (int, error) {
 				continue // in use
 			}
 			l.Close()
-			if old := ports.recent[ports.next]; old != 0 {
-				delete(ports.given, old)
-			}
-			ports.recent[ports.next], ports.given[p] = p, true
+			ports.recent[ports.next] = p
 			ports.next = (ports.next + 1) % recentPorts
 			return p, nil
 		}
