@@ -23,6 +23,8 @@ set -euo pipefail
 DUR=${BENCH_DURATION:-5s}
 ROUNDS=${BENCH_ROUNDS:-3}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/nginx.sh
+. "$ROOT/bench/nginx.sh"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/ancm-hs.XXXXXX")
 chmod 755 "$TMP"
 PIDS=()
@@ -62,24 +64,7 @@ PIDS+=("$BACKEND_PID")
 declare -A URL SERVER
 P=$(port)
 P13=$(port)
-mkdir -p "$TMP/nginx/logs"
-cat >"$TMP/nginx/nginx.conf" <<EOF
-daemon off;
-worker_processes auto;
-pid $TMP/nginx/nginx.pid;
-error_log $TMP/nginx/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-	access_log off;
-	client_body_temp_path $TMP/nginx/body;
-	proxy_temp_path $TMP/nginx/proxy;
-	fastcgi_temp_path $TMP/nginx/fastcgi;
-	uwsgi_temp_path $TMP/nginx/uwsgi;
-	scgi_temp_path $TMP/nginx/scgi;
-	upstream backend {
-		server 127.0.0.1:$P_BACKEND;
-		keepalive 64;
-	}
+nginx_conf "$TMP/nginx" "$P_BACKEND" "
 	server {
 		listen 127.0.0.1:$P ssl http2;
 		ssl_certificate $TMP/tls.crt;
@@ -92,9 +77,7 @@ http {
 		ssl_certificate $TMP/tls.crt;
 		ssl_certificate_key $TMP/tls.key;
 		location / { include $ROOT/bench/nginx-location.conf; }
-	}
-}
-EOF
+	}"
 "$NGINX" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/logs/error.log" &
 SERVER[nginx]=$!
 PIDS+=("${SERVER[nginx]}")

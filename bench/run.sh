@@ -13,6 +13,8 @@ DUR=${BENCH_DURATION:-5s}
 ROUNDS=${BENCH_ROUNDS:-3}
 SAMPLES=${BENCH_SAMPLES:-5}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/nginx.sh
+. "$ROOT/bench/nginx.sh"
 OUT=${BENCH_OUT:-$ROOT/docs/benchmarks.md}
 
 log() { printf '%s bench: %s\n' "$(date +%T)" "$*" >&2; }
@@ -87,24 +89,7 @@ chmod 644 "$TMP/tls.key" # nginx workers read it as nobody
 "$BIN/backend" -addr "127.0.0.1:$P_DIRECT" 2>"$TMP/backend.log" &
 PIDS+=($!)
 
-mkdir -p "$TMP/nginx/logs"
-cat >"$TMP/nginx/nginx.conf" <<EOF
-daemon off;
-worker_processes auto;
-pid $TMP/nginx/nginx.pid;
-error_log $TMP/nginx/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-	access_log off;
-	client_body_temp_path $TMP/nginx/body;
-	proxy_temp_path $TMP/nginx/proxy;
-	fastcgi_temp_path $TMP/nginx/fastcgi;
-	uwsgi_temp_path $TMP/nginx/uwsgi;
-	scgi_temp_path $TMP/nginx/scgi;
-	upstream backend {
-		server 127.0.0.1:$P_DIRECT;
-		keepalive 64;
-	}
+nginx_conf "$TMP/nginx" "$P_DIRECT" "
 	server {
 		listen 127.0.0.1:$P_NGINX;
 		listen 127.0.0.1:$P_NGINX_TLS ssl http2;
@@ -121,9 +106,7 @@ http {
 		ssl_certificate $TMP/tls.crt;
 		ssl_certificate_key $TMP/tls.key;
 		location / { include $ROOT/bench/nginx-location.conf; }
-	}
-}
-EOF
+	}"
 "$NGINX" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/logs/error.log" &
 PIDS+=($!)
 
