@@ -1,0 +1,257 @@
+package h2
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// server is a Server on a loopback listener, plain (h2c with prior
+// knowledge) or TLS with ALPN "h2".
+type server struct {
+	srv  *Server
+	addr string
+	tls  *tls.Config // the client's, when the listener is TLS
+	wg   sync.WaitGroup
+}
+
+// serve starts a Server with h on a loopback listener; the test's end
+// stops it and waits for its connections.
+func serve(t testing.TB, cfg Config, useTLS bool, h Handler) *server {
+	t.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.New(&hclog.LoggerOptions{Output: io.Discard})
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &server{srv: NewServer(cfg), addr: ln.Addr().String()}
+	if useTLS {
+		cert, pool := selfSigned(t)
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2"}})
+		s.tls = &tls.Config{RootCAs: pool, ServerName: "h2.test", NextProtos: []string{"h2"}}
+	}
+	var mu sync.Mutex
+	conns := map[net.Conn]bool{}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns[nc] = true
+			mu.Unlock()
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				if tc, ok := nc.(*tls.Conn); ok {
+					if tc.Handshake() != nil {
+						nc.Close()
+						return
+					}
+				}
+				s.srv.ServeConn(nc, h)
+				mu.Lock()
+				delete(conns, nc)
+				mu.Unlock()
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for nc := range conns {
+			nc.Close()
+		}
+		mu.Unlock()
+		s.wg.Wait()
+	})
+	return s
+}
+
+// selfSigned makes a certificate for h2.test and the pool that trusts it.
+func selfSigned(t testing.TB) (tls.Certificate, *x509.CertPool) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "h2.test"},
+		DNSNames: []string{"h2.test"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pool
+}
+
+// client is x/net's HTTP/2 client for s.
+func (s *server) client(t testing.TB) *http.Client {
+	tr := &http2.Transport{}
+	if s.tls != nil {
+		tr.TLSClientConfig = s.tls
+	} else {
+		tr.AllowHTTP = true
+		tr.DialTLSContext = func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		}
+	}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 20 * time.Second}
+}
+
+func (s *server) url(path string) string {
+	if s.tls != nil {
+		return "https://" + s.addr + path
+	}
+	return "http://" + s.addr + path
+}
+
+// raw is a client that speaks frames, for what a well-behaved client
+// never sends.
+type raw struct {
+	t    testing.TB
+	nc   net.Conn
+	fr   *http2.Framer
+	hbuf bytes.Buffer
+	henc *hpack.Encoder
+}
+
+// dialRaw opens a plain connection to s, sends the preface and SETTINGS,
+// and reads until the server's SETTINGS.
+func (s *server) dialRaw(t testing.TB, settings ...http2.Setting) *raw {
+	t.Helper()
+	nc, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	_ = nc.SetDeadline(time.Now().Add(20 * time.Second))
+	r := &raw{t: t, nc: nc, fr: http2.NewFramer(nc, nc)}
+	r.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	r.henc = hpack.NewEncoder(&r.hbuf)
+	if _, err := io.WriteString(nc, http2.ClientPreface); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.fr.WriteSettings(settings...); err != nil {
+		t.Fatal(err)
+	}
+	f := r.read()
+	if sf, ok := f.(*http2.SettingsFrame); !ok || sf.IsAck() {
+		t.Fatalf("first frame %v, want SETTINGS", f)
+	}
+	return r
+}
+
+// read reads the next frame, failing the test at the end of the
+// connection.
+func (r *raw) read() http2.Frame {
+	r.t.Helper()
+	f, err := r.fr.ReadFrame()
+	if err != nil {
+		r.t.Fatalf("read frame: %v", err)
+	}
+	return f
+}
+
+// until reads frames until one matches, and returns it; nil at the end
+// of the connection.
+func (r *raw) until(match func(http2.Frame) bool) http2.Frame {
+	for {
+		f, err := r.fr.ReadFrame()
+		if err != nil {
+			return nil
+		}
+		if match(f) {
+			return f
+		}
+	}
+}
+
+// block encodes fields (pairs of name and value) as a header block.
+func (r *raw) block(fields ...string) []byte {
+	r.hbuf.Reset()
+	for i := 0; i+1 < len(fields); i += 2 {
+		_ = r.henc.WriteField(hpack.HeaderField{Name: fields[i], Value: fields[i+1]})
+	}
+	return append([]byte(nil), r.hbuf.Bytes()...)
+}
+
+// request opens stream id with a GET (or fields given).
+func (r *raw) request(id uint32, end bool, fields ...string) {
+	r.t.Helper()
+	if len(fields) == 0 {
+		fields = []string{":method", "GET", ":scheme", "http", ":authority", "h2.test", ":path", "/"}
+	}
+	if err := r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: r.block(fields...), EndStream: end, EndHeaders: true}); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// rstOrGoAway reads until the stream is reset or the connection goes
+// away, and gives the error code.
+func (r *raw) rstOrGoAway(id uint32) (http2.ErrCode, string) {
+	f := r.until(func(f http2.Frame) bool {
+		switch f := f.(type) {
+		case *http2.RSTStreamFrame:
+			return f.StreamID == id
+		case *http2.GoAwayFrame:
+			return true
+		}
+		return false
+	})
+	switch f := f.(type) {
+	case *http2.RSTStreamFrame:
+		return f.ErrCode, "RST_STREAM"
+	case *http2.GoAwayFrame:
+		return f.ErrCode, "GOAWAY"
+	}
+	return 0, "closed"
+}
+
+// echo answers with the request's body, its fields as X-Got-* fields
+// and its trailers as trailers.
+func echo(st *Stream) {
+	body, err := io.ReadAll(st)
+	if err != nil {
+		st.Reset(http2.ErrCodeCancel)
+		return
+	}
+	fields := []hpack.HeaderField{{Name: "Content-Type", Value: "text/plain"}, {Name: "x-method", Value: st.Method}, {Name: "x-path", Value: st.Path}, {Name: "x-length", Value: strconv.FormatInt(st.ContentLength, 10)}}
+	for _, f := range st.Fields {
+		fields = append(fields, hpack.HeaderField{Name: "x-got-" + f.Name, Value: f.Value})
+	}
+	_ = st.WriteHead(200, fields)
+	_, _ = st.Write(body)
+	var trailers []hpack.HeaderField
+	for _, f := range st.Trailers() {
+		trailers = append(trailers, hpack.HeaderField{Name: "x-trailer-" + f.Name, Value: f.Value})
+	}
+	_ = st.End(trailers)
+}

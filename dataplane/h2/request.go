@@ -1,0 +1,271 @@
+package h2
+
+// Streams opened by HEADERS, checked as RFC 9113 §8 has it, and run by
+// handlers, at most MaxConcurrentStreams at once.
+
+import (
+	"strconv"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
+	id := f.StreamID
+	if id%2 == 0 {
+		return http2.ConnectionError(http2.ErrCodeProtocol) // clients open odd streams
+	}
+	if f.HasPriority() && f.Priority.StreamDep == id {
+		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st := c.streams[id]; st != nil {
+		// Trailers: they end the body, and carry no pseudo-header field.
+		switch {
+		case st.recvDone:
+			return http2.StreamError{StreamID: id, Code: http2.ErrCodeStreamClosed}
+		case !f.StreamEnded() || len(f.PseudoFields()) > 0:
+			c.closeStreamLocked(st, ErrStreamReset, goneReset)
+			return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
+		}
+		st.trailers = f.RegularFields()
+		return c.endRecvLocked(st)
+	}
+	if id <= c.maxID {
+		return http2.ConnectionError(http2.ErrCodeProtocol) // streams only go up
+	}
+	c.maxID = id
+	if c.goingAway {
+		return http2.StreamError{StreamID: id, Code: http2.ErrCodeRefusedStream}
+	}
+	if len(c.streams) >= int(c.cfg.MaxConcurrentStreams) {
+		return http2.StreamError{StreamID: id, Code: http2.ErrCodeRefusedStream}
+	}
+	st := &Stream{c: c, id: id, ContentLength: -1}
+	st.cond.L = &c.mu
+	if f.Truncated {
+		st.HeadTooLarge = true
+	} else if !st.setRequest(f) {
+		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
+	}
+	if f.StreamEnded() {
+		if st.ContentLength > 0 {
+			return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
+		}
+		st.ContentLength = 0
+		st.recvDone = true
+	}
+	st.recvWin = int64(c.cfg.StreamWindow)
+	st.sendWin = c.peerInitWin
+	c.streams[id] = st
+	return c.dispatchLocked(st)
+}
+
+// setRequest takes the request's fields from f, and reports whether they
+// make a well-formed request (RFC 9113 §8.2, §8.3).
+func (st *Stream) setRequest(f *http2.MetaHeadersFrame) bool {
+	for _, hf := range f.PseudoFields() {
+		switch hf.Name {
+		case ":method":
+			st.Method = hf.Value
+		case ":scheme":
+			st.Scheme = hf.Value
+		case ":authority":
+			st.Authority = hf.Value
+		case ":path":
+			st.Path = hf.Value
+		default: // :protocol: extended CONNECT is not offered
+			return false
+		}
+	}
+	if !token(st.Method) || !validAuthority(st.Authority) {
+		return false
+	}
+	if st.Method == "CONNECT" {
+		if st.Scheme != "" || st.Path != "" || st.Authority == "" {
+			return false
+		}
+	} else if !token(st.Scheme) || !validPath(st.Path, st.Method) {
+		return false
+	}
+	fields := f.RegularFields()
+	st.Fields = fields[:0:0]
+	for i, hf := range fields {
+		switch hf.Name {
+		case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
+			return false
+		case "te":
+			if hf.Value != "trailers" {
+				return false
+			}
+		case "content-length":
+			n, err := strconv.ParseUint(hf.Value, 10, 63)
+			if err != nil || hf.Value[0] == '+' || st.ContentLength >= 0 && int64(n) != st.ContentLength {
+				return false
+			}
+			st.ContentLength = int64(n)
+		case "expect":
+			if asciiEqualFold(hf.Value, "100-continue") {
+				st.expectContinue = true
+				if st.Fields == nil {
+					st.Fields = append(make([]hpack.HeaderField, 0, len(fields)-1), fields[:i]...)
+				}
+				continue
+			}
+		}
+		if st.Fields != nil {
+			st.Fields = append(st.Fields, hf)
+		}
+	}
+	if st.Fields == nil {
+		st.Fields = fields
+	}
+	return true
+}
+
+// token reports whether s is a non-empty token.
+func token(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !tokenChar[s[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+// validPath: an origin-form target, or "*" for OPTIONS; no whitespace or
+// control character.
+func validPath(p, method string) bool {
+	if p == "*" {
+		return method == "OPTIONS"
+	}
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		if b := p[i]; b <= ' ' || b >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// validAuthority: host[:port], no whitespace, control character or
+// userinfo (RFC 9113 §8.3.1).
+func validAuthority(a string) bool {
+	for i := 0; i < len(a); i++ {
+		switch b := a[i]; {
+		case b <= ' ' || b >= 0x7f, b == '@', b == '/', b == '?', b == '#', b == '\\':
+			return false
+		}
+	}
+	return true
+}
+
+func asciiEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// dispatchLocked runs st's handler, or queues st while
+// MaxConcurrentStreams handlers run. Streams the client opens and resets
+// faster than handlers end pile up here; past 4 × MaxConcurrentStreams
+// the connection is cut (the rapid-reset attack, CVE-2023-44487).
+func (c *conn) dispatchLocked(st *Stream) error {
+	if c.running < int(c.cfg.MaxConcurrentStreams) {
+		c.running++
+		go c.run(st)
+		return nil
+	}
+	c.queue = append(c.queue, st)
+	if len(c.queue) > 4*int(c.cfg.MaxConcurrentStreams) {
+		return http2.ConnectionError(http2.ErrCodeEnhanceYourCalm)
+	}
+	return nil
+}
+
+// run runs st's handler, then those of the streams queued meanwhile.
+func (c *conn) run(st *Stream) {
+	for st != nil {
+		c.call(st)
+		st = c.finish(st)
+	}
+}
+
+// call runs the handler; a panic resets the stream, and is logged.
+func (c *conn) call(st *Stream) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Error("http2 handler panicked", "stream", st.id, "panic", r)
+		}
+	}()
+	c.handler(st)
+}
+
+// finish ends a stream whose handler returned, and takes the next queued
+// stream for the goroutine, if any. A response that did not end is
+// reset; a request still sending its body is told to stop (RFC 9113
+// §8.1: RST_STREAM NO_ERROR after a whole response).
+func (c *conn) finish(st *Stream) *Stream {
+	if !st.ended {
+		st.Reset(http2.ErrCodeInternal)
+	}
+	if st.wbuf != nil {
+		putWriteBuffer(st.wbuf)
+		st.wbuf = nil
+	}
+	c.mu.Lock()
+	st.handlerDone = true
+	stop := !st.recvDone
+	if stop {
+		c.closeStreamLocked(st, ErrStreamReset, goneReset)
+	}
+	if n := st.body.len(); n > 0 {
+		c.creditLocked(int64(n))
+	}
+	st.body.reset()
+	if st.cancel != nil {
+		st.cancel()
+	}
+	var next *Stream
+	for len(c.queue) > 0 && next == nil {
+		next = c.queue[0]
+		c.queue[0] = nil
+		c.queue = c.queue[1:]
+		if next.err != nil {
+			next = nil // reset while it waited
+		}
+	}
+	if next == nil {
+		c.running--
+		if len(c.streams) == 0 && c.running == 0 {
+			c.becameIdleLocked()
+		}
+	}
+	inc := c.takeCreditLocked()
+	c.mu.Unlock()
+	if stop || inc > 0 {
+		c.lockWrite()
+		if stop {
+			c.writeRST(st, st.id, http2.ErrCodeNo)
+		}
+		c.writeWindowUpdates(inc, 0, 0)
+		c.unlockWrite(true)
+	}
+	return next
+}

@@ -1,0 +1,736 @@
+// Package h2 serves HTTP/2 (RFC 9113) on connections clients opened: the
+// frame loop, stream states, flow control both ways and the HPACK
+// contexts. It reads frames with golang.org/x/net/http2's Framer and
+// codes fields with its hpack package; what it does not take from x/net
+// is the server, whose hand-offs between four goroutines a request (the
+// frame reader, the serve loop, the handler, and one started for every
+// flush) cost more CPU than the proxying itself.
+//
+// Here a connection has one goroutine that reads frames and answers the
+// ones about the connection (SETTINGS, PING, WINDOW_UPDATE), and each
+// stream's handler runs in a goroutine of its own that writes its frames
+// to the connection itself, under a lock, with no goroutine between it
+// and the socket. Writes coalesce: a writer that leaves the lock while
+// another waits for it leaves the flush to that one, so concurrent
+// answers share a system call and an answer that fits in a frame leaves
+// in one.
+//
+// What a client cannot make it do, by design:
+//   - run more than MaxConcurrentStreams handlers at once on a connection
+//     (streams past that wait, and a client that opens and resets streams
+//     faster than handlers finish, the rapid-reset attack, gets GOAWAY
+//     ENHANCE_YOUR_CALM once 4 × MaxConcurrentStreams wait);
+//   - make it buffer more than the windows it advertised (request bodies)
+//     or queue frames it does not read (control answers are written as they
+//     are due, so a client that does not read stops being read);
+//   - hold a handler waiting for a window or a write for longer than
+//     WriteTimeout.
+package h2
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// Defaults of a zero Config.
+const (
+	DefaultMaxConcurrentStreams = 250
+	DefaultMaxHeaderListSize    = 64 << 10
+	DefaultStreamWindow         = 1 << 20
+	DefaultConnWindow           = 1 << 20
+	DefaultIdleTimeout          = 2 * time.Minute
+	DefaultWriteTimeout         = 30 * time.Second
+)
+
+const (
+	initialWindow   = 65535          // RFC 9113 §6.9.2
+	maxWindow       = 1<<31 - 1      // RFC 9113 §6.9.1
+	minMaxFrameSize = 16384          // RFC 9113 §4.2
+	maxTableSize    = 4096           // SETTINGS_HEADER_TABLE_SIZE, ours
+	prefaceTimeout  = 10 * time.Second
+	goAwayLinger    = time.Second // after a final GOAWAY, for the client to read it
+	readBufferSize  = 16 << 10
+	writeBufferSize = 16 << 10
+)
+
+// Config sets a Server's limits.
+type Config struct {
+	// MaxConcurrentStreams is advertised, and bounds the handlers running
+	// at once on one connection.
+	MaxConcurrentStreams uint32
+	// MaxHeaderListSize bounds a request's header list (RFC 9113 §6.5.2);
+	// a larger one reaches the handler with Stream.HeadTooLarge set.
+	MaxHeaderListSize uint32
+	// StreamWindow and ConnWindow are the receive windows advertised for
+	// each stream and for the connection: what a client may send that no
+	// handler read yet.
+	StreamWindow, ConnWindow uint32
+	// IdleTimeout closes a connection with no stream for that long.
+	IdleTimeout time.Duration
+	// WriteTimeout bounds a write to the client, and a handler's wait for
+	// the client to open a flow-control window.
+	WriteTimeout time.Duration
+	// Logger gets what goes wrong with a connection, at debug.
+	Logger hclog.Logger
+}
+
+// A Handler answers a stream. The stream is the handler's until it
+// returns; a handler that returns without End resets the stream.
+type Handler func(*Stream)
+
+// Server serves HTTP/2 connections.
+type Server struct {
+	cfg      Config
+	log      hclog.Logger
+	mu       sync.Mutex
+	conns    map[*conn]struct{}
+	shutdown bool
+}
+
+// NewServer makes a Server; zero fields of cfg take the defaults.
+func NewServer(cfg Config) *Server {
+	if cfg.MaxConcurrentStreams == 0 {
+		cfg.MaxConcurrentStreams = DefaultMaxConcurrentStreams
+	}
+	if cfg.MaxHeaderListSize == 0 {
+		cfg.MaxHeaderListSize = DefaultMaxHeaderListSize
+	}
+	if cfg.StreamWindow == 0 {
+		cfg.StreamWindow = DefaultStreamWindow
+	}
+	if cfg.ConnWindow == 0 {
+		cfg.ConnWindow = DefaultConnWindow
+	}
+	cfg.StreamWindow = min(cfg.StreamWindow, maxWindow)
+	cfg.ConnWindow = min(max(cfg.ConnWindow, initialWindow), maxWindow)
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	return &Server{cfg: cfg, log: log, conns: map[*conn]struct{}{}}
+}
+
+// ServeConn serves a connection whose client chose HTTP/2 (by ALPN, or
+// with prior knowledge) until it ends, and closes it. Handlers of its
+// streams may still be running when it returns; their writes fail.
+func (s *Server) ServeConn(nc net.Conn, h Handler) {
+	c := newConn(s, nc, h)
+	s.mu.Lock()
+	if s.shutdown {
+		s.mu.Unlock()
+		c.refuse()
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+	}()
+	c.serve()
+}
+
+// Shutdown sends every connection a GOAWAY: no stream is taken after the
+// ones the client already opened, and a connection closes once those
+// end. New connections are refused the same way. It does not wait.
+func (s *Server) Shutdown() {
+	s.mu.Lock()
+	s.shutdown = true
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.goAway(http2.ErrCodeNo, false)
+	}
+}
+
+// Errors a handler sees.
+var (
+	// ErrStreamReset: the stream was reset, by the client or for an error
+	// of its own (a body longer or shorter than its content-length).
+	ErrStreamReset = errors.New("http2: stream reset")
+	// ErrConnClosed: the connection ended under the stream.
+	ErrConnClosed = errors.New("http2: connection closed")
+	// ErrWindowTimeout: the client kept a flow-control window shut for
+	// longer than WriteTimeout.
+	ErrWindowTimeout = errors.New("http2: flow-control window stayed shut")
+	errNoHead        = errors.New("http2: body written before the response head")
+	errEnded         = errors.New("http2: write after the end of the stream")
+)
+
+// conn is one client connection.
+type conn struct {
+	srv     *Server
+	cfg     *Config
+	log     hclog.Logger
+	nc      net.Conn
+	handler Handler
+	br      *bufio.Reader
+	fr      *http2.Framer
+
+	// The write side: frames are written to bw under wmu, by the reader
+	// and by handlers. waiting counts the writers queued for wmu; the last
+	// one out flushes (flushDue marks bytes not flushed yet).
+	wmu      sync.Mutex
+	waiting  atomic.Int32
+	flushDue atomic.Bool
+	bw       *bufio.Writer
+	// flushWanted: a writer asked for a flush that is not done yet.
+	flushWanted bool
+	henc     *hpack.Encoder
+	hbuf     bytes.Buffer
+	werr     error // the first write error; every later write fails with it
+
+	lingering atomic.Bool // a final GOAWAY went out: drain, then close
+
+	peerMaxFrame atomic.Uint32 // the client's SETTINGS_MAX_FRAME_SIZE
+
+	// The connection's state, under mu.
+	mu          sync.Mutex
+	streams     map[uint32]*Stream // open and half-closed streams
+	maxID       uint32             // the highest stream the client opened
+	running     int                // handlers running
+	queue       []*Stream          // streams waiting for a handler
+	sendWin     int64              // what we may send on the connection
+	peerInitWin int64              // the client's SETTINGS_INITIAL_WINDOW_SIZE
+	recvWin     int64              // what the client may still send on the connection
+	recvUnacked int64              // read or dropped, not yet given back
+	creditDue   int64              // given back, the WINDOW_UPDATE not sent yet
+	flowWaiters int                // handlers waiting for a send window
+	goingAway   bool               // GOAWAY sent: no new stream
+	goAwayID    uint32             // its last stream
+	closed      bool               // the connection is over
+	idleSince   time.Time
+	idleTimer   *time.Timer
+}
+
+func newConn(s *Server, nc net.Conn, h Handler) *conn {
+	c := &conn{
+		srv: s, cfg: &s.cfg, log: s.log, nc: nc, handler: h,
+		br:          bufio.NewReaderSize(nc, readBufferSize),
+		streams:     map[uint32]*Stream{},
+		sendWin:     initialWindow,
+		peerInitWin: initialWindow,
+		recvWin:     int64(s.cfg.ConnWindow),
+	}
+	c.bw = bufio.NewWriterSize(&deadlineWriter{nc: nc, timeout: s.cfg.WriteTimeout}, writeBufferSize)
+	c.henc = hpack.NewEncoder(&c.hbuf)
+	c.peerMaxFrame.Store(minMaxFrameSize)
+	c.fr = http2.NewFramer(nil, c.br)
+	c.fr.ReadMetaHeaders = hpack.NewDecoder(maxTableSize, nil)
+	c.fr.MaxHeaderListSize = s.cfg.MaxHeaderListSize
+	c.fr.SetMaxReadFrameSize(minMaxFrameSize)
+	c.fr.SetReuseFrames()
+	return c
+}
+
+// deadlineWriter writes to the client under WriteTimeout.
+type deadlineWriter struct {
+	nc      net.Conn
+	timeout time.Duration
+}
+
+func (w *deadlineWriter) Write(p []byte) (int, error) {
+	_ = w.nc.SetWriteDeadline(time.Now().Add(w.timeout))
+	return w.nc.Write(p)
+}
+
+// refuse answers a connection made during shutdown with a GOAWAY.
+func (c *conn) refuse() {
+	c.writeSettings()
+	c.lockWrite()
+	c.writeGoAway(0, http2.ErrCodeNo)
+	c.unlockWrite(true)
+	c.closeSoon()
+	c.drain()
+	c.nc.Close()
+}
+
+// closeSoon ends the writing half of the connection after a final GOAWAY
+// and gives the client goAwayLinger to close its own: the reader drains
+// what still comes meanwhile, so that closing with unread bytes does not
+// reset the connection before the client read the GOAWAY. Any goroutine
+// may call it.
+func (c *conn) closeSoon() {
+	c.lingering.Store(true)
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(goAwayLinger))
+}
+
+// drain reads and drops what the client sends until it closes or the
+// linger ends; the reader's goroutine only.
+func (c *conn) drain() {
+	_, _ = io.Copy(io.Discard, c.br)
+}
+
+// serve reads frames until the connection ends.
+func (c *conn) serve() {
+	defer c.teardown()
+	c.writeSettings()
+	_ = c.nc.SetReadDeadline(time.Now().Add(prefaceTimeout))
+	var preface [len(http2.ClientPreface)]byte
+	if _, err := io.ReadFull(c.br, preface[:]); err != nil || string(preface[:]) != http2.ClientPreface {
+		c.log.Debug("no client preface", "error", err)
+		return
+	}
+	f, err := c.fr.ReadFrame()
+	if err != nil {
+		c.readFailed(err)
+		return
+	}
+	if sf, ok := f.(*http2.SettingsFrame); !ok || sf.IsAck() {
+		c.connError(http2.ConnectionError(http2.ErrCodeProtocol), "first frame not SETTINGS")
+		return
+	}
+	_ = c.nc.SetReadDeadline(time.Time{})
+	c.mu.Lock()
+	c.idleSince = time.Now()
+	c.idleTimer = time.AfterFunc(c.cfg.IdleTimeout, c.idleCheck)
+	c.mu.Unlock()
+	for {
+		if err := c.process(f); err != nil {
+			var se http2.StreamError
+			if errors.As(err, &se) {
+				c.streamError(se)
+			} else {
+				c.connError(err, "")
+				return
+			}
+		}
+		if c.br.Buffered() < 9 && c.flushDue.Load() {
+			c.lockWrite()
+			c.unlockWrite(true)
+		}
+		if f, err = c.fr.ReadFrame(); err != nil {
+			if !c.readFailed(err) {
+				return
+			}
+		}
+	}
+}
+
+// readFailed handles an error of ReadFrame; it reports whether reading
+// goes on (a stream error: the stream is reset).
+func (c *conn) readFailed(err error) bool {
+	var se http2.StreamError
+	var ce http2.ConnectionError
+	switch {
+	case errors.As(err, &se):
+		c.mu.Lock()
+		if se.StreamID > c.maxID && se.StreamID%2 == 1 {
+			c.maxID = se.StreamID // a malformed request still opened its stream
+		}
+		c.mu.Unlock()
+		c.streamError(se)
+		return true
+	case errors.As(err, &ce):
+		c.connError(ce, "")
+	case errors.Is(err, http2.ErrFrameTooLarge):
+		c.connError(http2.ConnectionError(http2.ErrCodeFrameSize), "")
+	default:
+		if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+			c.log.Debug("connection read failed", "error", err)
+		}
+	}
+	return false
+}
+
+// connError ends the connection with a GOAWAY for err.
+func (c *conn) connError(err error, why string) {
+	code := http2.ErrCodeInternal
+	var ce http2.ConnectionError
+	if errors.As(err, &ce) {
+		code = http2.ErrCode(ce)
+	}
+	if why == "" {
+		if d := c.fr.ErrorDetail(); d != nil {
+			why = d.Error()
+		}
+	}
+	c.log.Debug("connection error", "code", code, "detail", why, "error", err)
+	c.goAway(code, true)
+}
+
+// goAway sends a GOAWAY with the last stream taken. A graceful one
+// (NO_ERROR) lets the open streams end; final closes the connection.
+func (c *conn) goAway(code http2.ErrCode, final bool) {
+	c.mu.Lock()
+	if c.closed || c.goingAway && !final {
+		c.mu.Unlock()
+		return
+	}
+	resend := c.goingAway
+	c.goingAway = true
+	c.goAwayID = c.maxID
+	last := c.goAwayID
+	idle := len(c.streams) == 0 && c.running == 0
+	c.mu.Unlock()
+	if !resend || code != http2.ErrCodeNo {
+		c.lockWrite()
+		c.writeGoAway(last, code)
+		c.unlockWrite(true)
+	}
+	if final || idle {
+		c.closeSoon()
+	}
+}
+
+// teardown ends every stream once the reader is done.
+func (c *conn) teardown() {
+	if c.lingering.Load() {
+		c.drain()
+	}
+	c.nc.Close()
+	c.mu.Lock()
+	c.closed = true
+	for _, st := range c.streams {
+		c.closeStreamLocked(st, ErrConnClosed, goneClosed)
+	}
+	c.queue = nil
+	if c.idleTimer != nil {
+		c.idleTimer.Stop()
+	}
+	c.mu.Unlock()
+}
+
+// idleCheck closes the connection once it has had no stream for
+// IdleTimeout.
+func (c *conn) idleCheck() {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	if len(c.streams) > 0 || c.running > 0 {
+		c.idleTimer.Reset(c.cfg.IdleTimeout)
+		c.mu.Unlock()
+		return
+	}
+	if left := c.cfg.IdleTimeout - time.Since(c.idleSince); left > 0 {
+		c.idleTimer.Reset(left)
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	c.goAway(http2.ErrCodeNo, true)
+}
+
+// process handles one frame.
+func (c *conn) process(f http2.Frame) error {
+	switch f := f.(type) {
+	case *http2.MetaHeadersFrame:
+		return c.processHeaders(f)
+	case *http2.DataFrame:
+		return c.processData(f)
+	case *http2.SettingsFrame:
+		return c.processSettings(f)
+	case *http2.WindowUpdateFrame:
+		return c.processWindowUpdate(f)
+	case *http2.PingFrame:
+		if !f.IsAck() {
+			c.lockWrite()
+			c.writeFrame(http2.FramePing, http2.FlagPingAck, 0, f.Data[:])
+			c.unlockReader()
+		}
+		return nil
+	case *http2.RSTStreamFrame:
+		c.mu.Lock()
+		st := c.streams[f.StreamID]
+		idle := st == nil && f.StreamID > c.maxID
+		if st != nil {
+			c.closeStreamLocked(st, ErrStreamReset, goneReset)
+		}
+		inc := c.takeCreditLocked()
+		c.mu.Unlock()
+		if idle {
+			return http2.ConnectionError(http2.ErrCodeProtocol)
+		}
+		c.sendCredit(inc, 0, 0, true)
+		return nil
+	case *http2.PriorityFrame:
+		if f.StreamDep == f.StreamID {
+			return http2.StreamError{StreamID: f.StreamID, Code: http2.ErrCodeProtocol}
+		}
+		return nil
+	case *http2.GoAwayFrame:
+		if f.ErrCode != http2.ErrCodeNo {
+			c.log.Debug("client sent GOAWAY", "code", f.ErrCode, "debug", string(f.DebugData()))
+		}
+		c.goAway(http2.ErrCodeNo, false)
+		return nil
+	case *http2.PushPromiseFrame:
+		return http2.ConnectionError(http2.ErrCodeProtocol) // clients do not push
+	default:
+		return nil // unknown frame types are ignored (RFC 9113 §4.1)
+	}
+}
+
+func (c *conn) processSettings(f *http2.SettingsFrame) error {
+	if f.IsAck() {
+		return nil
+	}
+	if err := f.ForeachSetting(func(s http2.Setting) error {
+		if err := s.Valid(); err != nil {
+			return err
+		}
+		switch s.ID {
+		case http2.SettingHeaderTableSize:
+			c.lockWrite()
+			c.henc.SetMaxDynamicTableSizeLimit(s.Val)
+			c.unlockWrite(false)
+		case http2.SettingMaxFrameSize:
+			c.peerMaxFrame.Store(s.Val)
+		case http2.SettingInitialWindowSize:
+			c.mu.Lock()
+			delta := int64(s.Val) - c.peerInitWin
+			c.peerInitWin = int64(s.Val)
+			for _, st := range c.streams {
+				st.sendWin += delta
+				if st.sendWin > maxWindow {
+					c.mu.Unlock()
+					return http2.ConnectionError(http2.ErrCodeFlowControl)
+				}
+			}
+			c.wakeFlowLocked()
+			c.mu.Unlock()
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	c.lockWrite()
+	c.writeFrame(http2.FrameSettings, http2.FlagSettingsAck, 0, nil)
+	c.unlockReader()
+	return nil
+}
+
+func (c *conn) processWindowUpdate(f *http2.WindowUpdateFrame) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	inc := int64(f.Increment)
+	if f.StreamID == 0 {
+		if c.sendWin+inc > maxWindow {
+			return http2.ConnectionError(http2.ErrCodeFlowControl)
+		}
+		c.sendWin += inc
+		c.wakeFlowLocked()
+		return nil
+	}
+	st := c.streams[f.StreamID]
+	if st == nil {
+		if f.StreamID > c.maxID {
+			return http2.ConnectionError(http2.ErrCodeProtocol) // an idle stream
+		}
+		return nil // a closed one: frames in flight
+	}
+	if st.sendWin+inc > maxWindow {
+		return http2.StreamError{StreamID: f.StreamID, Code: http2.ErrCodeFlowControl}
+	}
+	st.sendWin += inc
+	if st.waitingFlow {
+		st.cond.Signal()
+	}
+	return nil
+}
+
+// wakeFlowLocked wakes the handlers waiting for a send window.
+func (c *conn) wakeFlowLocked() {
+	if c.flowWaiters == 0 {
+		return
+	}
+	for _, st := range c.streams {
+		if st.waitingFlow {
+			st.cond.Signal()
+		}
+	}
+}
+
+func (c *conn) processData(f *http2.DataFrame) error {
+	id, n := f.StreamID, int64(f.Length)
+	c.mu.Lock()
+	st := c.streams[id]
+	if st == nil && id > c.maxID {
+		c.mu.Unlock()
+		return http2.ConnectionError(http2.ErrCodeProtocol) // DATA on an idle stream
+	}
+	if n > c.recvWin {
+		c.mu.Unlock()
+		return http2.ConnectionError(http2.ErrCodeFlowControl)
+	}
+	c.recvWin -= n
+	var err error
+	var sinc int64
+	switch {
+	case st == nil || st.recvDone:
+		// Closed, or half-closed by the client: the bytes are dropped and
+		// the connection's window given back.
+		c.creditLocked(n)
+		err = http2.StreamError{StreamID: id, Code: http2.ErrCodeStreamClosed}
+	case n > st.recvWin:
+		c.creditLocked(n)
+		err = http2.StreamError{StreamID: id, Code: http2.ErrCodeFlowControl}
+	default:
+		st.recvWin -= n
+		data := f.Data()
+		st.received += int64(len(data))
+		if st.ContentLength >= 0 && st.received > st.ContentLength {
+			c.creditLocked(n)
+			err = http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
+			break
+		}
+		pad := n - int64(len(data))
+		if st.handlerDone {
+			pad = n // nobody reads it
+		} else if len(data) > 0 {
+			st.body.write(data)
+			if st.waitingBody {
+				st.cond.Signal()
+			}
+		}
+		if pad > 0 {
+			c.creditLocked(pad)
+			sinc = st.creditLocked(pad)
+		}
+		if f.StreamEnded() {
+			err = c.endRecvLocked(st)
+		}
+	}
+	inc := c.takeCreditLocked()
+	c.mu.Unlock()
+	c.sendCredit(inc, id, sinc, true)
+	return err
+}
+
+// creditLocked counts n bytes the client may send again on the
+// connection. The window is given back in halves, not frame by frame:
+// once half of it is due, takeCreditLocked hands the increment to send.
+func (c *conn) creditLocked(n int64) {
+	c.recvUnacked += n
+	if c.recvUnacked >= int64(c.cfg.ConnWindow)/2 {
+		c.recvWin += c.recvUnacked
+		c.creditDue += c.recvUnacked
+		c.recvUnacked = 0
+	}
+}
+
+// takeCreditLocked takes the connection WINDOW_UPDATE increment due.
+func (c *conn) takeCreditLocked() int64 {
+	inc := c.creditDue
+	c.creditDue = 0
+	return inc
+}
+
+// sendCredit sends the WINDOW_UPDATEs due: inc on the connection, sinc
+// on stream id. reader: the frame reader sends them.
+func (c *conn) sendCredit(inc int64, id uint32, sinc int64, reader bool) {
+	if inc == 0 && sinc == 0 {
+		return
+	}
+	c.lockWrite()
+	c.writeWindowUpdates(inc, id, sinc)
+	if reader {
+		c.unlockReader()
+	} else {
+		c.unlockWrite(true)
+	}
+}
+
+// streamError resets the stream of se.
+func (c *conn) streamError(se http2.StreamError) {
+	c.mu.Lock()
+	st := c.streams[se.StreamID]
+	if st != nil {
+		c.closeStreamLocked(st, ErrStreamReset, goneReset)
+	}
+	inc := c.takeCreditLocked()
+	c.mu.Unlock()
+	if se.Cause != nil {
+		c.log.Debug("stream error", "stream", se.StreamID, "code", se.Code, "error", se.Cause)
+	}
+	c.lockWrite()
+	c.writeRST(st, se.StreamID, se.Code)
+	c.writeWindowUpdates(inc, 0, 0)
+	c.unlockReader()
+}
+
+// closeStreamLocked ends a stream before its time: reset, or the
+// connection gone. Its handler sees err; its unread body is dropped and
+// the connection's window for it given back (the caller sends what
+// takeCreditLocked gives).
+func (c *conn) closeStreamLocked(st *Stream, err error, why int32) {
+	if st.err != nil {
+		return
+	}
+	st.err = err
+	st.why.Store(why)
+	st.recvDone, st.sendDone = true, true
+	if n := int64(st.body.len()); n > 0 {
+		st.body.reset()
+		c.creditLocked(n)
+	}
+	c.removeLocked(st)
+	if st.cancel != nil {
+		st.cancel()
+	}
+	st.cond.Broadcast()
+}
+
+// endRecvLocked marks the request's body complete. A body whose length
+// is not its content-length is malformed (RFC 9113 §8.1.1).
+func (c *conn) endRecvLocked(st *Stream) error {
+	st.recvDone = true
+	if st.waitingBody {
+		st.cond.Signal()
+	}
+	if st.ContentLength >= 0 && st.received != st.ContentLength {
+		// Closed here, under mu, so that no Read takes the short body
+		// for a whole one.
+		c.closeStreamLocked(st, ErrStreamReset, goneReset)
+		return http2.StreamError{StreamID: st.id, Code: http2.ErrCodeProtocol}
+	}
+	if st.sendDone {
+		c.removeLocked(st)
+	}
+	return nil
+}
+
+// removeLocked forgets a stream that ended both ways.
+func (c *conn) removeLocked(st *Stream) {
+	if c.streams[st.id] != st {
+		return
+	}
+	delete(c.streams, st.id)
+	if len(c.streams) == 0 && c.running == 0 {
+		c.becameIdleLocked()
+	}
+}
+
+// becameIdleLocked notes the start of an idle spell, and ends a
+// connection that was going away.
+func (c *conn) becameIdleLocked() {
+	c.idleSince = time.Now()
+	if c.goingAway && !c.closed {
+		go c.closeSoon() // not under mu: CloseWrite may wait for a write
+	}
+}
