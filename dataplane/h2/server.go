@@ -53,10 +53,10 @@ const (
 )
 
 const (
-	initialWindow   = 65535          // RFC 9113 §6.9.2
-	maxWindow       = 1<<31 - 1      // RFC 9113 §6.9.1
-	minMaxFrameSize = 16384          // RFC 9113 §4.2
-	maxTableSize    = 4096           // SETTINGS_HEADER_TABLE_SIZE, ours
+	initialWindow   = 65535     // RFC 9113 §6.9.2
+	maxWindow       = 1<<31 - 1 // RFC 9113 §6.9.1
+	minMaxFrameSize = 16384     // RFC 9113 §4.2
+	maxTableSize    = 4096      // SETTINGS_HEADER_TABLE_SIZE, ours
 	prefaceTimeout  = 10 * time.Second
 	goAwayLinger    = time.Second // after a final GOAWAY, for the client to read it
 	readBufferSize  = 16 << 10
@@ -196,9 +196,9 @@ type conn struct {
 	bw       *bufio.Writer
 	// flushWanted: a writer asked for a flush that is not done yet.
 	flushWanted bool
-	henc     *hpack.Encoder
-	hbuf     bytes.Buffer
-	werr     error // the first write error; every later write fails with it
+	henc        *hpack.Encoder
+	hbuf        bytes.Buffer
+	werr        error // the first write error; every later write fails with it
 
 	lingering atomic.Bool // a final GOAWAY went out: drain, then close
 
