@@ -15,75 +15,71 @@ package dataplane
 // HTTP/2 trailers.
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"io"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 
+	"github.com/ancm-dev/ancm/dataplane/h2"
 	"github.com/ancm-dev/ancm/dataplane/http1"
 )
 
 // maxConcurrentStreams bounds the streams of one HTTP/2 connection.
 const maxConcurrentStreams = 250
 
-// newH2 makes the HTTP/2 server of a Proxy. base only carries the
-// graceful shutdown (GOAWAY) to the connections served with it, and the
-// log: what x/net/http2 says of a connection (a client's protocol error,
-// a rapid-reset flood cut off) goes to hclog at debug, never to the
-// standard logger.
-func newH2(p *Proxy) (*http2.Server, *http.Server) {
-	base := &http.Server{ErrorLog: p.logger.Named("http2").StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Debug})}
-	s := &http2.Server{
+// newH2 makes the HTTP/2 server of a Proxy. What it says of a connection
+// (a client's protocol error, a rapid-reset flood cut off) goes to hclog
+// at debug.
+func newH2(p *Proxy) *h2.Server {
+	return h2.NewServer(h2.Config{
 		MaxConcurrentStreams: maxConcurrentStreams,
+		MaxHeaderListSize:    maxHeaderBytes,
 		IdleTimeout:          idleTimeout,
-		WriteByteTimeout:     p.sendTimeout,
-		ReadIdleTimeout:      idleTimeout,
-	}
-	_ = http2.ConfigureServer(base, s)
-	return s, base
+		WriteTimeout:         p.sendTimeout,
+		Logger:               p.logger.Named("http2"),
+	})
 }
 
 // serveH2 serves an HTTP/2 connection until it ends.
 func (c *clientConn) serveH2(tc *tls.Conn) {
-	c.p.h2.ServeConn(tc, &http2.ServeConnOpts{
-		BaseConfig: c.p.h2base,
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, hr *http.Request) {
-			st := &h2stream{c: c, w: w, hr: hr, fi: c.fi}
-			st.serve()
-		}),
+	c.p.h2.ServeConn(tc, func(s *h2.Stream) {
+		st := &h2stream{c: c, s: s, fi: c.fi}
+		st.serve()
 	})
 }
 
 // h2stream is one HTTP/2 stream as a downstream of the exchange.
 type h2stream struct {
 	c   *clientConn // the connection, for its client's address and certificate
-	w   http.ResponseWriter
-	hr  *http.Request
+	s   *h2.Stream
 	fi  forwardInfo
 	out []byte
 	req request
 	ex  exchange
 	// abort: the answer broke off after its head; the stream is reset
 	// once the exchange is accounted for.
-	abort bool
-	n     int64 // body bytes written, for the access log
+	abort  bool
+	n      int64 // body bytes written, for the access log
+	fields []hpack.HeaderField
 }
 
 func (st *h2stream) sent() int64 { return st.n }
 
 // serve handles the stream's request.
 func (st *h2stream) serve() {
-	p, hr, r := st.c.p, st.hr, &st.req
-	if hr.Method == "CONNECT" {
+	p, s, r := st.c.p, st.s, &st.req
+	switch {
+	case s.HeadTooLarge:
+		p.count(st.fi.idConn, http.StatusRequestHeaderFieldsTooLarge)
+		st.plain(http.StatusRequestHeaderFieldsTooLarge)
+		return
+	case s.Method == "CONNECT":
 		st.plain(http.StatusMethodNotAllowed)
 		return
 	}
@@ -92,50 +88,78 @@ func (st *h2stream) serve() {
 		err = r.ResolveTarget()
 	}
 	if err != nil {
-		p.logger.Debug("request refused", "status", http.StatusBadRequest, "error", err, "proto", "h2")
-		p.count(st.fi.idConn, http.StatusBadRequest)
-		st.plain(http.StatusBadRequest)
+		status := http.StatusBadRequest
+		p.logger.Debug("request refused", "status", status, "error", err, "proto", "h2")
+		p.count(st.fi.idConn, status)
+		st.plain(status)
 		return
 	}
 	p.serveRequest(st, r)
 	if st.abort {
-		panic(http.ErrAbortHandler) // resets the stream: a cut body must not pass for a whole one
+		s.Reset(http2.ErrCodeInternal) // a cut body must not pass for a whole one
 	}
 }
 
-// head writes the stream's request as an HTTP/1.1 head, fields sorted by
-// name for a stable order.
+// head writes the stream's request as an HTTP/1.1 head, for the
+// HTTP/1.1 parser: :authority as Host (or the host field without one),
+// the fields in the client's order, cookie fields joined into one
+// (RFC 9113 §8.2.3), and framing from the stream's length.
 func (st *h2stream) head() string {
-	hr := st.hr
-	var b strings.Builder
-	b.WriteString(hr.Method)
-	b.WriteByte(' ')
-	b.WriteString(hr.RequestURI)
-	b.WriteString(" HTTP/1.1\r\nHost: ")
-	b.WriteString(hr.Host)
-	b.WriteString("\r\n")
-	names := make([]string, 0, len(hr.Header))
-	for name := range hr.Header {
-		names = append(names, name)
+	s := st.s
+	host := s.Authority
+	var cookies int
+	for _, f := range s.Fields {
+		switch f.Name {
+		case "host":
+			if host == "" {
+				host = f.Value
+			}
+		case "cookie":
+			cookies++
+		}
 	}
-	slices.Sort(names)
-	for _, name := range names {
-		if strings.EqualFold(name, "Host") || strings.EqualFold(name, "Content-Length") {
+	var b strings.Builder
+	b.Grow(64 + len(s.Path) + len(host) + 48*len(s.Fields))
+	b.WriteString(s.Method)
+	b.WriteByte(' ')
+	b.WriteString(s.Path)
+	b.WriteString(" HTTP/1.1\r\nHost: ")
+	b.WriteString(host)
+	b.WriteString("\r\n")
+	joined := false
+	for _, f := range s.Fields {
+		switch f.Name {
+		case "host", "content-length":
 			continue // the authority is Host; the framing is written below
+		case "cookie":
+			if cookies > 1 {
+				if !joined {
+					joined = true
+					b.WriteString("cookie: ")
+					sep := ""
+					for _, g := range s.Fields {
+						if g.Name == "cookie" {
+							b.WriteString(sep)
+							b.WriteString(g.Value)
+							sep = "; "
+						}
+					}
+					b.WriteString("\r\n")
+				}
+				continue
+			}
 		}
-		for _, v := range hr.Header[name] {
-			b.WriteString(name)
-			b.WriteString(": ")
-			b.WriteString(v)
-			b.WriteString("\r\n")
-		}
+		b.WriteString(f.Name)
+		b.WriteString(": ")
+		b.WriteString(f.Value)
+		b.WriteString("\r\n")
 	}
 	switch {
-	case hr.ContentLength > 0:
+	case s.ContentLength > 0:
 		b.WriteString("Content-Length: ")
-		b.WriteString(strconv.FormatInt(hr.ContentLength, 10))
+		b.WriteString(strconv.FormatInt(s.ContentLength, 10))
 		b.WriteString("\r\n")
-	case hr.ContentLength < 0 && hr.Body != nil && hr.Body != http.NoBody:
+	case s.ContentLength < 0:
 		b.WriteString("Transfer-Encoding: chunked\r\n")
 	}
 	b.WriteString("\r\n")
@@ -144,9 +168,13 @@ func (st *h2stream) head() string {
 
 // plain answers with a bare status.
 func (st *h2stream) plain(status int) {
-	st.w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	st.w.WriteHeader(status)
-	_, _ = io.WriteString(st.w, strconv.Itoa(status)+" "+http.StatusText(status))
+	text := strconv.Itoa(status) + " " + http.StatusText(status)
+	_ = st.s.WriteHead(status, []hpack.HeaderField{
+		{Name: "content-type", Value: "text/plain; charset=utf-8"},
+		{Name: "content-length", Value: strconv.Itoa(len(text))},
+	})
+	_, _ = st.s.WriteString(text)
+	_ = st.s.End(nil)
 }
 
 func (st *h2stream) info() *forwardInfo { return &st.fi }
@@ -155,11 +183,11 @@ func (st *h2stream) outBuf() *[]byte { return &st.out }
 
 func (st *h2stream) exch() *exchange { return &st.ex }
 
-func (st *h2stream) gone() bool { return st.hr.Context().Err() != nil }
+func (st *h2stream) gone() bool { return st.s.Gone() }
 
 func (st *h2stream) context(parent context.Context) (context.Context, func()) {
 	ctx, cancel := context.WithCancel(parent)
-	stop := context.AfterFunc(st.hr.Context(), cancel)
+	stop := context.AfterFunc(st.s.Context(), cancel)
 	return ctx, func() {
 		stop()
 		cancel()
@@ -179,16 +207,24 @@ func (st *h2stream) writeBody(ex *exchange, bc *http1.Conn) error {
 	ex.bodyStarted = true
 	_ = bc.NC.SetWriteDeadline(ex.deadline)
 	defer func() { _ = bc.NC.SetWriteDeadline(time.Time{}) }()
-	body := st.hr.Body
+	body := st.s
 	buf := http1.GetBuffer()
 	defer http1.PutBuffer(buf)
 	if !ex.r.Framing.Chunked {
-		n, err := io.CopyBuffer(bc.BW, io.LimitReader(body, ex.r.Framing.Length), buf)
-		switch {
-		case err != nil && http1.IsTimeout(err):
-			return ErrTimeout
-		case err != nil || n < ex.r.Framing.Length:
-			return errClientGone
+		for left := ex.r.Framing.Length; left > 0; {
+			m, err := body.Read(buf[:min(int64(len(buf)), left)])
+			if m > 0 {
+				if _, werr := bc.BW.Write(buf[:m]); werr != nil {
+					if http1.IsTimeout(werr) {
+						return ErrTimeout
+					}
+					return werr
+				}
+				left -= int64(m)
+			}
+			if err != nil && left > 0 {
+				return errClientGone
+			}
 		}
 		return nil
 	}
@@ -216,14 +252,9 @@ func (st *h2stream) writeBody(ex *exchange, bc *http1.Conn) error {
 		}
 	}
 	_, _ = bc.BW.WriteString("0\r\n")
-	for name, vals := range st.hr.Trailer {
-		if !trailerAllowed(name) || !http1.ValidToken(name) {
-			continue
-		}
-		for _, v := range vals {
-			if http1.ValidValue(v) {
-				_, _ = bc.BW.WriteString(name + ": " + v + "\r\n")
-			}
+	for _, f := range st.s.Trailers() {
+		if trailerAllowed(f.Name) && http1.ValidToken(f.Name) && http1.ValidValue(f.Value) {
+			_, _ = bc.BW.WriteString(f.Name + ": " + f.Value + "\r\n")
 		}
 	}
 	_, _ = bc.BW.WriteString("\r\n")
@@ -236,54 +267,52 @@ func (st *h2stream) informational(ex *exchange, head []byte) error {
 	if ex.res.Status != http.StatusEarlyHints {
 		return nil
 	}
-	h := st.w.Header()
-	http1.EachField(head, func(name, value string) { h.Add(name, value) })
-	st.w.WriteHeader(http.StatusEarlyHints)
-	for k := range h {
-		delete(h, k)
-	}
-	return nil
+	fields := st.fields[:0]
+	http1.EachField(head, func(name, value string) {
+		fields = append(fields, hpack.HeaderField{Name: name, Value: value})
+	})
+	st.fields = fields
+	return st.s.WriteHead(http.StatusEarlyHints, fields)
 }
 
 // relay writes the response to the stream: the fields the proxy does not
-// drop, the body decoded, the instance's trailers as trailers.
+// drop, the body decoded, the instance's trailers as trailers. The body
+// is written to the stream, which frames it; the copy flushes it before
+// each wait for more from the instance, and the last bytes leave with
+// the end of the stream.
 func (st *h2stream) relay(ex *exchange) bool {
 	res, bc, r := &ex.res, ex.bc, ex.r
 	ex.status = res.Status
-	h := st.w.Header()
+	fields := st.fields[:0]
 	http1.EachField(bc.Head, func(name, value string) {
 		if !res.Drop(name, bc.Head) {
-			h.Add(name, value)
+			fields = append(fields, hpack.HeaderField{Name: name, Value: value})
 		}
 	})
 	mode, reuse := http1.BodyMode(r.Method, false, res)
 	if res.Length >= 0 && !res.Chunked {
-		h.Set("Content-Length", strconv.FormatInt(res.Length, 10))
+		fields = append(fields, hpack.HeaderField{Name: "content-length", Value: strconv.FormatInt(res.Length, 10)})
 	}
-	st.w.WriteHeader(res.Status)
-	var err error
-	if mode != http1.BodyNone {
-		fw := &flushWriter{w: st.w, n: &st.n}
-		fw.f, _ = st.w.(http.Flusher)
-		w := getH2Writer(fw)
-		defer putH2Writer(w)
+	st.fields = fields
+	s := st.s
+	err := s.WriteHead(res.Status, fields)
+	var trailers []hpack.HeaderField
+	if err == nil && mode != http1.BodyNone {
+		w := &countWriter{s: s, n: &st.n}
 		switch mode {
 		case http1.BodyChunked:
 			err = http1.CopyDecoded(w, bc.BR, ex.waitBody, trailerAllowed, func(name, value string) {
-				h.Add(http.TrailerPrefix+name, value)
+				trailers = append(trailers, hpack.HeaderField{Name: name, Value: value})
 			})
 		case http1.BodyLength:
 			err = http1.CopyN(w, bc.BR, res.Length, ex.waitBody)
 		default: // http1.BodyEOF
 			err = http1.CopyToEOF(w, bc.BR, false, ex.waitBody)
 		}
-		if err == nil {
-			// The last bytes leave with the end of the stream when the
-			// handler returns: no flush of a frame of their own.
-			fw.f = nil
-			if err = w.Flush(); err != nil {
-				err = http1.WriteErr(err)
-			}
+	}
+	if err == nil {
+		if err = s.End(trailers); err != nil {
+			err = http1.WriteErr(err)
 		}
 	}
 	switch {
@@ -305,54 +334,45 @@ func (st *h2stream) writeError(r *request, err error, _ bool) int {
 	if status == statusClientClosed {
 		return status
 	}
-	h := st.w.Header()
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
+	fields := append(st.fields[:0],
+		hpack.HeaderField{Name: "cache-control", Value: "no-store"},
+		hpack.HeaderField{Name: "x-content-type-options", Value: "nosniff"},
+		hpack.HeaderField{Name: "content-type", Value: "text/html; charset=utf-8"},
+		hpack.HeaderField{Name: "content-length", Value: strconv.Itoa(len(body))},
+	)
 	if status == http.StatusServiceUnavailable {
-		h.Set("Retry-After", retryAfter)
+		fields = append(fields, hpack.HeaderField{Name: "retry-after", Value: retryAfter})
 	}
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Length", strconv.Itoa(len(body)))
 	if id := r.id(); id != "" {
-		h.Set(headerRequestID, id)
+		fields = append(fields, hpack.HeaderField{Name: "x-request-id", Value: id})
 	}
-	st.w.WriteHeader(status)
+	st.fields = fields
+	_ = st.s.WriteHead(status, fields)
 	if r.Method != "HEAD" {
-		n, _ := st.w.Write(body)
+		n, _ := st.s.Write(body)
 		st.n += int64(n)
 	}
+	_ = st.s.End(nil)
 	return status
 }
 
-// flushWriter writes to a ResponseWriter and flushes it, so that what the
-// instance sent reaches the client before the proxy waits for more.
-type flushWriter struct {
-	w http.ResponseWriter
-	f http.Flusher // nil: write only
-	n *int64       // counts the bytes written, when set
+// countWriter writes a body to a stream, counting the bytes for the
+// access log.
+type countWriter struct {
+	s *h2.Stream
+	n *int64
 }
 
-// h2Writers lends the buffered writers of HTTP/2 answers.
-var h2Writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 16<<10) }}
-
-func getH2Writer(fw *flushWriter) *bufio.Writer {
-	w := h2Writers.Get().(*bufio.Writer)
-	w.Reset(fw)
-	return w
-}
-
-func putH2Writer(w *bufio.Writer) {
-	w.Reset(nil)
-	h2Writers.Put(w)
-}
-
-func (f *flushWriter) Write(p []byte) (int, error) {
-	n, err := f.w.Write(p)
-	if f.n != nil {
-		*f.n += int64(n)
-	}
-	if err == nil && f.f != nil {
-		f.f.Flush()
-	}
+func (w *countWriter) Write(p []byte) (int, error) {
+	n, err := w.s.Write(p)
+	*w.n += int64(n)
 	return n, err
 }
+
+func (w *countWriter) WriteString(p string) (int, error) {
+	n, err := w.s.WriteString(p)
+	*w.n += int64(n)
+	return n, err
+}
+
+func (w *countWriter) Flush() error { return w.s.Flush() }

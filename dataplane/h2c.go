@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 
 	"github.com/ancm-dev/ancm/dataplane/http1"
 )
@@ -357,7 +358,7 @@ func (st *h2stream) bodyReader(ex *exchange) (io.ReadCloser, int64, error) {
 	if !ex.r.Framing.Chunked {
 		length = ex.r.Framing.Length
 	}
-	ex.stream = &bodyStream{r: st.hr.Body}
+	ex.stream = &bodyStream{r: st.s}
 	return ex.stream, length, nil
 }
 
@@ -365,27 +366,33 @@ func (st *h2stream) bodyReader(ex *exchange) (io.ReadCloser, int64, error) {
 // each read (a gRPC stream's messages go out as they come) and passing
 // its trailers.
 func (st *h2stream) relayStream(ex *exchange, res *http.Response) bool {
-	h := st.w.Header()
+	fields := st.fields[:0]
 	for name, vals := range res.Header {
 		if !h2cHopByHop(name) {
-			h[name] = vals
+			for _, v := range vals {
+				fields = append(fields, hpack.HeaderField{Name: name, Value: v})
+			}
 		}
 	}
+	st.fields = fields
+	s := st.s
 	// The head is not flushed on its own: an answer with no body and no
 	// trailers (gRPC's trailers-only) then leaves as one HEADERS frame
 	// that ends the stream.
-	st.w.WriteHeader(res.StatusCode)
-	f, _ := st.w.(http.Flusher)
+	if s.WriteHead(res.StatusCode, fields) != nil {
+		return false
+	}
 	buf := http1.GetBuffer()
 	defer http1.PutBuffer(buf)
 	for {
 		m, err := res.Body.Read(buf)
 		if m > 0 {
-			if _, werr := st.w.Write(buf[:m]); werr != nil {
+			if _, werr := s.Write(buf[:m]); werr != nil {
 				return false
 			}
-			if f != nil {
-				f.Flush()
+			st.n += int64(m)
+			if err == nil && s.Flush() != nil {
+				return false
 			}
 		}
 		if err == io.EOF {
@@ -397,8 +404,11 @@ func (st *h2stream) relayStream(ex *exchange, res *http.Response) bool {
 			return false
 		}
 	}
+	var trailers []hpack.HeaderField
 	for name, vals := range res.Trailer {
-		h[http.TrailerPrefix+name] = vals
+		for _, v := range vals {
+			trailers = append(trailers, hpack.HeaderField{Name: name, Value: v})
+		}
 	}
-	return true
+	return s.End(trailers) == nil
 }

@@ -2,7 +2,6 @@ package dataplane
 
 import (
 	"errors"
-	"net/http"
 	"net/netip"
 	"strings"
 	"sync"
@@ -14,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 
 	ancmv1 "github.com/ancm-dev/ancm/api/gen/ancm/v1"
+	"github.com/ancm-dev/ancm/dataplane/h2"
 )
 
 // Options configure a Proxy.
@@ -79,8 +79,7 @@ type Proxy struct {
 	maxConns    int
 	slots       chan struct{} // a token per open client connection, over every Serve
 	sendTimeout time.Duration
-	h2          *http2.Server // the HTTP/2 front end (h2.go)
-	h2base      *http.Server  // its graceful shutdown
+	h2          *h2.Server // the HTTP/2 front end (h2.go)
 	// h2cTransport speaks to protocol = "h2c" instances (h2c.go).
 	h2cTransport *http2.Transport
 	trustedNets  []netip.Prefix
@@ -138,7 +137,7 @@ func New(opts Options) (*Proxy, error) {
 	}
 	p.maxConns = connectionBudget(logger, opts.MaxConnections)
 	p.slots = make(chan struct{}, p.maxConns)
-	p.h2, p.h2base = newH2(p)
+	p.h2 = newH2(p)
 	p.h2cTransport = newH2CTransport()
 	p.trustedNets = opts.TrustedProxies
 	p.redirect = opts.RedirectHTTPS

@@ -82,9 +82,7 @@ loop:
 	}
 	s.closeIdle()
 	// HTTP/2 connections get a GOAWAY and end when their streams do.
-	sctx, scancel := context.WithTimeout(context.Background(), time.Second)
-	_ = p.h2base.Shutdown(sctx)
-	scancel()
+	p.h2.Shutdown()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {

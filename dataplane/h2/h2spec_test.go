@@ -31,12 +31,12 @@ func h2specBinary(t *testing.T) string {
 }
 
 // TestH2spec runs h2spec, the conformance suite for RFC 7540 and RFC
-// 7541 servers, over TLS and over h2c: every one of its 146 cases must
+// 7541 servers, over TLS and over h2c: every one of its 145 cases must
 // pass.
 func TestH2spec(t *testing.T) {
 	bin := h2specBinary(t)
 	if testing.Short() {
-		t.Skip("h2spec takes about 15 s")
+		t.Skip("h2spec runs a few hundred connections")
 	}
 	// h2spec's cases send small requests and expect answers with bodies
 	// (its 6.9.1 cases wait for DATA under a small window).

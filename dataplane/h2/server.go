@@ -188,7 +188,7 @@ type conn struct {
 	fr      *http2.Framer
 
 	// The write side: frames are written to bw under wmu, by the reader
-	// and by handlers. waiting counts the writers queued for wmu; the last
+	// and by handlers. Lock order: wmu, then mu; never mu, then wmu. waiting counts the writers queued for wmu; the last
 	// one out flushes (flushDue marks bytes not flushed yet).
 	wmu      sync.Mutex
 	waiting  atomic.Int32

@@ -253,17 +253,7 @@ func (st *Stream) End(trailers []hpack.HeaderField) error {
 	err := st.push(st.wbuf, true, trailers, true)
 	putWriteBuffer(st.wbuf)
 	st.wbuf = nil
-	if err != nil {
-		return err
-	}
-	c := st.c
-	c.mu.Lock()
-	st.sendDone = true
-	if st.recvDone {
-		c.removeLocked(st)
-	}
-	c.mu.Unlock()
-	return nil
+	return err
 }
 
 // Reset ends the stream with RST_STREAM: an answer broken off.
@@ -315,7 +305,16 @@ func (st *Stream) push(data []byte, end bool, trailers []hpack.HeaderField, flus
 			closed = true
 		}
 		if closed {
+			// The stream is done sending before the frame can reach the
+			// client, whose next frames may be about it (lock order: wmu,
+			// then mu).
 			st.wclosed = true
+			c.mu.Lock()
+			st.sendDone = true
+			if st.recvDone {
+				c.removeLocked(st)
+			}
+			c.mu.Unlock()
 		}
 		c.unlockWrite(flush || endNow)
 		data = data[k:]

@@ -49,6 +49,15 @@ func PutBuffer(b []byte) {
 	}
 }
 
+// Writer is where a body is copied to: a *bufio.Writer, or a writer
+// that buffers alike (an HTTP/2 stream). Flush is called before every
+// wait for more of the body, so that what came reaches the client.
+type Writer interface {
+	io.Writer
+	io.StringWriter
+	Flush() error
+}
+
 // CopyError is the error of a body copy; it tells which side failed.
 type CopyError struct {
 	Write bool // the destination failed; else the source
@@ -67,7 +76,7 @@ func WriteErr(err error) error { return &CopyError{Write: true, Err: err} }
 // that may block. A read that times out calls wait, which returns nil to
 // read again or the error that ends the copy (see Conn.ReadHead); nil
 // wait means a timeout is an error. Every copy's errors are *CopyError.
-func CopyN(dst *bufio.Writer, src *bufio.Reader, n int64, wait func() error) error {
+func CopyN(dst Writer, src *bufio.Reader, n int64, wait func() error) error {
 	for n > 0 {
 		if src.Buffered() == 0 {
 			if err := dst.Flush(); err != nil {
@@ -144,7 +153,7 @@ func chunkLine(src *bufio.Reader, b []byte, wait func() error) ([]byte, error) {
 // before an optional extension, a line not ended by CRLF, control
 // characters in an extension or a trailer field, and chunk data not
 // followed by CRLF are ErrBadChunk.
-func CopyChunked(dst *bufio.Writer, src *bufio.Reader, wait func() error, allow func(name string) bool) error {
+func CopyChunked(dst Writer, src *bufio.Reader, wait func() error, allow func(name string) bool) error {
 	return copyChunks(dst, src, wait, true, allow, nil)
 }
 
@@ -152,14 +161,14 @@ func CopyChunked(dst *bufio.Writer, src *bufio.Reader, wait func() error, allow 
 // it delimited by the end of the connection. The framing is read and
 // checked as CopyChunked reads it, through the trailer section, which is
 // dropped; wait is as for CopyN.
-func CopyDechunked(dst *bufio.Writer, src *bufio.Reader, wait func() error) error {
+func CopyDechunked(dst Writer, src *bufio.Reader, wait func() error) error {
 	return copyChunks(dst, src, wait, false, nil, nil)
 }
 
 // copyChunks is CopyChunked, and with reframe false CopyDechunked and
 // CopyDecoded: the chunk data alone is copied, and the trailer fields
 // allow allows go to trailer.
-func copyChunks(dst *bufio.Writer, src *bufio.Reader, wait func() error, reframe bool, allow func(string) bool, trailer func(name, value string)) error {
+func copyChunks(dst Writer, src *bufio.Reader, wait func() error, reframe bool, allow func(string) bool, trailer func(name, value string)) error {
 	var hdr [24]byte
 	var lb [128]byte
 	for {
@@ -211,7 +220,7 @@ const maxTrailerBytes = 64 << 10
 // including the empty line, keeping the fields allow allows; with keep
 // false, it reads and checks them, copies nothing and hands the allowed
 // ones to trailer, when set.
-func copyTrailers(dst *bufio.Writer, src *bufio.Reader, wait func() error, keep bool, allow func(string) bool, trailer func(name, value string)) error {
+func copyTrailers(dst Writer, src *bufio.Reader, wait func() error, keep bool, allow func(string) bool, trailer func(name, value string)) error {
 	total := 0
 	var lb [128]byte
 	for {
@@ -278,7 +287,7 @@ func chunkSize(line []byte) (int64, bool) {
 
 // CopyToEOF copies src to dst until src ends, chunk-encoding it when
 // chunk is set (a response without a length to an HTTP/1.1 client).
-func CopyToEOF(dst *bufio.Writer, src *bufio.Reader, chunk bool, wait func() error) error {
+func CopyToEOF(dst Writer, src *bufio.Reader, chunk bool, wait func() error) error {
 	buf := GetBuffer()
 	defer PutBuffer(buf)
 	var hdr []byte
@@ -322,6 +331,6 @@ func CopyToEOF(dst *bufio.Writer, src *bufio.Reader, chunk bool, wait func() err
 // CopyDecoded copies a chunked body from src to dst decoded (for a client
 // that frames messages itself: HTTP/2), with CopyChunked's checks, and
 // hands each trailer field allow allows to trailer.
-func CopyDecoded(dst *bufio.Writer, src *bufio.Reader, wait func() error, allow func(name string) bool, trailer func(name, value string)) error {
+func CopyDecoded(dst Writer, src *bufio.Reader, wait func() error, allow func(name string) bool, trailer func(name, value string)) error {
 	return copyChunks(dst, src, wait, false, allow, trailer)
 }
