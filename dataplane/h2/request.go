@@ -189,7 +189,12 @@ func asciiEqualFold(a, b string) bool {
 func (c *conn) dispatchLocked(st *Stream) error {
 	if c.running < int(c.cfg.MaxConcurrentStreams) {
 		c.running++
-		go c.run(st)
+		if c.idleWorkers > 0 {
+			c.idleWorkers--
+			c.work <- st // buffered past idleWorkers: never blocks
+		} else {
+			go c.run(st)
+		}
 		return nil
 	}
 	c.queue = append(c.queue, st)
@@ -199,11 +204,42 @@ func (c *conn) dispatchLocked(st *Stream) error {
 	return nil
 }
 
-// run runs st's handler, then those of the streams queued meanwhile.
+// maxIdleWorkers is how many handler goroutines a connection keeps
+// waiting for its next stream once theirs is done: a goroutine started
+// per stream grows its stack anew each time (copying it, twice or more,
+// costs more than the handoff), and a client that sends one request
+// after another needs one.
+const maxIdleWorkers = 2
+
+// run runs st's handler, then those of the streams queued meanwhile, then
+// waits as an idle worker for a next stream until the connection ends.
 func (c *conn) run(st *Stream) {
-	for st != nil {
-		c.call(st)
-		st = c.finish(st)
+	for {
+		for st != nil {
+			c.call(st)
+			st = c.finish(st)
+		}
+		c.mu.Lock()
+		if c.closed || c.idleWorkers >= maxIdleWorkers {
+			c.mu.Unlock()
+			return
+		}
+		c.idleWorkers++
+		c.mu.Unlock()
+		select {
+		case st = <-c.work:
+		case <-c.done:
+			c.mu.Lock()
+			select {
+			case st = <-c.work: // handed over as the connection ended
+			default:
+				c.idleWorkers--
+			}
+			c.mu.Unlock()
+			if st == nil {
+				return
+			}
+		}
 	}
 }
 

@@ -210,6 +210,9 @@ type conn struct {
 	maxID       uint32             // the highest stream the client opened
 	running     int                // handlers running
 	queue       []*Stream          // streams waiting for a handler
+	idleWorkers int                // handler goroutines waiting on work
+	work        chan *Stream       // hands streams to idle workers
+	done        chan struct{}      // closed when the reader is done
 	sendWin     int64              // what we may send on the connection
 	peerInitWin int64              // the client's SETTINGS_INITIAL_WINDOW_SIZE
 	recvWin     int64              // what the client may still send on the connection
@@ -231,6 +234,8 @@ func newConn(s *Server, nc net.Conn, h Handler) *conn {
 		sendWin:     initialWindow,
 		peerInitWin: initialWindow,
 		recvWin:     int64(s.cfg.ConnWindow),
+		work:        make(chan *Stream, maxIdleWorkers),
+		done:        make(chan struct{}),
 	}
 	c.bw = bufio.NewWriterSize(&deadlineWriter{nc: nc, timeout: s.cfg.WriteTimeout}, writeBufferSize)
 	c.henc = hpack.NewEncoder(&c.hbuf)
@@ -404,6 +409,7 @@ func (c *conn) teardown() {
 	c.nc.Close()
 	c.mu.Lock()
 	c.closed = true
+	close(c.done)
 	for _, st := range c.streams {
 		c.closeStreamLocked(st, ErrConnClosed, goneClosed)
 	}

@@ -395,7 +395,7 @@ func TestIdleTimeout(t *testing.T) {
 // whole limit is a COMPRESSION_ERROR of the connection: x/net's decoder
 // stops at strings that long.)
 func TestHeadTooLarge(t *testing.T) {
-	s := serve(t, Config{MaxHeaderListSize: 1000}, true, func(st *Stream) {
+	s := serve(t, Config{MaxHeaderListSize: 1000}, false, func(st *Stream) {
 		status := 200
 		if st.HeadTooLarge {
 			status = 431
@@ -403,18 +403,15 @@ func TestHeadTooLarge(t *testing.T) {
 		_ = st.WriteHead(status, nil)
 		_ = st.End(nil)
 	})
-	hc := s.client(t)
-	req, _ := http.NewRequest("GET", s.url("/"), nil)
+	r := s.dialRaw(t)
+	fields := []string{":method", "GET", ":scheme", "http", ":authority", "h2.test", ":path", "/"}
 	for i := range 10 {
-		req.Header.Set("X-Big-"+strconv.Itoa(i), strings.Repeat("b", 200))
+		fields = append(fields, "x-big-"+strconv.Itoa(i), strings.Repeat("b", 200))
 	}
-	res, err := hc.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	if res.StatusCode != 431 {
-		t.Fatalf("status %d", res.StatusCode)
+	r.request(1, true, fields...)
+	f := r.until(func(f http2.Frame) bool { _, ok := f.(*http2.MetaHeadersFrame); return ok })
+	if f == nil || f.(*http2.MetaHeadersFrame).PseudoValue("status") != "431" {
+		t.Fatalf("answer %v", f)
 	}
 }
 
