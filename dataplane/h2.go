@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -49,9 +50,27 @@ func newH2(p *Proxy) *h2.Server {
 // serveH2 serves an HTTP/2 connection until it ends.
 func (c *clientConn) serveH2(tc *tls.Conn) {
 	c.p.h2.ServeConn(tc, func(s *h2.Stream) {
-		st := &h2stream{c: c, s: s, fi: c.fi}
+		st := h2streams.Get().(*h2stream)
+		st.c, st.s, st.fi = c, s, c.fi
 		st.serve()
+		st.release()
 	})
+}
+
+// h2streams lends the state of a stream's exchange, as a client
+// connection keeps its own for each of its requests: the exchange, the
+// parsed request and the buffers of the forwarded head and fields.
+var h2streams = sync.Pool{New: func() any { return new(h2stream) }}
+
+// release gives st back once its handler is done: nothing refers to it
+// then (an h2c transport still reading the body reads the h2.Stream).
+func (st *h2stream) release() {
+	clear(st.fields)
+	st.c, st.s, st.fi = nil, nil, forwardInfo{}
+	st.ex = exchange{}
+	st.out, st.fields = st.out[:0], st.fields[:0]
+	st.abort, st.n = false, 0
+	h2streams.Put(st)
 }
 
 // h2stream is one HTTP/2 stream as a downstream of the exchange.
