@@ -67,7 +67,7 @@ var h2streams = sync.Pool{New: func() any { return new(h2stream) }}
 func (st *h2stream) release() {
 	clear(st.fields)
 	st.c, st.s, st.fi = nil, nil, forwardInfo{}
-	st.ex = exchange{}
+	st.ex, st.cw = exchange{}, countWriter{}
 	st.out, st.fields = st.out[:0], st.fields[:0]
 	st.abort, st.n = false, 0
 	h2streams.Put(st)
@@ -86,6 +86,7 @@ type h2stream struct {
 	abort  bool
 	n      int64 // body bytes written, for the access log
 	fields []hpack.HeaderField
+	cw     countWriter
 }
 
 func (st *h2stream) sent() int64 { return st.n }
@@ -317,7 +318,8 @@ func (st *h2stream) relay(ex *exchange) bool {
 	err := s.WriteHead(res.Status, fields)
 	var trailers []hpack.HeaderField
 	if err == nil && mode != http1.BodyNone {
-		w := &countWriter{s: s, n: &st.n}
+		st.cw = countWriter{s: s, n: &st.n}
+		w := &st.cw
 		switch mode {
 		case http1.BodyChunked:
 			err = http1.CopyDecoded(w, bc.BR, ex.waitBody, trailerAllowed, func(name, value string) {

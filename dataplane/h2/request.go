@@ -90,7 +90,7 @@ func (st *Stream) setRequest(f *http2.MetaHeadersFrame) bool {
 		return false
 	}
 	fields := f.RegularFields()
-	st.Fields = fields[:0:0]
+	var kept []hpack.HeaderField // fields less Expect, once one is dropped
 	for i, hf := range fields {
 		switch hf.Name {
 		case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
@@ -108,18 +108,19 @@ func (st *Stream) setRequest(f *http2.MetaHeadersFrame) bool {
 		case "expect":
 			if asciiEqualFold(hf.Value, "100-continue") {
 				st.expectContinue = true
-				if st.Fields == nil {
-					st.Fields = append(make([]hpack.HeaderField, 0, len(fields)-1), fields[:i]...)
+				if kept == nil {
+					kept = append(make([]hpack.HeaderField, 0, len(fields)-1), fields[:i]...)
 				}
 				continue
 			}
 		}
-		if st.Fields != nil {
-			st.Fields = append(st.Fields, hf)
+		if kept != nil {
+			kept = append(kept, hf)
 		}
 	}
-	if st.Fields == nil {
-		st.Fields = fields
+	st.Fields = fields
+	if kept != nil {
+		st.Fields = kept
 	}
 	return true
 }
@@ -261,10 +262,7 @@ func (c *conn) finish(st *Stream) *Stream {
 	if !st.ended {
 		st.Reset(http2.ErrCodeInternal)
 	}
-	if st.wbuf != nil {
-		putWriteBuffer(st.wbuf)
-		st.wbuf = nil
-	}
+	st.releaseWriteBuffer()
 	c.mu.Lock()
 	st.handlerDone = true
 	stop := !st.recvDone

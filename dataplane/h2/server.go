@@ -197,6 +197,7 @@ type conn struct {
 	// flushWanted: a writer asked for a flush that is not done yet.
 	flushWanted bool
 	henc        *hpack.Encoder
+	fh          [frameHeaderLen]byte // a frame header being written
 	hbuf        bytes.Buffer
 	werr        error // the first write error; every later write fails with it
 

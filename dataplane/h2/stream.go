@@ -64,6 +64,7 @@ type Stream struct {
 	ended        bool
 	sentContinue bool
 	wbuf         []byte
+	wbufp        *[]byte // wbuf's pool entry
 }
 
 // Reasons a stream ends early.
@@ -167,8 +168,9 @@ func (st *Stream) Trailers() []hpack.HeaderField {
 
 // WriteHead gives the response head. A 1xx head is sent at once; a
 // final one leaves with the first body bytes, Flush or End (so that an
-// answer with no body is one HEADERS frame). Field names may be in any
-// case; connection-specific fields are dropped. fields is copied.
+// answer with no body is one HEADERS frame): fields must not change
+// until then. Field names may be in any case; connection-specific
+// fields are dropped.
 func (st *Stream) WriteHead(status int, fields []hpack.HeaderField) error {
 	if st.final {
 		return errEnded
@@ -184,7 +186,7 @@ func (st *Stream) WriteHead(status int, fields []hpack.HeaderField) error {
 		return err
 	}
 	st.status, st.final, st.headPending = status, true, true
-	st.head = append(st.head[:0], fields...)
+	st.head = fields
 	return nil
 }
 
@@ -200,8 +202,9 @@ func (st *Stream) Write(p []byte) (int, error) {
 	if st.Gone() {
 		return 0, st.failure()
 	}
-	if st.wbuf == nil {
-		st.wbuf = getWriteBuffer()
+	if st.wbufp == nil {
+		st.wbufp = writeBuffers.Get().(*[]byte)
+		st.wbuf = (*st.wbufp)[:0]
 	}
 	if len(st.wbuf)+len(p) > cap(st.wbuf) {
 		if err := st.push(st.wbuf, false, nil, false); err != nil {
@@ -251,9 +254,17 @@ func (st *Stream) End(trailers []hpack.HeaderField) error {
 	}
 	st.ended = true
 	err := st.push(st.wbuf, true, trailers, true)
-	putWriteBuffer(st.wbuf)
-	st.wbuf = nil
+	st.releaseWriteBuffer()
 	return err
+}
+
+// releaseWriteBuffer gives the write buffer back to its pool.
+func (st *Stream) releaseWriteBuffer() {
+	if st.wbufp != nil {
+		*st.wbufp = st.wbuf[:0]
+		writeBuffers.Put(st.wbufp)
+		st.wbufp, st.wbuf = nil, nil
+	}
 }
 
 // Reset ends the stream with RST_STREAM: an answer broken off.
@@ -413,14 +424,6 @@ func (c *conn) writableLocked(st *Stream) error {
 const writeBufferLen = 16 << 10
 
 var writeBuffers = sync.Pool{New: func() any { b := make([]byte, 0, writeBufferLen); return &b }}
-
-func getWriteBuffer() []byte { return (*writeBuffers.Get().(*[]byte))[:0] }
-
-func putWriteBuffer(b []byte) {
-	if cap(b) == writeBufferLen {
-		writeBuffers.Put(&b)
-	}
-}
 
 // bodyBuffer holds a request body between the reader and the handler,
 // in chunks lent from a pool: at most the stream's window.

@@ -69,9 +69,10 @@ func (c *conn) writeFrame(t http2.FrameType, flags http2.Flags, id uint32, paylo
 		return
 	}
 	n := len(payload)
-	h := [frameHeaderLen]byte{byte(n >> 16), byte(n >> 8), byte(n), byte(t), byte(flags)}
+	h := c.fh[:]
+	h[0], h[1], h[2], h[3], h[4] = byte(n>>16), byte(n>>8), byte(n), byte(t), byte(flags)
 	binary.BigEndian.PutUint32(h[5:], id&(1<<31-1))
-	_, _ = c.bw.Write(h[:])
+	_, _ = c.bw.Write(h)
 	if n > 0 {
 		if _, err := c.bw.Write(payload); err != nil {
 			c.writeFailed(err)
