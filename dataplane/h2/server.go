@@ -212,8 +212,7 @@ type conn struct {
 	running     int                // handlers running
 	queue       []*Stream          // streams waiting for a handler
 	idleWorkers int                // handler goroutines waiting on work
-	work        chan *Stream       // hands streams to idle workers
-	done        chan struct{}      // closed when the reader is done
+	work        chan *Stream       // hands streams to idle workers; closed by teardown
 	sendWin     int64              // what we may send on the connection
 	peerInitWin int64              // the client's SETTINGS_INITIAL_WINDOW_SIZE
 	recvWin     int64              // what the client may still send on the connection
@@ -236,7 +235,6 @@ func newConn(s *Server, nc net.Conn, h Handler) *conn {
 		peerInitWin: initialWindow,
 		recvWin:     int64(s.cfg.ConnWindow),
 		work:        make(chan *Stream, maxIdleWorkers),
-		done:        make(chan struct{}),
 	}
 	c.bw = bufio.NewWriterSize(&deadlineWriter{nc: nc, timeout: s.cfg.WriteTimeout}, writeBufferSize)
 	c.henc = hpack.NewEncoder(&c.hbuf)
@@ -410,7 +408,8 @@ func (c *conn) teardown() {
 	c.nc.Close()
 	c.mu.Lock()
 	c.closed = true
-	close(c.done)
+	close(c.work) // idle workers end
+	c.idleWorkers = 0
 	for _, st := range c.streams {
 		c.closeStreamLocked(st, ErrConnClosed, goneClosed)
 	}
