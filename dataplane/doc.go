@@ -159,8 +159,9 @@
 // either protocol, is an exchange of one proxy core (forward.go) through
 // the downstream interface, so routing, queueing, balancing, retries,
 // timeouts and error answers are written once; h1.go is the HTTP/1.1
-// side, h2.go the HTTP/2 one (x/net/http2; each stream's request is
-// written as an HTTP/1.1 head and read by the HTTP/1.1 parser). Apps with
+// side, h2.go the HTTP/2 one (package h2, the data plane's own HTTP/2
+// server; each stream's request is written as an HTTP/1.1 head and read
+// by the HTTP/1.1 parser). Apps with
 // protocol = "h2c" are forwarded over cleartext HTTP/2 (h2c.go), with
 // streams and trailers end to end. Certificates are picked by SNI, swapped
 // whole on Reload and file changes, and may come from an ACME CA
@@ -184,4 +185,7 @@
 // The HTTP/1.1 codec is package http1 (dataplane/http1): heads, framing,
 // bodies and pooled instance connections, with its differential tests
 // against net/http; it knows nothing of apps or of the proxy's headers.
+// The HTTP/2 server is package h2 (dataplane/h2): frames, streams, flow
+// control and HPACK contexts on x/net's Framer, tested with h2spec;
+// docs/architecture.md says why it is not x/net's server.
 package dataplane

@@ -1,22 +1,24 @@
 package dataplane
 
-// The HTTP/2 front end: golang.org/x/net/http2 serves a TLS connection
-// that negotiated "h2" by ALPN, and every stream becomes an exchange of
-// the one proxy core (forward.go), so HTTP/2 gets the routing, queueing,
+// The HTTP/2 front end: package h2 serves a TLS connection that
+// negotiated "h2" by ALPN, and every stream becomes an exchange of the
+// one proxy core (forward.go), so HTTP/2 gets the routing, queueing,
 // balancing, retries, timeouts and error answers of HTTP/1.1.
 //
 // A stream's request is written as an HTTP/1.1 head and parsed by the
-// HTTP/1.1 parser (http1.ParseRequest, then classify), so that the header rules (hop-by-hop
-// fields, the proxy's own headers and their underscore aliases, Host)
-// are the same code for both; x/net/http2 has already refused what HTTP/2
-// forbids (connection-specific fields, bad names and values). A body of
-// unknown length goes to the instance chunked, with the stream's
-// trailers; the answer goes back decoded, with the instance's trailers as
+// HTTP/1.1 parser (http1.ParseRequest, then classify), so that the header
+// rules (hop-by-hop fields, the proxy's own headers and their underscore
+// aliases, Host) are the same code for both; package h2 has already
+// refused what HTTP/2 forbids (connection-specific fields, bad names and
+// values). A body of unknown length goes to the instance chunked, with
+// the stream's trailers; the answer goes back decoded, framed straight
+// from the instance connection's buffer, with the instance's trailers as
 // HTTP/2 trailers.
 
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"io"
 	"net/http"
 	"strconv"
@@ -227,7 +229,11 @@ func (st *h2stream) writeBody(ex *exchange, bc *http1.Conn) error {
 	ex.bodyStarted = true
 	_ = bc.NC.SetWriteDeadline(ex.deadline)
 	defer func() { _ = bc.NC.SetWriteDeadline(time.Time{}) }()
+	// A client that stops sending the body cannot hold the request
+	// beyond request_timeout, as over HTTP/1.1.
 	body := st.s
+	body.SetReadDeadline(ex.deadline)
+	defer body.SetReadDeadline(time.Time{})
 	buf := http1.GetBuffer()
 	defer http1.PutBuffer(buf)
 	if !ex.r.Framing.Chunked {
@@ -243,6 +249,9 @@ func (st *h2stream) writeBody(ex *exchange, bc *http1.Conn) error {
 				left -= int64(m)
 			}
 			if err != nil && left > 0 {
+				if errors.Is(err, h2.ErrReadTimeout) {
+					return ErrTimeout
+				}
 				return errClientGone
 			}
 		}
@@ -266,6 +275,9 @@ func (st *h2stream) writeBody(ex *exchange, bc *http1.Conn) error {
 		}
 		if err == io.EOF {
 			break
+		}
+		if errors.Is(err, h2.ErrReadTimeout) {
+			return ErrTimeout
 		}
 		if err != nil {
 			return errClientGone

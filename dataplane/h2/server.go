@@ -173,8 +173,10 @@ var (
 	// ErrWindowTimeout: the client kept a flow-control window shut for
 	// longer than WriteTimeout.
 	ErrWindowTimeout = errors.New("http2: flow-control window stayed shut")
-	errNoHead        = errors.New("http2: body written before the response head")
-	errEnded         = errors.New("http2: write after the end of the stream")
+	// ErrReadTimeout: no body bytes came before the read deadline.
+	ErrReadTimeout = errors.New("http2: request body read timed out")
+	errNoHead      = errors.New("http2: body written before the response head")
+	errEnded       = errors.New("http2: write after the end of the stream")
 )
 
 // conn is one client connection.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -529,5 +530,37 @@ func TestContextEndsWithHandler(t *testing.T) {
 	case <-ctx.Done():
 	case <-time.After(10 * time.Second):
 		t.Fatal("the context outlived the handler")
+	}
+}
+
+// TestReadDeadline: a client that stops sending its body does not hold
+// a handler past the read deadline it set; the body read so far is
+// still read first.
+func TestReadDeadline(t *testing.T) {
+	got := make(chan error, 1)
+	s := serve(t, Config{}, false, func(st *Stream) {
+		st.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		b := make([]byte, 10)
+		n, err := st.Read(b)
+		if n != 3 || err != nil {
+			got <- fmt.Errorf("first read %d, %v", n, err)
+			return
+		}
+		_, err = st.Read(b)
+		got <- err
+		st.Reset(http2.ErrCodeCancel)
+	})
+	r := s.dialRaw(t)
+	r.request(1, false, ":method", "POST", ":scheme", "http", ":authority", "h2.test", ":path", "/")
+	if err := r.fr.WriteData(1, false, []byte("abc")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-got:
+		if !errors.Is(err, ErrReadTimeout) {
+			t.Fatalf("Read: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the handler is still waiting for the body")
 	}
 }

@@ -49,6 +49,7 @@ type Stream struct {
 	sendWin     int64
 	waitingBody bool
 	waitingFlow bool
+	readTimeout bool // the read deadline passed during a wait
 	ctx         context.Context
 	cancel      context.CancelFunc
 
@@ -63,6 +64,7 @@ type Stream struct {
 	final        bool // a final (non-1xx) head was given
 	ended        bool
 	sentContinue bool
+	readDeadline time.Time
 	wbuf         []byte
 	wbufp        *[]byte // wbuf's pool entry
 }
@@ -122,10 +124,32 @@ func (st *Stream) Read(p []byte) (int, error) {
 		return 0, nil
 	}
 	c.mu.Lock()
+	var timer *time.Timer
 	for st.body.len() == 0 && !st.recvDone {
+		if !st.readDeadline.IsZero() && timer == nil {
+			d := time.Until(st.readDeadline)
+			if d <= 0 {
+				c.mu.Unlock()
+				return 0, ErrReadTimeout
+			}
+			timer = time.AfterFunc(d, func() {
+				c.mu.Lock()
+				st.readTimeout = true
+				st.cond.Broadcast()
+				c.mu.Unlock()
+			})
+		}
+		if st.readTimeout {
+			st.readTimeout = false
+			c.mu.Unlock()
+			return 0, ErrReadTimeout
+		}
 		st.waitingBody = true
 		st.cond.Wait()
 		st.waitingBody = false
+	}
+	if timer != nil && !timer.Stop() {
+		st.readTimeout = false // it fired as the body came
 	}
 	if st.err != nil {
 		c.mu.Unlock()
@@ -146,6 +170,11 @@ func (st *Stream) Read(p []byte) (int, error) {
 	c.sendCredit(inc, st.id, sinc, false)
 	return n, nil
 }
+
+// SetReadDeadline bounds Read's waits for body bytes: past t, Read fails
+// with ErrReadTimeout and the stream stays as it is. The zero time
+// removes the bound.
+func (st *Stream) SetReadDeadline(t time.Time) { st.readDeadline = t }
 
 // creditLocked is conn.creditLocked for the stream's window.
 func (st *Stream) creditLocked(n int64) int64 {
