@@ -296,11 +296,17 @@ func (st *Stream) releaseWriteBuffer() {
 	}
 }
 
-// Reset ends the stream with RST_STREAM: an answer broken off.
+// Reset ends the stream with RST_STREAM: an answer broken off. A stream
+// that already ended under its handler (reset by the client, the
+// connection gone) is left as it is: no RST_STREAM answers one.
 func (st *Stream) Reset(code http2.ErrCode) {
 	st.ended = true
 	c := st.c
 	c.mu.Lock()
+	if st.err != nil {
+		c.mu.Unlock()
+		return
+	}
 	c.closeStreamLocked(st, ErrStreamReset, goneReset)
 	inc := c.takeCreditLocked()
 	c.mu.Unlock()
