@@ -42,6 +42,9 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 	if len(c.streams) >= int(c.cfg.MaxConcurrentStreams) {
 		return http2.StreamError{StreamID: id, Code: http2.ErrCodeRefusedStream}
 	}
+	if len(c.streams) > 0 {
+		c.noInline = true // two streams open at once (inline.go)
+	}
 	st := &Stream{c: c, id: id, ContentLength: -1}
 	st.cond.L = &c.mu
 	if f.Truncated {
@@ -188,6 +191,9 @@ func asciiEqualFold(a, b string) bool {
 // faster than handlers end pile up here; past 4 × MaxConcurrentStreams
 // the connection is cut (the rapid-reset attack, CVE-2023-44487).
 func (c *conn) dispatchLocked(st *Stream) error {
+	if c.inlineLocked(st) {
+		return nil
+	}
 	if c.running < int(c.cfg.MaxConcurrentStreams) {
 		c.running++
 		if c.idleWorkers > 0 {

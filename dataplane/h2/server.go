@@ -224,8 +224,14 @@ type conn struct {
 	goingAway   bool               // GOAWAY sent: no new stream
 	goAwayID    uint32             // its last stream
 	closed      bool               // the connection is over
-	idleSince   time.Time
-	idleTimer   *time.Timer
+	ended       chan struct{}      // closed once torn down
+	inlineRun   *Stream            // the stream run inline by the reader, not taken over
+	noInline    bool               // the client multiplexes: no stream runs inline
+	// inline: the stream the reader is to run itself (processHeaders
+	// sets it; the reader's own).
+	inline    *Stream
+	idleSince time.Time
+	idleTimer *time.Timer
 }
 
 func newConn(s *Server, nc net.Conn, h Handler) *conn {
@@ -237,6 +243,7 @@ func newConn(s *Server, nc net.Conn, h Handler) *conn {
 		peerInitWin: initialWindow,
 		recvWin:     int64(s.cfg.ConnWindow),
 		work:        make(chan *Stream, maxIdleWorkers),
+		ended:       make(chan struct{}),
 	}
 	c.bw = bufio.NewWriterSize(&deadlineWriter{nc: nc, timeout: s.cfg.WriteTimeout}, writeBufferSize)
 	c.henc = hpack.NewEncoder(&c.hbuf)
@@ -290,46 +297,77 @@ func (c *conn) drain() {
 	_, _ = io.Copy(io.Discard, c.br)
 }
 
-// serve reads frames until the connection ends.
+// serve reads frames until the connection ends, and returns once it
+// has ended (the goroutine reading last tears it down).
 func (c *conn) serve() {
-	defer c.teardown()
+	if f := c.start(); f != nil {
+		c.readLoop(f)
+	} else {
+		c.teardown()
+	}
+	<-c.ended
+}
+
+// start sends the server's preface and reads the client's, and returns
+// its SETTINGS frame; nil when the connection cannot go on.
+func (c *conn) start() http2.Frame {
 	c.writeSettings()
 	_ = c.nc.SetReadDeadline(time.Now().Add(prefaceTimeout))
 	var preface [len(http2.ClientPreface)]byte
 	if _, err := io.ReadFull(c.br, preface[:]); err != nil || string(preface[:]) != http2.ClientPreface {
 		c.log.Debug("no client preface", "error", err)
-		return
+		return nil
 	}
 	f, err := c.fr.ReadFrame()
 	if err != nil {
 		c.readFailed(err)
-		return
+		return nil
 	}
 	if sf, ok := f.(*http2.SettingsFrame); !ok || sf.IsAck() {
 		c.connError(http2.ConnectionError(http2.ErrCodeProtocol), "first frame not SETTINGS")
-		return
+		return nil
 	}
 	_ = c.nc.SetReadDeadline(time.Time{})
 	c.mu.Lock()
 	c.idleSince = time.Now()
 	c.idleTimer = time.AfterFunc(c.cfg.IdleTimeout, c.idleCheck)
 	c.mu.Unlock()
+	return f
+}
+
+// readLoop reads and handles frames, starting with f (when not nil),
+// until the connection ends, and then tears it down; or until another
+// goroutine took the reading over while this one ran a stream inline
+// (inline.go).
+func (c *conn) readLoop(f http2.Frame) {
+	var r reader
+	defer r.stop()
 	for {
-		if err := c.process(f); err != nil {
-			var se http2.StreamError
-			if errors.As(err, &se) {
+		if f != nil {
+			if err := c.process(f); err != nil {
+				var se http2.StreamError
+				if !errors.As(err, &se) {
+					c.connError(err, "")
+					c.teardown()
+					return
+				}
 				c.streamError(se)
-			} else {
-				c.connError(err, "")
-				return
 			}
 		}
-		if c.br.Buffered() < 9 && c.flushDue.Load() {
+		if c.br.Buffered() < frameHeaderLen && c.flushDue.Load() {
 			c.lockWrite()
 			c.unlockWrite(true)
 		}
+		if st := c.inline; st != nil {
+			c.inline = nil
+			if !c.runInline(&r, st) {
+				return
+			}
+		}
+		var err error
 		if f, err = c.fr.ReadFrame(); err != nil {
 			if !c.readFailed(err) {
+				c.teardown()
 				return
 			}
 		}
@@ -402,8 +440,9 @@ func (c *conn) goAway(code http2.ErrCode, final bool) {
 	}
 }
 
-// teardown ends every stream once the reader is done.
+// teardown ends every stream once the reader is done, and closes ended.
 func (c *conn) teardown() {
+	defer close(c.ended)
 	if c.lingering.Load() {
 		c.drain()
 	}

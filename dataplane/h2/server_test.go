@@ -564,3 +564,40 @@ func TestReadDeadline(t *testing.T) {
 		t.Fatal("the handler is still waiting for the body")
 	}
 }
+
+// TestInlineTakeOver: a request run inline by the reader (alone on its
+// connection, whole) that takes long does not keep the connection
+// unread: within inlineWait another goroutine reads it, and a second
+// request is answered while the first still runs.
+func TestInlineTakeOver(t *testing.T) {
+	w0 := inlineWait
+	inlineWait = 50 * time.Millisecond
+	t.Cleanup(func() { inlineWait = w0 })
+	release, started := make(chan struct{}), make(chan bool, 1)
+	s := serve(t, Config{}, false, func(st *Stream) {
+		if st.Path == "/slow" {
+			st.c.mu.Lock()
+			started <- st.c.inlineRun == st
+			st.c.mu.Unlock()
+			<-release
+		}
+		_ = st.WriteHead(200, nil)
+		_, _ = st.WriteString(st.Path)
+		_ = st.End(nil)
+	})
+	r := s.dialRaw(t)
+	r.request(1, true, ":method", "GET", ":scheme", "http", ":authority", "h2.test", ":path", "/slow")
+	if inline := <-started; !inline {
+		t.Fatal("a request alone on its connection did not run inline")
+	}
+	r.request(3, true)
+	f := r.until(func(f http2.Frame) bool { df, ok := f.(*http2.DataFrame); return ok && df.StreamEnded() })
+	if f == nil || f.Header().StreamID != 3 {
+		t.Fatalf("first answer %v, want stream 3's while stream 1 runs", f)
+	}
+	close(release)
+	f = r.until(func(f http2.Frame) bool { df, ok := f.(*http2.DataFrame); return ok && df.StreamEnded() })
+	if f == nil || f.Header().StreamID != 1 || string(f.(*http2.DataFrame).Data()) != "/slow" {
+		t.Fatalf("then %v, want stream 1's", f)
+	}
+}

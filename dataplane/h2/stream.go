@@ -49,6 +49,7 @@ type Stream struct {
 	sendWin     int64
 	waitingBody bool
 	waitingFlow bool
+	taken       bool // run inline, and the reading was taken over meanwhile
 	readTimeout bool // the read deadline passed during a wait
 	ctx         context.Context
 	cancel      context.CancelFunc
