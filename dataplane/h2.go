@@ -16,6 +16,7 @@ package dataplane
 // HTTP/2 trailers.
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -89,6 +90,8 @@ type h2stream struct {
 	n      int64 // body bytes written, for the access log
 	fields []hpack.HeaderField
 	cw     countWriter
+	vals   map[string]string // interned field values (intern), kept across streams
+	num    [20]byte
 }
 
 func (st *h2stream) sent() int64 { return st.n }
@@ -315,15 +318,10 @@ func (st *h2stream) informational(ex *exchange, head []byte) error {
 func (st *h2stream) relay(ex *exchange) bool {
 	res, bc, r := &ex.res, ex.bc, ex.r
 	ex.status = res.Status
-	fields := st.fields[:0]
-	http1.EachField(bc.Head, func(name, value string) {
-		if !res.Drop(name, bc.Head) {
-			fields = append(fields, hpack.HeaderField{Name: name, Value: value})
-		}
-	})
+	fields := st.headFields(st.fields[:0], bc.Head, res)
 	mode, reuse := http1.BodyMode(r.Method, false, res)
 	if res.Length >= 0 && !res.Chunked {
-		fields = append(fields, hpack.HeaderField{Name: "content-length", Value: strconv.FormatInt(res.Length, 10)})
+		fields = append(fields, hpack.HeaderField{Name: "content-length", Value: st.intern(strconv.AppendInt(st.num[:0], res.Length, 10))})
 	}
 	st.fields = fields
 	s := st.s
@@ -359,6 +357,58 @@ func (st *h2stream) relay(ex *exchange) bool {
 		ex.b.pool.Put(bc, ex.start)
 	}
 	return true
+}
+
+// headFields appends the fields of an instance's response head that res
+// does not drop: names in lower case, values interned (st.intern), so
+// that relaying the usual fields allocates nothing.
+func (st *h2stream) headFields(fields []hpack.HeaderField, head []byte, res *http1.Response) []hpack.HeaderField {
+	_, s := http1.CutLine(head)
+	for len(s) > 0 {
+		var line []byte
+		line, s = http1.CutLine(s)
+		if len(line) == 0 {
+			break
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 || res.Drop(string(line[:colon]), head) {
+			continue
+		}
+		v := line[colon+1:]
+		for len(v) > 0 && (v[0] == ' ' || v[0] == '\t') {
+			v = v[1:]
+		}
+		for len(v) > 0 && (v[len(v)-1] == ' ' || v[len(v)-1] == '\t') {
+			v = v[:len(v)-1]
+		}
+		fields = append(fields, hpack.HeaderField{Name: h2.LowerName(line[:colon]), Value: st.intern(v)})
+	}
+	return fields
+}
+
+// Interned field values: the same few (content types, cache policies,
+// lengths) come back answer after answer.
+const (
+	maxInterned    = 64
+	maxInternedLen = 128
+)
+
+// intern gives v as a string, the same string for the same bytes while
+// it is among the last values seen.
+func (st *h2stream) intern(v []byte) string {
+	if s, ok := st.vals[string(v)]; ok {
+		return s
+	}
+	s := string(v)
+	if len(v) <= maxInternedLen {
+		if st.vals == nil {
+			st.vals = make(map[string]string, maxInterned)
+		} else if len(st.vals) >= maxInterned {
+			clear(st.vals)
+		}
+		st.vals[s] = s
+	}
+	return s
 }
 
 // writeError answers a failed request on the stream.

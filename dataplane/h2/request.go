@@ -4,20 +4,24 @@ package h2
 // handlers, at most MaxConcurrentStreams at once.
 
 import (
+	"errors"
 	"strconv"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
 
-func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
+func (c *conn) processHeaders(f *http2.HeadersFrame) error {
 	id := f.StreamID
 	if id%2 == 0 {
 		return http2.ConnectionError(http2.ErrCodeProtocol) // clients open odd streams
 	}
-	if f.HasPriority() && f.Priority.StreamDep == id {
-		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
+	blockErr := c.readBlock(f)
+	var se http2.StreamError
+	if blockErr != nil && !errors.As(blockErr, &se) {
+		return blockErr
 	}
+	b := &c.hb
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if st := c.streams[id]; st != nil {
@@ -25,21 +29,23 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 		switch {
 		case st.recvDone:
 			return http2.StreamError{StreamID: id, Code: http2.ErrCodeStreamClosed}
-		case !f.StreamEnded() || len(f.PseudoFields()) > 0:
+		case blockErr != nil || !f.StreamEnded() || b.pseudo > 0:
 			c.closeStreamLocked(st, ErrStreamReset, goneReset)
 			return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
 		}
-		st.trailers = f.RegularFields()
+		st.trailers = append([]hpack.HeaderField(nil), b.fields...)
 		return c.endRecvLocked(st)
 	}
 	if id <= c.maxID {
 		return http2.ConnectionError(http2.ErrCodeProtocol) // streams only go up
 	}
-	c.maxID = id
-	if c.goingAway {
-		return http2.StreamError{StreamID: id, Code: http2.ErrCodeRefusedStream}
-	}
-	if len(c.streams) >= int(c.cfg.MaxConcurrentStreams) {
+	c.maxID = id // a malformed request still opened its stream
+	switch {
+	case blockErr != nil:
+		return blockErr
+	case f.HasPriority() && f.Priority.StreamDep == id:
+		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
+	case c.goingAway, len(c.streams) >= int(c.cfg.MaxConcurrentStreams):
 		return http2.StreamError{StreamID: id, Code: http2.ErrCodeRefusedStream}
 	}
 	if len(c.streams) > 0 {
@@ -47,9 +53,9 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 	}
 	st := &Stream{c: c, id: id, ContentLength: -1}
 	st.cond.L = &c.mu
-	if f.Truncated {
+	if b.truncated {
 		st.HeadTooLarge = true
-	} else if !st.setRequest(f) {
+	} else if !st.setRequest(b.fields[:b.pseudo], b.fields[b.pseudo:]) {
 		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
 	}
 	if f.StreamEnded() {
@@ -65,22 +71,29 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 	return c.dispatchLocked(st)
 }
 
-// setRequest takes the request's fields from f, and reports whether they
-// make a well-formed request (RFC 9113 §8.2, §8.3).
-func (st *Stream) setRequest(f *http2.MetaHeadersFrame) bool {
-	for _, hf := range f.PseudoFields() {
+// setRequest takes the request's fields, and reports whether they make
+// a well-formed request (RFC 9113 §8.2, §8.3). The regular fields are
+// copied: the block's slice is the connection's.
+func (st *Stream) setRequest(pseudo, fields []hpack.HeaderField) bool {
+	var seen uint8
+	for _, hf := range pseudo {
+		var bit uint8
 		switch hf.Name {
 		case ":method":
-			st.Method = hf.Value
+			st.Method, bit = hf.Value, 1
 		case ":scheme":
-			st.Scheme = hf.Value
+			st.Scheme, bit = hf.Value, 2
 		case ":authority":
-			st.Authority = hf.Value
+			st.Authority, bit = hf.Value, 4
 		case ":path":
-			st.Path = hf.Value
-		default: // :protocol: extended CONNECT is not offered
+			st.Path, bit = hf.Value, 8
+		default: // :status, :protocol (extended CONNECT is not offered), unknown ones
 			return false
 		}
+		if seen&bit != 0 {
+			return false // twice
+		}
+		seen |= bit
 	}
 	if !token(st.Method) || !validAuthority(st.Authority) {
 		return false
@@ -92,9 +105,8 @@ func (st *Stream) setRequest(f *http2.MetaHeadersFrame) bool {
 	} else if !token(st.Scheme) || !validPath(st.Path, st.Method) {
 		return false
 	}
-	fields := f.RegularFields()
-	var kept []hpack.HeaderField // fields less Expect, once one is dropped
-	for i, hf := range fields {
+	kept := make([]hpack.HeaderField, 0, len(fields))
+	for _, hf := range fields {
 		switch hf.Name {
 		case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
 			return false
@@ -111,20 +123,12 @@ func (st *Stream) setRequest(f *http2.MetaHeadersFrame) bool {
 		case "expect":
 			if asciiEqualFold(hf.Value, "100-continue") {
 				st.expectContinue = true
-				if kept == nil {
-					kept = append(make([]hpack.HeaderField, 0, len(fields)-1), fields[:i]...)
-				}
 				continue
 			}
 		}
-		if kept != nil {
-			kept = append(kept, hf)
-		}
+		kept = append(kept, hf)
 	}
-	st.Fields = fields
-	if kept != nil {
-		st.Fields = kept
-	}
+	st.Fields = kept
 	return true
 }
 

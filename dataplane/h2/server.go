@@ -200,6 +200,8 @@ type conn struct {
 	flushWanted bool
 	henc        *hpack.Encoder
 	fh          [frameHeaderLen]byte // a frame header being written
+	hdec        *hpack.Decoder       // the client's HPACK context; the reader's
+	hb          block                // the header block being decoded
 	hbuf        bytes.Buffer
 	werr        error // the first write error; every later write fails with it
 
@@ -249,8 +251,8 @@ func newConn(s *Server, nc net.Conn, h Handler) *conn {
 	c.henc = hpack.NewEncoder(&c.hbuf)
 	c.peerMaxFrame.Store(minMaxFrameSize)
 	c.fr = http2.NewFramer(nil, c.br)
-	c.fr.ReadMetaHeaders = hpack.NewDecoder(maxTableSize, nil)
-	c.fr.MaxHeaderListSize = s.cfg.MaxHeaderListSize
+	c.hdec = hpack.NewDecoder(maxTableSize, c.emit)
+	c.hdec.SetMaxStringLength(int(s.cfg.MaxHeaderListSize))
 	c.fr.SetMaxReadFrameSize(minMaxFrameSize)
 	c.fr.SetReuseFrames()
 	return c
@@ -486,7 +488,7 @@ func (c *conn) idleCheck() {
 // process handles one frame.
 func (c *conn) process(f http2.Frame) error {
 	switch f := f.(type) {
-	case *http2.MetaHeadersFrame:
+	case *http2.HeadersFrame:
 		return c.processHeaders(f)
 	case *http2.DataFrame:
 		return c.processData(f)

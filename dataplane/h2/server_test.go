@@ -461,6 +461,9 @@ func TestMalformedRequests(t *testing.T) {
 		"ended with a length":    append(base[:6:6], ":path", "/", "content-length", "3"),
 		"unknown pseudo-field":   append(base[:6:6], ":path", "/", ":foo", "x"),
 		"pseudo after a regular": {":method", "GET", ":scheme", "http", "x-a", "1", ":path", "/"},
+		"path twice":             append(base[:6:6], ":path", "/", ":path", "/b"),
+		"status in a request":    append(base[:6:6], ":path", "/", ":status", "200"),
+		"control byte in value":  append(base[:6:6], ":path", "/", "x-a", "a\x01b"),
 	} {
 		r := s.dialRaw(t)
 		r.request(1, true, fields...)

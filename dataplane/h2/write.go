@@ -215,10 +215,20 @@ var lowerNames = func() map[string]string {
 		"Www-Authenticate", "X-Content-Type-Options", "X-Frame-Options", "X-Powered-By",
 		"X-Request-Id", "X-Xss-Protection",
 	} {
-		m[n] = strings.ToLower(n)
+		l := strings.ToLower(n)
+		m[n], m[l] = l, l
 	}
 	return m
 }()
+
+// LowerName gives a field name in lower case, as HTTP/2 sends it; the
+// common names without allocating.
+func LowerName(b []byte) string {
+	if l, ok := lowerNames[string(b)]; ok {
+		return l
+	}
+	return strings.ToLower(string(b))
+}
 
 // wireName gives a field name as HTTP/2 writes it, lower case; ok is
 // false for a name that is not a token.
