@@ -258,14 +258,21 @@ func newConn(s *Server, nc net.Conn, h Handler) *conn {
 	return c
 }
 
-// deadlineWriter writes to the client under WriteTimeout.
+// deadlineWriter writes to the client under WriteTimeout; under wmu. The
+// deadline is moved only once it is an eighth of the timeout (at most a
+// second) old: setting it costs a timer update, and most writes follow
+// one another closely.
 type deadlineWriter struct {
 	nc      net.Conn
 	timeout time.Duration
+	dl      time.Time
 }
 
 func (w *deadlineWriter) Write(p []byte) (int, error) {
-	_ = w.nc.SetWriteDeadline(time.Now().Add(w.timeout))
+	if now := time.Now(); w.dl.Sub(now) < w.timeout-min(w.timeout/8, time.Second) {
+		w.dl = now.Add(w.timeout)
+		_ = w.nc.SetWriteDeadline(w.dl)
+	}
 	return w.nc.Write(p)
 }
 
