@@ -236,9 +236,6 @@ func wireName(name string) (string, bool) {
 	if name == "" {
 		return "", false
 	}
-	if l, ok := lowerNames[name]; ok {
-		return l, true
-	}
 	upper := false
 	for i := 0; i < len(name); i++ {
 		b := name[i]
@@ -249,10 +246,13 @@ func wireName(name string) (string, bool) {
 			return "", false
 		}
 	}
-	if upper {
-		return strings.ToLower(name), true
+	if !upper {
+		return name, true
 	}
-	return name, true
+	if l, ok := lowerNames[name]; ok {
+		return l, true
+	}
+	return strings.ToLower(name), true
 }
 
 // tokenChar: the tchar of RFC 9110 §5.6.2.
