@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# bench/cpu.sh [REV...]: the server's own CPU per request under
+# h2load -c 64 -m 1 -t 2 (HTTP/2 over TLS, small answers), for nginx and
+# for ancmd built at each REV (default HEAD), in one run, 2 rounds. The
+# CPU is the server's utime+stime from /proc over the run (nginx: its
+# workers), divided by the requests h2load counted; the backend's is not
+# in it. CPU_WRK=1 runs wrk -t2 -c64 (HTTP/1.1 over TLS) instead.
+#
+#   ./bench/cpu.sh 28eb07b HEAD
+#   CPU_WRK=1 ./bench/cpu.sh HEAD
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/nginx.sh
+. "$ROOT/bench/nginx.sh"
+REVS=("$@")
+[[ ${#REVS[@]} -gt 0 ]] || REVS=(HEAD)
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/ancm-cpu.XXXXXX")
+chmod 755 "$TMP"
+PIDS=()
+cleanup() {
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	for i in "${!REVS[@]}"; do git -C "$ROOT" worktree remove --force "$TMP/src$i" 2>/dev/null || true; done
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+for t in h2load wrk; do command -v $t >/dev/null || { echo "cpu: $t is needed (Debian packages nghttp2-client, wrk)" >&2; exit 1; }; done
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+for i in "${!REVS[@]}"; do
+	git -C "$ROOT" worktree add -q --detach "$TMP/src$i" "${REVS[$i]}"
+	(cd "$TMP/src$i" && go build -o "$TMP/bin$i/" ./cmd/ancmd)
+done
+(cd "$ROOT" && go build -o "$TMP/" ./bench/backend)
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=bench.local \
+	-addext subjectAltName=IP:127.0.0.1 -keyout "$TMP/tls.key" -out "$TMP/tls.crt" 2>/dev/null
+chmod 644 "$TMP/tls.key"
+free() { python3 -c '
+import random, socket
+low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+while True:
+    p = random.randrange(10000, low)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+    except OSError:
+        continue
+    print(p)
+    break'; }
+read -r PB PN PA PT <<<"$(free) $(free) $(free) $(free)"
+"$TMP/backend" -addr "127.0.0.1:$PB" 2>/dev/null &
+PIDS+=($!)
+nginx_conf "$TMP/nginx" "$PB" "
+	server {
+		listen 127.0.0.1:$PN ssl http2;
+		ssl_protocols TLSv1.2 TLSv1.3;
+		ssl_certificate $TMP/tls.crt;
+		ssl_certificate_key $TMP/tls.key;
+		location / { include $ROOT/bench/nginx-location.conf; }
+	}"
+"$NGINX" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/logs/error.log" &
+NP=$!
+PIDS+=("$NP")
+mkdir -p "$TMP/state"
+cat >"$TMP/ancm.hcl" <<EOF
+listen    = "127.0.0.1:$PA"
+control   = "unix://$TMP/ancm.sock"
+state_dir = "$TMP/state"
+log_level = "warn"
+app "b" {
+  command = "$TMP/backend"
+}
+https {
+  listen = "127.0.0.1:$PT"
+  certificate {
+    cert_file = "$TMP/tls.crt"
+    key_file  = "$TMP/tls.key"
+  }
+}
+EOF
+for _ in $(seq 100); do curl -sk -o /dev/null "https://127.0.0.1:$PN/" && break; sleep 0.1; done
+
+ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat"))); done; echo "$t"; }
+tck=$(getconf CLK_TCK)
+run() { # run NAME URL PID...: one load, the CPU of the PIDs over it
+	local name=$1 url=$2 t0 t1 n
+	shift 2
+	t0=$(ticks "$@")
+	if [[ -n ${CPU_WRK:-} ]]; then
+		n=$(wrk -t2 -c64 -d5s "$url" 2>/dev/null | awk '/requests in/ { print $1 }')
+	else
+		n=$(h2load -c 64 -m 1 -t 2 -D 5 "$url" 2>/dev/null | awk '/^requests:/ { print $8 }')
+	fi
+	t1=$(ticks "$@")
+	awk -v t=$((t1 - t0)) -v n="$n" -v hz="$tck" -v name="$name" \
+		'BEGIN { printf "%-10s %9d requests  %6.2f us of server CPU per request\n", name, n, t * 1e6 / hz / n }'
+}
+for round in 1 2; do
+	echo "round $round"
+	# shellcheck disable=SC2046
+	run nginx "https://127.0.0.1:$PN/" $(pgrep -P "$NP")
+	for i in "${!REVS[@]}"; do
+		"$TMP/bin$i/ancmd" serve -c "$TMP/ancm.hcl" >"$TMP/ancmd.log" 2>&1 &
+		AP=$!
+		for _ in $(seq 100); do curl -sk -o /dev/null "https://127.0.0.1:$PT/" && break; sleep 0.1; done
+		run "${REVS[$i]}" "https://127.0.0.1:$PT/" "$AP"
+		kill "$AP"
+		wait "$AP" 2>/dev/null || true
+	done
+done
