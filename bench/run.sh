@@ -98,10 +98,10 @@ nginx_conf "$TMP/nginx" "$P_DIRECT" "
 		location / { include $ROOT/bench/nginx-location.conf; }
 	}
 	# nginx 1.22's ssl_protocols default stops at TLSv1.2; ancmd answers
-	# wrk with TLS 1.3. The handshake row is also measured against this
-	# listener, which negotiates what ancmd does.
+	# wrk and h2load with TLS 1.3. The handshake and HTTP/2 rows are also
+	# measured against this listener, which negotiates what ancmd does.
 	server {
-		listen 127.0.0.1:$P_NGINX_TLS13 ssl;
+		listen 127.0.0.1:$P_NGINX_TLS13 ssl http2;
 		ssl_protocols TLSv1.2 TLSv1.3;
 		ssl_certificate $TMP/tls.crt;
 		ssl_certificate_key $TMP/tls.key;
@@ -248,6 +248,7 @@ for ROUND in $(seq "$ROUNDS"); do
 		run_hs "$t"
 		[[ $t != nginx ]] || run_hs nginx13
 		run_h2load "$t"
+		[[ $t != nginx ]] || run_h2load nginx13
 	done
 done
 
@@ -328,6 +329,8 @@ for m in tls hs h2; do
 done
 R_hs13_nginx=$(median "$TMP/res.hs.nginx13")
 R_hs13_ancmd=$R_hs_ancmd
+R_h213_nginx=$(median "$TMP/res.h2.nginx13")
+R_h213_ancmd=$R_h2_ancmd
 RSS_LOAD=$(maxof "$TMP/rss.rps")
 RSS_LOAD_1M=$(maxof "$TMP/rss.mib")
 START_DIRECT=$(calc '%.1f' "$(median "$TMP/res.start.direct")")
@@ -360,7 +363,8 @@ TABLE=$(
 	echo
 	echo "| TLS, same certificate (median of $ROUNDS × $DUR) | nginx | ancmd | ancmd/nginx | ancmd ≥ nginx |"
 	echo "|---|---:|---:|---:|---|"
-	for m in "tls:TLS small, 64 conns: req/s" "h2:HTTP/2 small, 64 conns (h2load): req/s" "hs:new TLS connections, 16 conns, Connection: close (nginx: TLS 1.2): req/s" \
+	for m in "tls:TLS small, 64 conns: req/s" "h2:HTTP/2 small, 64 conns (h2load; nginx: TLS 1.2): req/s" \
+		"h213:HTTP/2 small, 64 conns (h2load; nginx: TLS 1.3 enabled): req/s" "hs:new TLS connections, 16 conns, Connection: close (nginx: TLS 1.2): req/s" \
 		"hs13:new TLS connections, 16 conns, Connection: close (nginx: TLS 1.3 enabled): req/s"; do
 		n=R_${m%%:*}_nginx a=R_${m%%:*}_ancmd
 		echo "| ${m#*:} | $(calc '%.0f' "${!n}") | $(calc '%.0f' "${!a}") | $(ratio "${!a}" "${!n}") | $(yes_no "${!a} >= ${!n}") |"
