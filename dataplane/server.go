@@ -92,6 +92,7 @@ loop:
 		s.closeAll()
 		<-done
 	}
+	p.h2.Close() // its idle workers; a listener still serving starts its own
 	return err
 }
 

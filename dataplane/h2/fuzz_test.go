@@ -33,6 +33,7 @@ func FuzzConn(f *testing.F) {
 			MaxHeaderListSize: 4 << 10, WriteTimeout: time.Second, IdleTimeout: time.Second,
 			Logger: hclog.NewNullLogger(),
 		})
+		defer srv.Close()
 		cc, sc := net.Pipe()
 		done := make(chan struct{})
 		go func() {

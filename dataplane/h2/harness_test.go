@@ -79,6 +79,7 @@ func serve(t testing.TB, cfg Config, useTLS bool, h Handler) *server {
 		}
 	}()
 	t.Cleanup(func() {
+		defer s.srv.Close()
 		ln.Close()
 		mu.Lock()
 		for nc := range conns {

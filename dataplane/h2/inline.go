@@ -12,7 +12,7 @@ package h2
 // While it does, nobody reads the connection. If the handler is not done
 // within inlineWait (a slow app, or an answer waiting for the client to
 // open its window), a timer hands the reading to a new goroutine, and
-// the reader, once its handler is done, becomes a worker. A frame that
+// the reader, once its handler is done, leaves. A frame that
 // comes meanwhile (a RST_STREAM, a PING, another request) waits at most
 // that long. A client that multiplexes gets that wait at most once: a
 // connection stops running streams inline once it had two open at once,
@@ -52,8 +52,7 @@ func (c *conn) inlineLocked(st *Stream) bool {
 }
 
 // runInline runs st on the reader's goroutine, and reports whether it
-// reads on after; if not, the reading was taken over, and the goroutine
-// has served as a worker until there was no more work.
+// reads on after; if not, the reading was taken over.
 func (c *conn) runInline(r *reader, st *Stream) bool {
 	c.mu.Lock()
 	r.st = st
@@ -72,15 +71,12 @@ func (c *conn) runInline(r *reader, st *Stream) bool {
 	r.st = nil
 	c.mu.Unlock()
 	r.timer.Stop()
-	next := c.finish(st)
-	if !taken {
-		if next != nil { // not possible: no frame was read meanwhile
-			go c.run(next)
-		}
-		return true
+	// The reader's goroutine never becomes a worker: ServeConn returns
+	// with its connection.
+	if next := c.finish(st); next != nil {
+		go c.srv.worker(next)
 	}
-	c.run(next)
-	return false
+	return !taken
 }
 
 // takeOver starts a new reader when the stream r runs inline is still

@@ -200,11 +200,10 @@ func (c *conn) dispatchLocked(st *Stream) error {
 	}
 	if c.running < int(c.cfg.MaxConcurrentStreams) {
 		c.running++
-		if c.idleWorkers > 0 {
-			c.idleWorkers--
-			c.work <- st // buffered past idleWorkers: never blocks
-		} else {
-			go c.run(st)
+		select {
+		case c.srv.work <- st: // an idle worker takes it
+		default:
+			go c.srv.worker(st)
 		}
 		return nil
 	}
@@ -215,32 +214,31 @@ func (c *conn) dispatchLocked(st *Stream) error {
 	return nil
 }
 
-// maxIdleWorkers is how many handler goroutines a connection keeps
-// waiting for its next stream once theirs is done: a goroutine started
-// per stream grows its stack anew each time (copying it, twice or more,
-// costs more than the handoff), and a client that sends one request
-// after another needs one.
-const maxIdleWorkers = 2
+// maxIdleWorkers bounds the handler goroutines a Server keeps waiting
+// for a next stream, of any connection. A goroutine started per stream
+// grows its stack anew each time, and copying stacks cost more than the
+// hand-off; parked workers' stacks shrink back at GC.
+const maxIdleWorkers = 256
 
-// run runs st's handler, then those of the streams queued meanwhile, then
-// waits as an idle worker for a next stream until the connection ends.
-func (c *conn) run(st *Stream) {
+// worker runs st's handler, then those of the streams its connection
+// queued meanwhile, then waits for a next stream of any connection,
+// unless maxIdleWorkers already wait.
+func (s *Server) worker(st *Stream) {
 	for {
+		c := st.c
 		for st != nil {
 			c.call(st)
 			st = c.finish(st)
 		}
-		c.mu.Lock()
-		if c.closed || c.idleWorkers >= maxIdleWorkers {
-			c.mu.Unlock()
+		if s.idle.Add(1) > maxIdleWorkers {
+			s.idle.Add(-1)
 			return
 		}
-		c.idleWorkers++
-		c.mu.Unlock()
-		// teardown closes work (under mu, after which no stream is
-		// dispatched): a plain receive, cheaper than a select.
-		var ok bool
-		if st, ok = <-c.work; !ok {
+		select {
+		case st = <-s.work:
+			s.idle.Add(-1)
+		case <-s.done:
+			s.idle.Add(-1)
 			return
 		}
 	}

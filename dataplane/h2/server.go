@@ -95,6 +95,11 @@ type Server struct {
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
 	shutdown bool
+	// Idle workers (worker) wait on work; done ends them.
+	work     chan *Stream
+	idle     atomic.Int32
+	done     chan struct{}
+	doneOnce sync.Once
 }
 
 // NewServer makes a Server; zero fields of cfg take the defaults.
@@ -123,7 +128,7 @@ func NewServer(cfg Config) *Server {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	return &Server{cfg: cfg, log: log, conns: map[*conn]struct{}{}}
+	return &Server{cfg: cfg, log: log, conns: map[*conn]struct{}{}, work: make(chan *Stream), done: make(chan struct{})}
 }
 
 // ServeConn serves a connection whose client chose HTTP/2 (by ALPN, or
@@ -145,6 +150,11 @@ func (s *Server) ServeConn(nc net.Conn, h Handler) {
 		s.mu.Unlock()
 	}()
 	c.serve()
+}
+
+// Close ends the Server's idle workers; streams still running finish.
+func (s *Server) Close() {
+	s.doneOnce.Do(func() { close(s.done) })
 }
 
 // Shutdown sends every connection a GOAWAY: no stream is taken after the
@@ -215,8 +225,6 @@ type conn struct {
 	maxID       uint32             // the highest stream the client opened
 	running     int                // handlers running
 	queue       []*Stream          // streams waiting for a handler
-	idleWorkers int                // handler goroutines waiting on work
-	work        chan *Stream       // hands streams to idle workers; closed by teardown
 	sendWin     int64              // what we may send on the connection
 	peerInitWin int64              // the client's SETTINGS_INITIAL_WINDOW_SIZE
 	recvWin     int64              // what the client may still send on the connection
@@ -244,7 +252,6 @@ func newConn(s *Server, nc net.Conn, h Handler) *conn {
 		sendWin:     initialWindow,
 		peerInitWin: initialWindow,
 		recvWin:     int64(s.cfg.ConnWindow),
-		work:        make(chan *Stream, maxIdleWorkers),
 		ended:       make(chan struct{}),
 	}
 	c.bw = bufio.NewWriterSize(&deadlineWriter{nc: nc, timeout: s.cfg.WriteTimeout}, writeBufferSize)
@@ -458,8 +465,6 @@ func (c *conn) teardown() {
 	c.nc.Close()
 	c.mu.Lock()
 	c.closed = true
-	close(c.work) // idle workers end
-	c.idleWorkers = 0
 	for _, st := range c.streams {
 		c.closeStreamLocked(st, ErrConnClosed, goneClosed)
 	}
