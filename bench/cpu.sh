@@ -4,7 +4,8 @@
 # for ancmd built at each REV (default HEAD), in one run, 2 rounds. The
 # CPU is the server's utime+stime from /proc over the run (nginx: its
 # workers), divided by the requests h2load counted; the backend's is not
-# in it. CPU_WRK=1 runs wrk -t2 -c64 (HTTP/1.1 over TLS) instead.
+# in it. CPU_WRK=1 runs wrk -t2 -c64 (HTTP/1.1 over TLS) instead;
+# CPU_METRICS=1 sets ancmd's metrics_listen, as bench/run.sh does.
 #
 #   ./bench/cpu.sh 28eb07b HEAD
 #   CPU_WRK=1 ./bench/cpu.sh HEAD
@@ -47,7 +48,7 @@ while True:
         continue
     print(p)
     break'; }
-read -r PB PN PA PT <<<"$(free) $(free) $(free) $(free)"
+read -r PB PN PA PT PM <<<"$(free) $(free) $(free) $(free) $(free)"
 "$TMP/backend" -addr "127.0.0.1:$PB" 2>/dev/null &
 PIDS+=($!)
 nginx_conf "$TMP/nginx" "$PB" "
@@ -78,6 +79,7 @@ https {
   }
 }
 EOF
+[[ -z ${CPU_METRICS:-} ]] || echo "metrics_listen = \"127.0.0.1:$PM\"" >>"$TMP/ancm.hcl"
 for _ in $(seq 100); do curl -sk -o /dev/null "https://127.0.0.1:$PN/" && break; sleep 0.1; done
 
 ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat"))); done; echo "$t"; }
