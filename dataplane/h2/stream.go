@@ -50,7 +50,6 @@ type Stream struct {
 	waitingBody bool
 	waitingFlow bool
 	taken       bool // run inline, and the reading was taken over meanwhile
-	readTimeout bool // the read deadline passed during a wait
 	ctx         context.Context
 	cancel      context.CancelFunc
 
@@ -126,6 +125,7 @@ func (st *Stream) Read(p []byte) (int, error) {
 	}
 	c.mu.Lock()
 	var timer *time.Timer
+	fired := false // this call's deadline passed (under c.mu)
 	for st.body.len() == 0 && !st.recvDone {
 		if !st.readDeadline.IsZero() && timer == nil {
 			d := time.Until(st.readDeadline)
@@ -135,13 +135,12 @@ func (st *Stream) Read(p []byte) (int, error) {
 			}
 			timer = time.AfterFunc(d, func() {
 				c.mu.Lock()
-				st.readTimeout = true
+				fired = true
 				st.cond.Broadcast()
 				c.mu.Unlock()
 			})
 		}
-		if st.readTimeout {
-			st.readTimeout = false
+		if fired {
 			c.mu.Unlock()
 			return 0, ErrReadTimeout
 		}
@@ -149,8 +148,8 @@ func (st *Stream) Read(p []byte) (int, error) {
 		st.cond.Wait()
 		st.waitingBody = false
 	}
-	if timer != nil && !timer.Stop() {
-		st.readTimeout = false // it fired as the body came
+	if timer != nil {
+		timer.Stop()
 	}
 	if st.err != nil {
 		c.mu.Unlock()
@@ -380,8 +379,10 @@ func (st *Stream) takeWindow(n int) (int, error) {
 	n = min(n, int(c.peerMaxFrame.Load()))
 	flushed := false
 	var timer *time.Timer
+	returned := false // this call is over: a late timer does nothing (under c.mu)
 	c.mu.Lock()
 	defer func() {
+		returned = true
 		c.mu.Unlock()
 		if timer != nil {
 			timer.Stop()
@@ -408,7 +409,7 @@ func (st *Stream) takeWindow(n int) (int, error) {
 		if timer == nil {
 			timer = time.AfterFunc(c.cfg.WriteTimeout, func() {
 				c.mu.Lock()
-				shut := st.err == nil && st.waitingFlow
+				shut := !returned && st.err == nil
 				if shut {
 					c.closeStreamLocked(st, ErrWindowTimeout, goneWindow)
 				}
