@@ -231,14 +231,20 @@ func (l *appLog) tail(instance *uint32, n int) []*ancmv1.LogLine {
 	if !l.enabled {
 		return l.recent(instance, n)
 	}
+	// An app that writes fast rotates its files while they are read: a
+	// read can find the current file just emptied and its predecessor
+	// renamed away. A short tail is read again, at most twice.
 	var all []*ancmv1.LogLine
-	names, _ := filepath.Glob(filepath.Join(l.dir, l.app+".*.log"))
-	for _, name := range names {
-		idx, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(filepath.Base(name), l.app+"."), ".log"), 10, 32)
-		if err != nil || (instance != nil && uint32(idx) != *instance) {
-			continue
+	for attempt := 0; attempt < 3 && len(all) < n; attempt++ {
+		all = all[:0]
+		names, _ := filepath.Glob(filepath.Join(l.dir, l.app+".*.log"))
+		for _, name := range names {
+			idx, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(filepath.Base(name), l.app+"."), ".log"), 10, 32)
+			if err != nil || (instance != nil && uint32(idx) != *instance) {
+				continue
+			}
+			all = append(all, readTail(l.app, uint32(idx), name, n, l.maxFiles)...)
 		}
-		all = append(all, readTail(l.app, uint32(idx), name, n, l.maxFiles)...)
 	}
 	sort.SliceStable(all, func(i, j int) bool { return all[i].GetTime().AsTime().Before(all[j].GetTime().AsTime()) })
 	if len(all) > n {
