@@ -2,12 +2,14 @@ package dataplane
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"sync"
@@ -292,4 +294,56 @@ func TestHTTP2RapidReset(t *testing.T) {
 		t.Errorf("a request after the attack: %d", res.StatusCode)
 	}
 	waitFor(t, "the reset streams' requests to end", func() bool { return cur.Load() == 0 })
+}
+
+// TestHTTP2LargeBodiesBothWays sends 4 MiB up and 4 MiB down through the
+// HTTP/2 front end to an HTTP/1.1 app, past every flow-control window of
+// both sides, with a known length and streamed without one: the app gets
+// every byte, and so does the client.
+func TestHTTP2LargeBodiesBothWays(t *testing.T) {
+	const size = 4 << 20
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := sha256.New()
+		n, err := io.Copy(h, r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		w.Header().Set("X-Got", fmt.Sprintf("%d %x", n, h.Sum(nil)))
+		chunk := bytes.Repeat([]byte("0123456789abcdef"), 1024)
+		for sent := 0; sent < size; sent += len(chunk) {
+			_, _ = w.Write(chunk)
+		}
+	}))
+	t.Cleanup(app.Close)
+	th := newTLSHarness(t, Options{}, TLSOptions{HTTP2: true}, [][]string{{"shop.example"}},
+		running("app", "/", nil, ready(0, app, "tok")))
+	client := th.h2Client(t)
+	up := make([]byte, size)
+	for i := range up {
+		up[i] = byte(i * 7)
+	}
+	sum := sha256.Sum256(up)
+	for _, known := range []bool{true, false} {
+		var r io.Reader = bytes.NewReader(up)
+		if !known {
+			r = io.MultiReader(bytes.NewReader(up[:size/2]), bytes.NewReader(up[size/2:]))
+		}
+		req, _ := http.NewRequest("POST", "https://"+th.tlsAddr+"/up", r)
+		if !known {
+			req.ContentLength = -1
+		}
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if want := fmt.Sprintf("%d %x", size, sum); res.StatusCode != 200 || res.Header.Get("X-Got") != want {
+			t.Fatalf("length known %v: status %d, the app got %q, want %q", known, res.StatusCode, res.Header.Get("X-Got"), want)
+		}
+		if err != nil || n != size {
+			t.Fatalf("length known %v: %d bytes back, %v", known, n, err)
+		}
+	}
 }
