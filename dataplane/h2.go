@@ -374,14 +374,7 @@ func (st *h2stream) headFields(fields []hpack.HeaderField, head []byte, res *htt
 		if colon <= 0 || res.Drop(string(line[:colon]), head) {
 			continue
 		}
-		v := line[colon+1:]
-		for len(v) > 0 && (v[0] == ' ' || v[0] == '\t') {
-			v = v[1:]
-		}
-		for len(v) > 0 && (v[len(v)-1] == ' ' || v[len(v)-1] == '\t') {
-			v = v[:len(v)-1]
-		}
-		fields = append(fields, hpack.HeaderField{Name: h2.LowerName(line[:colon]), Value: st.intern(v)})
+		fields = append(fields, hpack.HeaderField{Name: h2.LowerName(line[:colon]), Value: st.intern(http1.TrimOWS(line[colon+1:]))})
 	}
 	return fields
 }

@@ -15,6 +15,8 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/ancm-dev/ancm/dataplane/http1"
 )
 
 // block is the header block being decoded; the reader's.
@@ -41,7 +43,7 @@ func (c *conn) emit(hf hpack.HeaderField) {
 		return // decoding goes on, for the table's sake
 	}
 	switch {
-	case !validValue(hf.Value):
+	case !http1.ValidValue(hf.Value):
 		b.invalid = errFieldValue
 		return
 	case strings.HasPrefix(hf.Name, ":"):
@@ -52,7 +54,7 @@ func (c *conn) emit(hf hpack.HeaderField) {
 		b.pseudo++
 	default:
 		b.sawRegular = true
-		if !lowerToken(hf.Name) {
+		if !http1.ValidToken(hf.Name) || hasUpper(hf.Name) {
 			b.invalid = errFieldName
 			return
 		}
@@ -104,17 +106,4 @@ func (c *conn) readBlock(hf *http2.HeadersFrame) error {
 		return http2.StreamError{StreamID: hf.StreamID, Code: http2.ErrCodeProtocol, Cause: b.invalid}
 	}
 	return nil
-}
-
-// lowerToken: a field name as HTTP/2 sends it, a token in lower case.
-func lowerToken(name string) bool {
-	if name == "" {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		if b := name[i]; !tokenChar[b] || 'A' <= b && b <= 'Z' {
-			return false
-		}
-	}
-	return true
 }

@@ -9,6 +9,8 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/ancm-dev/ancm/dataplane/http1"
 )
 
 func (c *conn) processHeaders(f *http2.HeadersFrame) error {
@@ -95,14 +97,14 @@ func (st *Stream) setRequest(pseudo, fields []hpack.HeaderField) bool {
 		}
 		seen |= bit
 	}
-	if !token(st.Method) || !validAuthority(st.Authority) {
+	if !http1.ValidToken(st.Method) || !validAuthority(st.Authority) {
 		return false
 	}
 	if st.Method == "CONNECT" {
 		if st.Scheme != "" || st.Path != "" || st.Authority == "" {
 			return false
 		}
-	} else if !token(st.Scheme) || !validPath(st.Path, st.Method) {
+	} else if !http1.ValidToken(st.Scheme) || !validPath(st.Path, st.Method) {
 		return false
 	}
 	kept := make([]hpack.HeaderField, 0, len(fields))
@@ -129,19 +131,6 @@ func (st *Stream) setRequest(pseudo, fields []hpack.HeaderField) bool {
 		kept = append(kept, hf)
 	}
 	st.Fields = kept
-	return true
-}
-
-// token reports whether s is a non-empty token.
-func token(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !tokenChar[s[i]] {
-			return false
-		}
-	}
 	return true
 }
 

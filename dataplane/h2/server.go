@@ -232,7 +232,6 @@ type conn struct {
 	creditDue   int64              // given back, the WINDOW_UPDATE not sent yet
 	flowWaiters int                // handlers waiting for a send window
 	goingAway   bool               // GOAWAY sent: no new stream
-	goAwayID    uint32             // its last stream
 	closed      bool               // the connection is over
 	ended       chan struct{}      // closed once torn down
 	inlineRun   *Stream            // the stream run inline by the reader, not taken over
@@ -442,8 +441,7 @@ func (c *conn) goAway(code http2.ErrCode, final bool) {
 	}
 	resend := c.goingAway
 	c.goingAway = true
-	c.goAwayID = c.maxID
-	last := c.goAwayID
+	last := c.maxID
 	idle := len(c.streams) == 0 && c.running == 0
 	c.mu.Unlock()
 	if !resend || code != http2.ErrCodeNo {

@@ -76,9 +76,6 @@ const (
 	goneWindow
 )
 
-// ID is the stream's identifier on its connection.
-func (st *Stream) ID() uint32 { return st.id }
-
 // Gone reports, without blocking, whether the stream ended under its
 // handler: reset by the client, or the connection gone.
 func (st *Stream) Gone() bool { return st.why.Load() != 0 }

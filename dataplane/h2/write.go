@@ -10,6 +10,8 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/ancm-dev/ancm/dataplane/http1"
 )
 
 // lockWrite takes the write lock, counted while it waits so that the
@@ -147,7 +149,7 @@ func (c *conn) writeHeaders(id uint32, status int, fields []hpack.HeaderField, e
 	}
 	for _, f := range fields {
 		name, ok := wireName(f.Name)
-		if !ok || connectionSpecific(name) || !validValue(f.Value) {
+		if !ok || connectionSpecific(name) || !http1.ValidValue(f.Value) {
 			continue
 		}
 		_ = c.henc.WriteField(hpack.HeaderField{Name: name, Value: f.Value, Sensitive: f.Sensitive})
@@ -233,20 +235,10 @@ func LowerName(b []byte) string {
 // wireName gives a field name as HTTP/2 writes it, lower case; ok is
 // false for a name that is not a token.
 func wireName(name string) (string, bool) {
-	if name == "" {
+	if !http1.ValidToken(name) {
 		return "", false
 	}
-	upper := false
-	for i := 0; i < len(name); i++ {
-		b := name[i]
-		switch {
-		case 'A' <= b && b <= 'Z':
-			upper = true
-		case !tokenChar[b]:
-			return "", false
-		}
-	}
-	if !upper {
+	if !hasUpper(name) {
 		return name, true
 	}
 	if l, ok := lowerNames[name]; ok {
@@ -255,30 +247,13 @@ func wireName(name string) (string, bool) {
 	return strings.ToLower(name), true
 }
 
-// tokenChar: the tchar of RFC 9110 §5.6.2.
-var tokenChar = func() (t [256]bool) {
-	for b := '0'; b <= '9'; b++ {
-		t[b] = true
-	}
-	for b := 'a'; b <= 'z'; b++ {
-		t[b] = true
-		t[b-'a'+'A'] = true
-	}
-	for _, b := range "!#$%&'*+-.^_`|~" {
-		t[b] = true
-	}
-	return t
-}()
-
-// validValue reports whether a field value can be sent: no control
-// character but tab, no DEL (RFC 9110 §5.5, RFC 9113 §8.2.1).
-func validValue(v string) bool {
-	for i := 0; i < len(v); i++ {
-		if b := v[i]; b < ' ' && b != '\t' || b == 0x7f {
-			return false
+func hasUpper(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			return true
 		}
 	}
-	return true
+	return false
 }
 
 // connectionSpecific reports the fields HTTP/2 forbids (RFC 9113

@@ -387,7 +387,7 @@ func AppendField(b []byte, name, value string) []byte {
 }
 
 // TrimOWS trims optional whitespace (spaces and tabs) at both ends.
-func TrimOWS(s string) string {
+func TrimOWS[T string | []byte](s T) T {
 	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
 		s = s[1:]
 	}
