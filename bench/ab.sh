@@ -46,23 +46,10 @@ start() { # start NAME PORT: an ancmd of build NAME with the backend as its app
 	"$TMP/bin-$1/ancmd" serve -c "$dir/ancm.hcl" >"$dir/log" 2>&1 &
 	echo $!
 }
-# free: a free port below the ephemeral range, which outgoing connections
-# draw from (see bench/probe's freeport).
-free() {
-	python3 -c '
-import random, socket
-low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
-while True:
-    p = random.randrange(10000, low)
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", p))
-    except OSError:
-        continue
-    print(p)
-    break'
-}
-read -r PA PB TA TB <<<"$(free) $(free) $(free) $(free)"
+# Ports below the ephemeral range, which outgoing connections draw from
+# (bench/probe's freeport).
+(cd "$ROOT" && go build -o "$TMP/" ./bench/probe)
+read -r PA PB TA TB <<<"$("$TMP/probe" freeport 4 | tr '\n' ' ')"
 # start runs in a command substitution's subshell: its PIDS+= is lost
 # there, so the daemons are recorded here for cleanup.
 A_PID=$(start a "$PA" "$TA"); B_PID=$(start b "$PB" "$TB")

@@ -32,33 +32,14 @@ for i in "${!REVS[@]}"; do
 	git -C "$ROOT" worktree add -q --detach "$TMP/src$i" "${REVS[$i]}"
 	(cd "$TMP/src$i" && go build -o "$TMP/bin$i/" ./cmd/ancmd)
 done
-(cd "$ROOT" && go build -o "$TMP/" ./bench/backend)
+(cd "$ROOT" && go build -o "$TMP/" ./bench/backend ./bench/probe)
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=bench.local \
 	-addext subjectAltName=IP:127.0.0.1 -keyout "$TMP/tls.key" -out "$TMP/tls.crt" 2>/dev/null
 chmod 644 "$TMP/tls.key"
-free() { python3 -c '
-import random, socket
-low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
-while True:
-    p = random.randrange(10000, low)
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", p))
-    except OSError:
-        continue
-    print(p)
-    break'; }
-read -r PB PN PA PT PM <<<"$(free) $(free) $(free) $(free) $(free)"
+read -r PB PN PA PT PM <<<"$("$TMP/probe" freeport 5 | tr '\n' ' ')"
 "$TMP/backend" -addr "127.0.0.1:$PB" 2>/dev/null &
 PIDS+=($!)
-nginx_conf "$TMP/nginx" "$PB" "
-	server {
-		listen 127.0.0.1:$PN ssl http2;
-		ssl_protocols TLSv1.2 TLSv1.3;
-		ssl_certificate $TMP/tls.crt;
-		ssl_certificate_key $TMP/tls.key;
-		location / { include $ROOT/bench/nginx-location.conf; }
-	}"
+nginx_conf "$TMP/nginx" "$PB" "$(nginx_tls_server "$PN" "$TMP/tls.crt" "$TMP/tls.key" "TLSv1.2 TLSv1.3")"
 "$NGINX" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/logs/error.log" &
 NP=$!
 PIDS+=("$NP")

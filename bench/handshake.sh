@@ -64,20 +64,8 @@ PIDS+=("$BACKEND_PID")
 declare -A URL SERVER
 P=$(port)
 P13=$(port)
-nginx_conf "$TMP/nginx" "$P_BACKEND" "
-	server {
-		listen 127.0.0.1:$P ssl http2;
-		ssl_certificate $TMP/tls.crt;
-		ssl_certificate_key $TMP/tls.key;
-		location / { include $ROOT/bench/nginx-location.conf; }
-	}
-	server {
-		listen 127.0.0.1:$P13 ssl http2;
-		ssl_protocols TLSv1.2 TLSv1.3;
-		ssl_certificate $TMP/tls.crt;
-		ssl_certificate_key $TMP/tls.key;
-		location / { include $ROOT/bench/nginx-location.conf; }
-	}"
+nginx_conf "$TMP/nginx" "$P_BACKEND" "$(nginx_tls_server "$P" "$TMP/tls.crt" "$TMP/tls.key")
+$(nginx_tls_server "$P13" "$TMP/tls.crt" "$TMP/tls.key" "TLSv1.2 TLSv1.3")"
 "$NGINX" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/logs/error.log" &
 SERVER[nginx]=$!
 PIDS+=("${SERVER[nginx]}")

@@ -33,3 +33,14 @@ $servers
 }
 EOF
 }
+
+# nginx_tls_server PORT CERT KEY [PROTOCOLS]: a server block for
+# nginx_conf's SERVERS, TLS and HTTP/2 on 127.0.0.1:PORT, with
+# ssl_protocols PROTOCOLS when given (nginx 1.22's default stops at
+# TLSv1.2), proxying as bench/nginx-location.conf has it.
+nginx_tls_server() {
+	printf '\tserver {\n\t\tlisten 127.0.0.1:%s ssl http2;\n' "$1"
+	[[ -z ${4:-} ]] || printf '\t\tssl_protocols %s;\n' "$4"
+	printf '\t\tssl_certificate %s;\n\t\tssl_certificate_key %s;\n' "$2" "$3"
+	printf '\t\tlocation / { include %s/bench/nginx-location.conf; }\n\t}\n' "$ROOT"
+}

@@ -89,24 +89,17 @@ chmod 644 "$TMP/tls.key" # nginx workers read it as nobody
 "$BIN/backend" -addr "127.0.0.1:$P_DIRECT" 2>"$TMP/backend.log" &
 PIDS+=($!)
 
+# nginx 1.22's ssl_protocols default stops at TLSv1.2; ancmd answers wrk
+# and h2load with TLS 1.3. The handshake and HTTP/2 rows are also
+# measured against the second TLS listener, which negotiates what ancmd
+# does.
 nginx_conf "$TMP/nginx" "$P_DIRECT" "
 	server {
 		listen 127.0.0.1:$P_NGINX;
-		listen 127.0.0.1:$P_NGINX_TLS ssl http2;
-		ssl_certificate $TMP/tls.crt;
-		ssl_certificate_key $TMP/tls.key;
 		location / { include $ROOT/bench/nginx-location.conf; }
 	}
-	# nginx 1.22's ssl_protocols default stops at TLSv1.2; ancmd answers
-	# wrk and h2load with TLS 1.3. The handshake and HTTP/2 rows are also
-	# measured against this listener, which negotiates what ancmd does.
-	server {
-		listen 127.0.0.1:$P_NGINX_TLS13 ssl http2;
-		ssl_protocols TLSv1.2 TLSv1.3;
-		ssl_certificate $TMP/tls.crt;
-		ssl_certificate_key $TMP/tls.key;
-		location / { include $ROOT/bench/nginx-location.conf; }
-	}"
+$(nginx_tls_server "$P_NGINX_TLS" "$TMP/tls.crt" "$TMP/tls.key")
+$(nginx_tls_server "$P_NGINX_TLS13" "$TMP/tls.crt" "$TMP/tls.key" "TLSv1.2 TLSv1.3")"
 "$NGINX" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/logs/error.log" &
 PIDS+=($!)
 
