@@ -3,14 +3,8 @@ package h2
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"strconv"
@@ -21,6 +15,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/ancm-dev/ancm/internal/testpki"
 )
 
 // server is a Server on a loopback listener, plain (h2c with prior
@@ -45,9 +41,9 @@ func serve(t testing.TB, cfg Config, useTLS bool, h Handler) *server {
 	}
 	s := &server{srv: NewServer(cfg), addr: ln.Addr().String()}
 	if useTLS {
-		cert, pool := selfSigned(t)
-		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2"}})
-		s.tls = &tls.Config{RootCAs: pool, ServerName: "h2.test", NextProtos: []string{"h2"}}
+		cert := testpki.SelfSigned(t, "h2.test")
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert.TLS()}, NextProtos: []string{"h2"}})
+		s.tls = &tls.Config{RootCAs: cert.Pool(), ServerName: "h2.test", NextProtos: []string{"h2"}}
 	}
 	var mu sync.Mutex
 	conns := map[net.Conn]bool{}
@@ -89,26 +85,6 @@ func serve(t testing.TB, cfg Config, useTLS bool, h Handler) *server {
 		s.wg.Wait()
 	})
 	return s
-}
-
-// selfSigned makes a certificate for h2.test and the pool that trusts it.
-func selfSigned(t testing.TB) (tls.Certificate, *x509.CertPool) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "h2.test"},
-		DNSNames: []string{"h2.test"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pool
 }
 
 // client is x/net's HTTP/2 client for s.
