@@ -57,7 +57,7 @@ func newClientConn(s *server, nc net.Conn) *clientConn {
 	c := &clientConn{s: s, p: s.p, nc: nc}
 	c.br = clientReaders.Get().(*bufio.Reader)
 	c.br.Reset(nc)
-	c.wr = clientWriter{nc: nc, timeout: s.p.sendTimeout}
+	c.wr = clientWriter{DeadlineWriter: http1.DeadlineWriter{NC: nc, Timeout: s.p.sendTimeout}}
 	c.bw = clientWriters.Get().(*bufio.Writer)
 	c.bw.Reset(&c.wr)
 	c.fi.clientIP = clientIP(nc.RemoteAddr().String())
@@ -142,25 +142,17 @@ func (c *clientConn) serve() {
 	}
 }
 
-// clientWriter writes to a client under send_timeout: every write must
-// be taken within the timeout, so a client that stops reading its answer
-// is dropped, and with it the instance connection its answer came from.
-// The deadline is pushed out before a write when it would fall more than
-// an eighth of the timeout (at most a second) short of now+timeout, so a
-// busy connection re-arms it about once a second, not on every write.
+// clientWriter writes to a client under send_timeout (a client that
+// stops reading its answer is dropped, and with it the instance
+// connection its answer came from), counting the bytes for the access
+// log.
 type clientWriter struct {
-	nc      net.Conn
-	timeout time.Duration
-	dl      time.Time
-	n       int64 // bytes written, for the access log
+	http1.DeadlineWriter
+	n int64
 }
 
 func (w *clientWriter) Write(p []byte) (int, error) {
-	if now := time.Now(); w.dl.Sub(now) < w.timeout-min(w.timeout/8, time.Second) {
-		w.dl = now.Add(w.timeout)
-		_ = w.nc.SetWriteDeadline(w.dl)
-	}
-	n, err := w.nc.Write(p)
+	n, err := w.DeadlineWriter.Write(p)
 	w.n += int64(n)
 	return n, err
 }

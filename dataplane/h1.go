@@ -143,7 +143,7 @@ func (c *clientConn) relay(ex *exchange) bool {
 // connection until either side closes, then closes both.
 func tunnel(c *clientConn, bc *http1.Conn) {
 	_ = c.nc.SetDeadline(time.Time{})
-	c.wr.dl = time.Time{}
+	c.wr.Forget()
 	_ = bc.NC.SetDeadline(time.Time{})
 	if c.bw.Flush() != nil {
 		bc.Close()

@@ -40,6 +40,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/ancm-dev/ancm/dataplane/http1"
 )
 
 // Defaults of a zero Config.
@@ -253,7 +255,7 @@ func newConn(s *Server, nc net.Conn, h Handler) *conn {
 		recvWin:     int64(s.cfg.ConnWindow),
 		ended:       make(chan struct{}),
 	}
-	c.bw = bufio.NewWriterSize(&deadlineWriter{nc: nc, timeout: s.cfg.WriteTimeout}, writeBufferSize)
+	c.bw = bufio.NewWriterSize(&http1.DeadlineWriter{NC: nc, Timeout: s.cfg.WriteTimeout}, writeBufferSize)
 	c.henc = hpack.NewEncoder(&c.hbuf)
 	c.peerMaxFrame.Store(minMaxFrameSize)
 	c.fr = http2.NewFramer(nil, c.br)
@@ -262,24 +264,6 @@ func newConn(s *Server, nc net.Conn, h Handler) *conn {
 	c.fr.SetMaxReadFrameSize(minMaxFrameSize)
 	c.fr.SetReuseFrames()
 	return c
-}
-
-// deadlineWriter writes to the client under WriteTimeout; under wmu. The
-// deadline is moved only once it is an eighth of the timeout (at most a
-// second) old: setting it costs a timer update, and most writes follow
-// one another closely.
-type deadlineWriter struct {
-	nc      net.Conn
-	timeout time.Duration
-	dl      time.Time
-}
-
-func (w *deadlineWriter) Write(p []byte) (int, error) {
-	if now := time.Now(); w.dl.Sub(now) < w.timeout-min(w.timeout/8, time.Second) {
-		w.dl = now.Add(w.timeout)
-		_ = w.nc.SetWriteDeadline(w.dl)
-	}
-	return w.nc.Write(p)
 }
 
 // refuse answers a connection made during shutdown with a GOAWAY.

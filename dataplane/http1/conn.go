@@ -38,6 +38,30 @@ type Conn struct {
 	sent   sentCounter
 }
 
+// DeadlineWriter writes to a connection under a write timeout: every
+// write must be taken within Timeout, so a peer that stops reading is
+// dropped. The deadline is pushed out before a write when it would fall
+// more than an eighth of the timeout (at most a second) short of
+// now+Timeout, so a busy connection re-arms it about once a second, not
+// on every write (setting it costs a timer update).
+type DeadlineWriter struct {
+	NC      net.Conn
+	Timeout time.Duration
+	dl      time.Time
+}
+
+func (w *DeadlineWriter) Write(p []byte) (int, error) {
+	if now := time.Now(); w.dl.Sub(now) < w.Timeout-min(w.Timeout/8, time.Second) {
+		w.dl = now.Add(w.Timeout)
+		_ = w.NC.SetWriteDeadline(w.dl)
+	}
+	return w.NC.Write(p)
+}
+
+// Forget makes the next write set the deadline again, after the
+// connection's deadline was changed by other means.
+func (w *DeadlineWriter) Forget() { w.dl = time.Time{} }
+
 // sentCounter counts the bytes a connection's socket took, which tells a
 // request that never reached its server from one that did.
 type sentCounter struct {
