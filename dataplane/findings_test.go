@@ -79,14 +79,6 @@ func (rb *recordingBackend) got() []recorded {
 	return append([]recorded(nil), rb.reqs...)
 }
 
-func (rb *recordingBackend) uris() []string {
-	var out []string
-	for _, r := range rb.got() {
-		out = append(out, r.method+" "+r.uri)
-	}
-	return out
-}
-
 // okAnswer answers 200 with the request's URI as the body.
 func okAnswer(c net.Conn, r recorded, _ int) bool {
 	fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(r.uri), r.uri)

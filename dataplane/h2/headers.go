@@ -30,10 +30,9 @@ type block struct {
 }
 
 var (
-	errFieldValue      = errors.New("invalid header field value")
-	errFieldName       = errors.New("invalid header field name")
-	errPseudoAfter     = errors.New("pseudo-header field after a regular one")
-	errHeaderListLarge = errors.New("header list too large")
+	errFieldValue  = errors.New("invalid header field value")
+	errFieldName   = errors.New("invalid header field name")
+	errPseudoAfter = errors.New("pseudo-header field after a regular one")
 )
 
 // emit takes a decoded field.
