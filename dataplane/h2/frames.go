@@ -34,7 +34,7 @@ func (c *conn) process(f http2.Frame) error {
 		st := c.streams[f.StreamID]
 		idle := st == nil && f.StreamID > c.maxID
 		if st != nil {
-			c.closeStreamLocked(st, ErrStreamReset, goneReset)
+			c.closeStreamLocked(st, goneReset)
 		}
 		inc := c.takeCreditLocked()
 		c.mu.Unlock()
@@ -236,7 +236,7 @@ func (c *conn) streamError(se http2.StreamError) {
 	c.mu.Lock()
 	st := c.streams[se.StreamID]
 	if st != nil {
-		c.closeStreamLocked(st, ErrStreamReset, goneReset)
+		c.closeStreamLocked(st, goneReset)
 	}
 	inc := c.takeCreditLocked()
 	c.mu.Unlock()
@@ -250,14 +250,13 @@ func (c *conn) streamError(se http2.StreamError) {
 }
 
 // closeStreamLocked ends a stream before its time: reset, or the
-// connection gone. Its handler sees err; its unread body is dropped and
+// connection gone (why). Its handler sees failure(); its unread body is dropped and
 // the connection's window for it given back (the caller sends what
 // takeCreditLocked gives).
-func (c *conn) closeStreamLocked(st *Stream, err error, why int32) {
-	if st.err != nil {
+func (c *conn) closeStreamLocked(st *Stream, why int32) {
+	if st.Gone() {
 		return
 	}
-	st.err = err
 	st.why.Store(why)
 	st.recvDone, st.sendDone = true, true
 	if n := int64(st.body.len()); n > 0 {
@@ -281,7 +280,7 @@ func (c *conn) endRecvLocked(st *Stream) error {
 	if st.ContentLength >= 0 && st.received != st.ContentLength {
 		// Closed here, under mu, so that no Read takes the short body
 		// for a whole one.
-		c.closeStreamLocked(st, ErrStreamReset, goneReset)
+		c.closeStreamLocked(st, goneReset)
 		return http2.StreamError{StreamID: st.id, Code: http2.ErrCodeProtocol}
 	}
 	if st.sendDone {

@@ -32,7 +32,7 @@ func (c *conn) processHeaders(f *http2.HeadersFrame) error {
 		case st.recvDone:
 			return http2.StreamError{StreamID: id, Code: http2.ErrCodeStreamClosed}
 		case blockErr != nil || !f.StreamEnded() || b.pseudo > 0:
-			c.closeStreamLocked(st, ErrStreamReset, goneReset)
+			c.closeStreamLocked(st, goneReset)
 			return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
 		}
 		st.trailers = append([]hpack.HeaderField(nil), b.fields...)
@@ -256,7 +256,7 @@ func (c *conn) finish(st *Stream) *Stream {
 	st.handlerDone = true
 	stop := !st.recvDone
 	if stop {
-		c.closeStreamLocked(st, ErrStreamReset, goneReset)
+		c.closeStreamLocked(st, goneReset)
 	}
 	if n := st.body.len(); n > 0 {
 		c.creditLocked(int64(n))
@@ -270,7 +270,7 @@ func (c *conn) finish(st *Stream) *Stream {
 		next = c.queue[0]
 		c.queue[0] = nil
 		c.queue = c.queue[1:]
-		if next.err != nil {
+		if next.Gone() {
 			next = nil // reset while it waited
 		}
 	}

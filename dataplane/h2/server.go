@@ -448,7 +448,7 @@ func (c *conn) teardown() {
 	c.mu.Lock()
 	c.closed = true
 	for _, st := range c.streams {
-		c.closeStreamLocked(st, ErrConnClosed, goneClosed)
+		c.closeStreamLocked(st, goneClosed)
 	}
 	c.queue = nil
 	if c.idleTimer != nil {

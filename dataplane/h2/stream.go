@@ -37,9 +37,8 @@ type Stream struct {
 	cond           sync.Cond    // on c.mu: body and window waits
 
 	// Under c.mu.
-	err         error // why the stream ended early
-	recvDone    bool  // END_STREAM received, or ended early
-	sendDone    bool  // END_STREAM sent, or ended early
+	recvDone    bool // END_STREAM received, or ended early
+	sendDone    bool // END_STREAM sent, or ended early
 	handlerDone bool
 	body        bodyBuffer
 	trailers    []hpack.HeaderField
@@ -88,7 +87,7 @@ func (st *Stream) Context() context.Context {
 	defer c.mu.Unlock()
 	if st.ctx == nil {
 		st.ctx, st.cancel = context.WithCancel(context.Background())
-		if st.err != nil || st.handlerDone {
+		if st.Gone() || st.handlerDone {
 			st.cancel()
 		}
 	}
@@ -148,7 +147,7 @@ func (st *Stream) Read(p []byte) (int, error) {
 	if timer != nil {
 		timer.Stop()
 	}
-	if st.err != nil {
+	if st.Gone() {
 		c.mu.Unlock()
 		return 0, st.failure()
 	}
@@ -300,11 +299,11 @@ func (st *Stream) Reset(code http2.ErrCode) {
 	st.ended = true
 	c := st.c
 	c.mu.Lock()
-	if st.err != nil {
+	if st.Gone() {
 		c.mu.Unlock()
 		return
 	}
-	c.closeStreamLocked(st, ErrStreamReset, goneReset)
+	c.closeStreamLocked(st, goneReset)
 	inc := c.takeCreditLocked()
 	c.mu.Unlock()
 	c.lockWrite()
@@ -386,7 +385,7 @@ func (st *Stream) takeWindow(n int) (int, error) {
 		}
 	}()
 	for {
-		if st.err != nil {
+		if st.Gone() {
 			return 0, st.failure()
 		}
 		if avail := min(c.sendWin, st.sendWin); avail > 0 {
@@ -406,9 +405,9 @@ func (st *Stream) takeWindow(n int) (int, error) {
 		if timer == nil {
 			timer = time.AfterFunc(c.cfg.WriteTimeout, func() {
 				c.mu.Lock()
-				shut := !returned && st.err == nil
+				shut := !returned && !st.Gone()
 				if shut {
-					c.closeStreamLocked(st, ErrWindowTimeout, goneWindow)
+					c.closeStreamLocked(st, goneWindow)
 				}
 				inc := c.takeCreditLocked()
 				c.mu.Unlock()
