@@ -3,8 +3,9 @@
 # h2load -c 64 -m 1 -t 2 (HTTP/2 over TLS, small answers), for nginx and
 # for ancmd built at each REV (default HEAD), in one run, 2 rounds. The
 # CPU is the server's utime+stime from /proc over the run (nginx: its
-# workers), divided by the requests h2load counted; the backend's is not
-# in it. CPU_WRK=1 runs wrk -t2 -c64 (HTTP/1.1 over TLS) instead;
+# workers), divided by the requests h2load counted; the backend's and the
+# client's are printed beside it, and the share of the machine's CPU time
+# left idle. CPU_WRK=1 runs wrk -t2 -c64 (HTTP/1.1 over TLS) instead;
 # CPU_METRICS=1 sets ancmd's metrics_listen, as bench/run.sh does.
 #
 #   ./bench/cpu.sh 28eb07b HEAD
@@ -64,29 +65,34 @@ EOF
 for _ in $(seq 100); do curl -sk -o /dev/null "https://127.0.0.1:$PN/" && break; sleep 0.1; done
 
 ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat"))); done; echo "$t"; }
+idle() { awk '/^cpu / { print $5 + $6; exit }' /proc/stat; }
 tck=$(getconf CLK_TCK)
-run() { # run NAME URL PID...: one load, the CPU of the PIDs over it
-	local name=$1 url=$2 t0 t1 n
-	shift 2
-	t0=$(ticks "$@")
+run() { # run NAME URL BACKEND_PID PID...: one load, the CPU of the PIDs, of the backend and of the client over it
+	local name=$1 url=$2 bp=$3 t0 t1 b0 b1 i0 i1 n c out
+	shift 3
+	out=$TMP/client.out
+	t0=$(ticks "$@") b0=$(ticks "$bp") i0=$(idle)
 	if [[ -n ${CPU_WRK:-} ]]; then
-		n=$(wrk -t2 -c64 -d5s "$url" 2>/dev/null | awk '/requests in/ { print $1 }')
+		/usr/bin/time -f '%U %S' -o "$TMP/client.time" wrk -t2 -c64 -d5s "$url" >"$out" 2>/dev/null
+		n=$(awk '/requests in/ { print $1 }' "$out")
 	else
-		n=$(h2load -c 64 -m 1 -t 2 -D 5 "$url" 2>/dev/null | awk '/^requests:/ { print $8 }')
+		/usr/bin/time -f '%U %S' -o "$TMP/client.time" h2load -c 64 -m 1 -t 2 -D 5 "$url" >"$out" 2>/dev/null
+		n=$(awk '/^requests:/ { print $8 }' "$out")
 	fi
-	t1=$(ticks "$@")
-	awk -v t=$((t1 - t0)) -v n="$n" -v hz="$tck" -v name="$name" \
-		'BEGIN { printf "%-10s %9d requests  %6.2f us of server CPU per request\n", name, n, t * 1e6 / hz / n }'
+	t1=$(ticks "$@") b1=$(ticks "$bp") i1=$(idle)
+	c=$(awk '{ print $1 + $2 }' "$TMP/client.time")
+	awk -v t=$((t1 - t0)) -v b=$((b1 - b0)) -v i=$((i1 - i0)) -v c="$c" -v n="$n" -v hz="$tck" -v name="$name" \
+		'BEGIN { printf "%-10s %8d req  server %6.2f  backend %6.2f  client %6.2f us/req  idle %4.1f%%\n", name, n, t * 1e6 / hz / n, b * 1e6 / hz / n, c * 1e6 / n, i * 100 / hz / 5 / 2 }'
 }
 for round in 1 2; do
 	echo "round $round"
 	# shellcheck disable=SC2046
-	run nginx "https://127.0.0.1:$PN/" $(pgrep -P "$NP")
+	run nginx "https://127.0.0.1:$PN/" "${PIDS[0]}" $(pgrep -P "$NP")
 	for i in "${!REVS[@]}"; do
 		"$TMP/bin$i/ancmd" serve -c "$TMP/ancm.hcl" >"$TMP/ancmd.log" 2>&1 &
 		AP=$!
 		for _ in $(seq 100); do curl -sk -o /dev/null "https://127.0.0.1:$PT/" && break; sleep 0.1; done
-		run "${REVS[$i]}" "https://127.0.0.1:$PT/" "$AP"
+		run "${REVS[$i]}" "https://127.0.0.1:$PT/" "$(pgrep -P "$AP" -x backend)" "$AP"
 		kill "$AP"
 		wait "$AP" 2>/dev/null || true
 	done
