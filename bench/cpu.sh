@@ -81,8 +81,8 @@ run() { # run NAME URL BACKEND_PID PID...: one load, the CPU of the PIDs, of the
 	fi
 	t1=$(ticks "$@") b1=$(ticks "$bp") i1=$(idle)
 	c=$(awk '{ print $1 + $2 }' "$TMP/client.time")
-	awk -v t=$((t1 - t0)) -v b=$((b1 - b0)) -v i=$((i1 - i0)) -v c="$c" -v n="$n" -v hz="$tck" -v name="$name" \
-		'BEGIN { printf "%-10s %8d req  server %6.2f  backend %6.2f  client %6.2f us/req  idle %4.1f%%\n", name, n, t * 1e6 / hz / n, b * 1e6 / hz / n, c * 1e6 / n, i * 100 / hz / 5 / 2 }'
+	awk -v t=$((t1 - t0)) -v b=$((b1 - b0)) -v i=$((i1 - i0)) -v c="$c" -v n="$n" -v hz="$tck" -v cpus="$(nproc)" -v name="$name" \
+		'BEGIN { printf "%-10s %8d req  server %6.2f  backend %6.2f  client %6.2f us/req  idle %4.1f%%\n", name, n, t * 1e6 / hz / n, b * 1e6 / hz / n, c * 1e6 / n, i * 100 / hz / 5 / cpus }'
 }
 for round in 1 2; do
 	echo "round $round"
