@@ -43,7 +43,11 @@ func runDaemon(cmd *cobra.Command, path string, withProxy bool) error {
 		fmt.Fprintln(cmd.ErrOrStderr(), err)
 		return failure{exitError}
 	}
+	if withProxy {
+		quietSysmon()
+	}
 	log, level := newLogger(f.LogLevel, f.LogFormat)
+	logSysmon(log)
 	raiseFileLimit(log)
 	if err := serve(log, level, path, f, withProxy); err != nil {
 		log.Error("ancmd stopped", "error", err)

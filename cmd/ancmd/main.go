@@ -27,6 +27,8 @@ func init() {
 }
 
 func main() {
+	restoreGODEBUG()
+	reexecAllowed = true
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

@@ -78,7 +78,9 @@ func runProxy(cmd *cobra.Command, pf proxyFlags) error {
 	if pf.accessLogFormat != "" && pf.accessLogFormat != "text" && pf.accessLogFormat != "json" {
 		return errors.New("--access-log-format must be text or json")
 	}
+	quietSysmon()
 	log, _ := newLogger(pf.level, pf.format)
+	logSysmon(log)
 	raiseFileLimit(log)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
