@@ -371,10 +371,10 @@ func (ex *exchange) attempt(fresh bool) error {
 	ex.bc, ex.reused = bc, bc.Reused
 	sent := bc.Sent()
 	err = ex.send(bc)
-	ex.wrote = bc.Sent() > sent
 	if err == nil {
-		err = ex.readResponse(bc)
+		err = ex.readResponse(bc) // sends the request's last bytes first (FlushOnRead)
 	}
+	ex.wrote = bc.Sent() > sent
 	if err != nil {
 		ex.bc = nil
 		bc.Close()
@@ -396,7 +396,8 @@ func (ex *exchange) head() []byte {
 	return *out
 }
 
-// send writes the request head and body to bc.
+// send writes the request head and body to bc; what is left in its
+// buffer leaves with the first read of the response (FlushOnRead).
 func (ex *exchange) send(bc *http1.Conn) error {
 	r := ex.r
 	_, _ = bc.BW.Write(ex.head())
@@ -405,7 +406,7 @@ func (ex *exchange) send(bc *http1.Conn) error {
 		err = ex.c.writeBody(ex, bc)
 	}
 	if err == nil {
-		err = bc.BW.Flush()
+		err = bc.FlushOnRead()
 	}
 	return err
 }

@@ -1,8 +1,12 @@
 package http1
 
 import (
+	"bufio"
+	"errors"
 	"io"
 	"net"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -186,5 +190,236 @@ func TestPoolCloseIdle(t *testing.T) {
 	p.CloseIdle(now.Add(time.Hour))
 	if len(p.idle) != 0 {
 		t.Fatal("CloseIdle in the future left connections")
+	}
+}
+
+// getRequest is the request the FlushOnRead tests send.
+const getRequest = "GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+
+// flushOnReadExchange sends a GET on c with FlushOnRead and reads the
+// response head and body, with wait as ReadHead's callback.
+func flushOnReadExchange(t *testing.T, c *Conn, wait func() error) (string, error) {
+	t.Helper()
+	_, _ = c.BW.WriteString(getRequest)
+	if err := c.FlushOnRead(); err != nil {
+		return "", err
+	}
+	if err := c.ReadHead(wait); err != nil {
+		return "", err
+	}
+	var res Response
+	if err := ParseResponse(c.Head, &res); err != nil {
+		t.Fatal(err)
+	}
+	body := make([]byte, res.Length)
+	if _, err := io.ReadFull(c.BR, body); err != nil {
+		t.Fatal(err)
+	}
+	return string(body), nil
+}
+
+// TestFlushOnReadLosesNoAnswer: a request whose last bytes leave with
+// the first read of its answer, thousands of times over pooled
+// connections to a server that answers at once, never waits for an
+// answer that already came (a lost wake-up would hold a read until its
+// deadline: the test fails on the first). Each request leaves once.
+func TestFlushOnReadLosesNoAnswer(t *testing.T) {
+	var served atomic.Int64
+	addr := server(t, func(c net.Conn) {
+		defer c.Close()
+		br := bufio.NewReader(c)
+		var b []byte
+		for {
+			var err error
+			if b, err = ReadHead(br, b, MaxRequestHead, nil); err != nil {
+				return
+			}
+			served.Add(1)
+			if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"); err != nil {
+				return
+			}
+		}
+	})
+	p := &Pool{Addr: addr}
+	const n = 3000
+	deferred := 0
+	for i := range n {
+		c, err := p.Get()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		sent := c.Sent()
+		_, _ = c.BW.WriteString(getRequest)
+		if err := c.FlushOnRead(); err != nil {
+			t.Fatal(err)
+		}
+		if c.await {
+			deferred++
+		}
+		if c.Sent() != sent && c.await {
+			t.Fatal("FlushOnRead deferred a flush and wrote too")
+		}
+		if err := c.ReadHead(nil); err != nil {
+			t.Fatalf("exchange %d: %v", i, err)
+		}
+		if got := c.Sent() - sent; got != int64(len(getRequest)) {
+			t.Fatalf("exchange %d: the socket took %d bytes, want %d", i, got, len(getRequest))
+		}
+		var res Response
+		if err := ParseResponse(c.Head, &res); err != nil || res.Status != 200 {
+			t.Fatalf("exchange %d: %v %d", i, err, res.Status)
+		}
+		if _, err := c.BR.Discard(int(res.Length)); err != nil {
+			t.Fatal(err)
+		}
+		p.Put(c, time.Now())
+	}
+	if deferred != n {
+		t.Errorf("%d of %d flushes deferred, want all (requests that fit the buffer)", deferred, n)
+	}
+	if got := served.Load(); got != n {
+		t.Errorf("server saw %d requests, want %d", got, n)
+	}
+}
+
+// TestFlushOnReadFlushesAtOnce: a connection that is not a socket, or
+// whose request already began to leave (it did not fit the buffer), is
+// flushed by FlushOnRead itself.
+func TestFlushOnReadFlushesAtOnce(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	c := NewConn(a)
+	got := make(chan string, 1)
+	go func() {
+		buf := make([]byte, len(getRequest))
+		_, _ = io.ReadFull(b, buf)
+		got <- string(buf)
+	}()
+	_, _ = c.BW.WriteString(getRequest)
+	if err := c.FlushOnRead(); err != nil || c.await {
+		t.Fatalf("pipe: FlushOnRead = %v, deferred %v; want a flush", err, c.await)
+	}
+	if s := <-got; s != getRequest {
+		t.Fatalf("pipe got %q", s)
+	}
+
+	addr := server(t, func(c net.Conn) { _, _ = io.Copy(io.Discard, c) })
+	p := &Pool{Addr: addr}
+	tc, err := p.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	_, _ = tc.BW.Write(make([]byte, 20<<10)) // past BW's 8 KiB: part of it left already
+	if tc.Sent() == 0 {
+		t.Fatal("a 20 KiB write left nothing")
+	}
+	if err := tc.FlushOnRead(); err != nil || tc.await || tc.Sent() != 20<<10 {
+		t.Fatalf("FlushOnRead = %v, deferred %v, sent %d; want a flush of the rest", err, tc.await, tc.Sent())
+	}
+}
+
+// TestFlushOnReadWaitsPastDeadlines: a read deadline that passes while
+// the deferred request waits for its answer calls ReadHead's callback,
+// which may wait on; one already past when the read begins still sends
+// the request, once.
+func TestFlushOnReadWaitsPastDeadlines(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		first time.Duration // the read deadline when ReadHead begins, from now
+	}{
+		{"passes during the wait", 30 * time.Millisecond},
+		{"past before the read", -time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := make(chan struct{}, 4)
+			answer := make(chan struct{})
+			addr := server(t, func(c net.Conn) {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				var b []byte
+				for {
+					var err error
+					if b, err = ReadHead(br, b, MaxRequestHead, nil); err != nil {
+						return
+					}
+					got <- struct{}{}
+					<-answer
+					_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				}
+			})
+			p := &Pool{Addr: addr}
+			c, err := p.Get()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetReadDeadline(time.Now().Add(tc.first))
+			waits := 0
+			body, err := flushOnReadExchange(t, c, func() error {
+				waits++
+				if waits == 1 {
+					select {
+					case <-got: // the request left despite the deadline
+					case <-time.After(5 * time.Second):
+						return errors.New("the server never got the request")
+					}
+					close(answer)
+				}
+				if waits > 1000 {
+					return errors.New("too many waits")
+				}
+				c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				return nil
+			})
+			if err != nil || body != "ok" {
+				t.Fatalf("exchange: %q, %v", body, err)
+			}
+			if waits != 1 {
+				t.Errorf("%d waits, want 1", waits)
+			}
+			if len(got) != 0 || c.Sent() != int64(len(getRequest)) {
+				t.Errorf("the request left more than once (sent %d)", c.Sent())
+			}
+		})
+	}
+}
+
+// TestFlushOnReadReturnsTheFlushError: when the deferred flush fails (the
+// server reset the connection), the read returns the write's error and
+// Sent shows that nothing left, as Flush would have.
+func TestFlushOnReadReturnsTheFlushError(t *testing.T) {
+	dialed := make(chan struct{})
+	addr := server(t, func(c net.Conn) {
+		<-dialed
+		_ = c.(*net.TCPConn).SetLinger(0) // close with a reset
+		c.Close()
+	})
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(dialed)
+	c := NewConn(nc)
+	defer c.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for c.probe.Probe() != ProbeClosed {
+		if time.Now().After(deadline) {
+			t.Fatal("the server did not reset the connection")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	_, err = flushOnReadExchange(t, c, nil)
+	if !errors.Is(err, syscall.ECONNRESET) && !errors.Is(err, syscall.EPIPE) {
+		t.Fatalf("read after a failed flush: %v, want the write's ECONNRESET or EPIPE", err)
+	}
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Op != "write" {
+		t.Errorf("error %v is not the write's", err)
+	}
+	if c.Sent() != 0 {
+		t.Errorf("sent %d, want 0", c.Sent())
 	}
 }
