@@ -102,8 +102,8 @@ func NewConn(nc net.Conn) *Conn {
 // FlushOnRead sends what BW holds, the end of a request, as part of the
 // first read of its response, which then waits for the socket to be
 // readable before it reads: the read that would find nothing (the
-// server has not answered yet) and park the goroutine is not made. That
-// is one system call of about eight a proxied request costs
+// server has not answered yet) and park the goroutine is not made: one
+// of the seven or so system calls a proxied request costs
 // (docs/benchmarks.md, "One read less per request").
 //
 // Waiting before reading is safe only when nothing the server sends in

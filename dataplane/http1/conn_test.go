@@ -220,9 +220,14 @@ func flushOnReadExchange(t *testing.T, c *Conn, wait func() error) (string, erro
 
 // TestFlushOnReadLosesNoAnswer: a request whose last bytes leave with
 // the first read of its answer, thousands of times over pooled
-// connections to a server that answers at once, never waits for an
-// answer that already came (a lost wake-up would hold a read until its
-// deadline: the test fails on the first). Each request leaves once.
+// connections to a server that answers at once: every flush is deferred,
+// every answer is read (a wait that missed one would hold its read until
+// the 5 s deadline and fail the test), and each request leaves once.
+// What keeps an answer from coming before the wait begins is the order
+// inside flushAndWait (the flush after RawConn.Read's prepare); a build
+// that flushed before it passed this test too, the window being a few
+// hundred nanoseconds, so the order is argued in FlushOnRead's comment
+// rather than shown here.
 func TestFlushOnReadLosesNoAnswer(t *testing.T) {
 	var served atomic.Int64
 	addr := server(t, func(c net.Conn) {
