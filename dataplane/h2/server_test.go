@@ -604,3 +604,92 @@ func TestInlineTakeOver(t *testing.T) {
 		t.Fatalf("then %v, want stream 1's", f)
 	}
 }
+
+// TestInlineAfterTakeOver: a take-over does not end inline runs by
+// itself. A lone request that was slow (its handler waited, not the
+// client) is taken over, and the connection's next lone request runs
+// inline again; one whose answer waited for the client's window when it
+// was taken over ends them, since that client has to be read while its
+// answers go out.
+func TestInlineAfterTakeOver(t *testing.T) {
+	w0 := inlineWait
+	inlineWait = 20 * time.Millisecond
+	t.Cleanup(func() { inlineWait = w0 })
+	for _, tc := range []struct {
+		name   string
+		window uint32 // the client's initial stream window
+		inline bool   // whether the next request runs inline
+	}{
+		{"slow handler", 65535, true},
+		{"waiting for the window", 10, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			inline := make(chan bool, 2)
+			s := serve(t, Config{}, false, func(st *Stream) {
+				st.c.mu.Lock()
+				inline <- st.c.inlineRun == st
+				st.c.mu.Unlock()
+				if st.Path == "/first" && tc.inline {
+					// Held until the reading was taken over. (With a
+					// window of 10 the answer itself waits for it.)
+					deadline := time.Now().Add(10 * time.Second)
+					for {
+						st.c.mu.Lock()
+						taken := st.taken
+						st.c.mu.Unlock()
+						if taken || time.Now().After(deadline) {
+							break
+						}
+						time.Sleep(time.Millisecond)
+					}
+				}
+				_ = st.WriteHead(200, nil)
+				_, _ = st.WriteString(strings.Repeat("x", 100))
+				_ = st.End(nil)
+			})
+			r := s.dialRaw(t, http2.Setting{ID: http2.SettingInitialWindowSize, Val: tc.window})
+			r.request(1, true, ":method", "GET", ":scheme", "http", ":authority", "h2.test", ":path", "/first")
+			if !<-inline {
+				t.Fatal("a request alone on its connection did not run inline")
+			}
+			// Read the first answer whole, opening the window as it comes.
+			for {
+				f := r.read()
+				df, ok := f.(*http2.DataFrame)
+				if !ok {
+					continue
+				}
+				if err := r.fr.WriteWindowUpdate(1, uint32(len(df.Data()))); err != nil {
+					t.Fatal(err)
+				}
+				if df.StreamEnded() {
+					break
+				}
+			}
+			// The first stream's end reaches the client before its
+			// handler returns; the next request is sent after that.
+			idle := func() bool {
+				s.srv.mu.Lock()
+				defer s.srv.mu.Unlock()
+				for c := range s.srv.conns {
+					c.mu.Lock()
+					running := c.running
+					c.mu.Unlock()
+					if running > 0 {
+						return false
+					}
+				}
+				return true
+			}
+			for deadline := time.Now().Add(10 * time.Second); !idle(); time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("the first stream's handler did not return")
+				}
+			}
+			r.request(3, true, ":method", "GET", ":scheme", "http", ":authority", "h2.test", ":path", "/next")
+			if got := <-inline; got != tc.inline {
+				t.Fatalf("the next request ran inline: %v, want %v", got, tc.inline)
+			}
+		})
+	}
+}
