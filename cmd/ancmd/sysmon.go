@@ -16,14 +16,17 @@ import (
 // when every P is idle. The first system call after that wakes it again
 // (entersyscall's futex wake) and puts it back at 20 µs, which the
 // runtime does not let a program tune (golang/go#18236). A proxy at
-// partial load goes idle and busy thousands of times a second, so under
-// bench/cpu.sh's loads sysmon woke 4,500 times a second and was about a
-// tenth of ancmd's CPU: 2.5 µs of 20 per HTTP/2 request, 1.5 of 15 per
-// HTTP/1.1 request over TLS. With schedtrace set, sysmon never deep-
+// partial load goes idle and busy thousands of times a second: under
+// h2load -c 64 (bench/cpu.sh's load) sysmon woke 4,500 times a second,
+// and setting schedtrace took about a tenth off ancmd's CPU per request
+// (19.2-20.2 -> 17.7-17.8 µs over HTTP/2, 14.6-14.7 -> 12.8-12.9 µs
+// over HTTP/1.1 with TLS). With schedtrace set, sysmon never deep-
 // sleeps; it backs off to its 10 ms period once it finds nothing to do,
-// as it does in any program that always has a goroutine running, and
-// woke 110 times a second under the same load (docs/benchmarks.md,
-// "sysmon"). An idle daemon pays with those 100 wake-ups a second.
+// as in any program that always has a goroutine running, and woke 100
+// times a second under the same load. An idle daemon makes about 50
+// more context switches a second for it (188 against 141; its CPU, 0.6
+// % of one, did not move). docs/benchmarks.md, "The Go runtime's
+// sysmon", has the runs.
 //
 // The period is the largest the runtime takes (2^31-1 ms, 24.8 days),
 // counted from the host's boot: on a host up longer than that, the
