@@ -32,14 +32,21 @@ func server(t *testing.T, serve func(net.Conn)) string {
 }
 
 // respond answers every request head on c with a fixed response.
-func respond(c net.Conn, res string) {
+func respond(c net.Conn, res string) { respondAfter(c, res, nil) }
+
+// respondAfter is respond calling before (if not nil) ahead of each
+// answer.
+func respondAfter(c net.Conn, res string, before func()) {
 	defer c.Close()
-	br := NewConn(c).BR
+	br := bufio.NewReader(c)
 	var b []byte
 	for {
 		var err error
 		if b, err = ReadHead(br, b, MaxRequestHead, nil); err != nil {
 			return
+		}
+		if before != nil {
+			before()
 		}
 		if _, err := io.WriteString(c, res); err != nil {
 			return
@@ -47,15 +54,29 @@ func respond(c net.Conn, res string) {
 	}
 }
 
+// getRequest is the request the tests send.
+const getRequest = "GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+
 // exchange sends a GET on c and reads the response head and its body.
 func exchange(t *testing.T, c *Conn) string {
 	t.Helper()
-	_, _ = c.BW.WriteString("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-	if err := c.BW.Flush(); err != nil {
+	body, err := roundTrip(t, c, c.BW.Flush, nil)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.ReadHead(nil); err != nil {
-		t.Fatal(err)
+	return body
+}
+
+// roundTrip writes a GET to c's buffer, sends it with flush, and reads
+// the response head (with wait as ReadHead's callback) and its body.
+func roundTrip(t *testing.T, c *Conn, flush, wait func() error) (string, error) {
+	t.Helper()
+	_, _ = c.BW.WriteString(getRequest)
+	if err := flush(); err != nil {
+		return "", err
+	}
+	if err := c.ReadHead(wait); err != nil {
+		return "", err
 	}
 	var res Response
 	if err := ParseResponse(c.Head, &res); err != nil {
@@ -65,7 +86,7 @@ func exchange(t *testing.T, c *Conn) string {
 	if _, err := io.ReadFull(c.BR, body); err != nil {
 		t.Fatal(err)
 	}
-	return string(body)
+	return string(body), nil
 }
 
 // TestPoolReuse: a connection given back clean is the next one taken,
@@ -83,7 +104,7 @@ func TestPoolReuse(t *testing.T) {
 	if got := exchange(t, c); got != "ok" {
 		t.Fatalf("body %q", got)
 	}
-	if c.Sent() != int64(len("GET / HTTP/1.1\r\nHost: x\r\n\r\n")) {
+	if c.Sent() != int64(len(getRequest)) {
 		t.Fatalf("sent %d", c.Sent())
 	}
 	p.Put(c, time.Now())
@@ -193,31 +214,6 @@ func TestPoolCloseIdle(t *testing.T) {
 	}
 }
 
-// getRequest is the request the FlushOnRead tests send.
-const getRequest = "GET / HTTP/1.1\r\nHost: x\r\n\r\n"
-
-// flushOnReadExchange sends a GET on c with FlushOnRead and reads the
-// response head and body, with wait as ReadHead's callback.
-func flushOnReadExchange(t *testing.T, c *Conn, wait func() error) (string, error) {
-	t.Helper()
-	_, _ = c.BW.WriteString(getRequest)
-	if err := c.FlushOnRead(); err != nil {
-		return "", err
-	}
-	if err := c.ReadHead(wait); err != nil {
-		return "", err
-	}
-	var res Response
-	if err := ParseResponse(c.Head, &res); err != nil {
-		t.Fatal(err)
-	}
-	body := make([]byte, res.Length)
-	if _, err := io.ReadFull(c.BR, body); err != nil {
-		t.Fatal(err)
-	}
-	return string(body), nil
-}
-
 // TestFlushOnReadLosesNoAnswer: a request whose last bytes leave with
 // the first read of its answer, thousands of times over pooled
 // connections to a server that answers at once: every flush is deferred,
@@ -231,19 +227,7 @@ func flushOnReadExchange(t *testing.T, c *Conn, wait func() error) (string, erro
 func TestFlushOnReadLosesNoAnswer(t *testing.T) {
 	var served atomic.Int64
 	addr := server(t, func(c net.Conn) {
-		defer c.Close()
-		br := bufio.NewReader(c)
-		var b []byte
-		for {
-			var err error
-			if b, err = ReadHead(br, b, MaxRequestHead, nil); err != nil {
-				return
-			}
-			served.Add(1)
-			if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"); err != nil {
-				return
-			}
-		}
+		respondAfter(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", func() { served.Add(1) })
 	})
 	p := &Pool{Addr: addr}
 	const n = 3000
@@ -342,18 +326,10 @@ func TestFlushOnReadWaitsPastDeadlines(t *testing.T) {
 			got := make(chan struct{}, 4)
 			answer := make(chan struct{})
 			addr := server(t, func(c net.Conn) {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				var b []byte
-				for {
-					var err error
-					if b, err = ReadHead(br, b, MaxRequestHead, nil); err != nil {
-						return
-					}
+				respondAfter(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", func() {
 					got <- struct{}{}
 					<-answer
-					_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-				}
+				})
 			})
 			p := &Pool{Addr: addr}
 			c, err := p.Get()
@@ -363,7 +339,7 @@ func TestFlushOnReadWaitsPastDeadlines(t *testing.T) {
 			defer c.Close()
 			c.SetReadDeadline(time.Now().Add(tc.first))
 			waits := 0
-			body, err := flushOnReadExchange(t, c, func() error {
+			body, err := roundTrip(t, c, c.FlushOnRead, func() error {
 				waits++
 				if waits == 1 {
 					select {
@@ -416,7 +392,7 @@ func TestFlushOnReadReturnsTheFlushError(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	_, err = flushOnReadExchange(t, c, nil)
+	_, err = roundTrip(t, c, c.FlushOnRead, nil)
 	if !errors.Is(err, syscall.ECONNRESET) && !errors.Is(err, syscall.EPIPE) {
 		t.Fatalf("read after a failed flush: %v, want the write's ECONNRESET or EPIPE", err)
 	}
