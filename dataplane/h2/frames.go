@@ -61,19 +61,30 @@ func (c *conn) process(f http2.Frame) error {
 	}
 }
 
+// testHookSettingsApplied, when set by a test, runs after a SETTINGS
+// frame is applied and before its ACK is written; woke tells whether
+// handlers waiting for a window were woken.
+var testHookSettingsApplied func(c *conn, woke bool)
+
 func (c *conn) processSettings(f *http2.SettingsFrame) error {
 	if f.IsAck() {
 		return nil
 	}
+	// The settings are applied under the write lock and acknowledged
+	// before it is let go, so no frame written under a new setting (DATA
+	// in a window the frame opened, taken by a handler woken here) can
+	// reach the client ahead of the ACK (RFC 9113 §6.5.3: the ACK is sent
+	// at once). A client that waits for the ACK and then for the DATA
+	// (h2spec 6.9.2) would otherwise miss the DATA now and then.
+	c.lockWrite()
+	woke := false
 	if err := f.ForeachSetting(func(s http2.Setting) error {
 		if err := s.Valid(); err != nil {
 			return err
 		}
 		switch s.ID {
 		case http2.SettingHeaderTableSize:
-			c.lockWrite()
 			c.henc.SetMaxDynamicTableSizeLimit(s.Val)
-			c.unlockWrite(false)
 		case http2.SettingMaxFrameSize:
 			c.peerMaxFrame.Store(s.Val)
 		case http2.SettingInitialWindowSize:
@@ -87,14 +98,18 @@ func (c *conn) processSettings(f *http2.SettingsFrame) error {
 					return http2.ConnectionError(http2.ErrCodeFlowControl)
 				}
 			}
+			woke = woke || c.flowWaiters > 0
 			c.wakeFlowLocked()
 			c.mu.Unlock()
 		}
 		return nil
 	}); err != nil {
+		c.unlockWrite(false)
 		return err
 	}
-	c.lockWrite()
+	if testHookSettingsApplied != nil {
+		testHookSettingsApplied(c, woke)
+	}
 	c.writeFrame(http2.FrameSettings, http2.FlagSettingsAck, 0, nil)
 	c.unlockReader()
 	return nil

@@ -149,6 +149,72 @@ func TestSendWindow(t *testing.T) {
 	}
 }
 
+// TestSettingsAckBeforeWindowData: a SETTINGS frame that opens the
+// stream windows is acknowledged before any DATA a handler it woke sends
+// in them. The hook holds the reader between applying the frame and
+// writing its ACK until the woken handler is at the write lock, or for
+// a second; with the ACK written after the lock is let go (as before the
+// fix) the handler's DATA went first, which h2spec 6.9.2 caught now and
+// then.
+func TestSettingsAckBeforeWindowData(t *testing.T) {
+	testHookSettingsApplied = func(c *conn, woke bool) {
+		for deadline := time.Now().Add(time.Second); woke && c.waiting.Load() == 0 && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	t.Cleanup(func() { testHookSettingsApplied = nil })
+	s := serve(t, Config{}, false, func(st *Stream) {
+		_ = st.WriteHead(200, nil)
+		_, _ = st.WriteString(strings.Repeat("x", 100))
+		_ = st.End(nil)
+	})
+	for i := range 5 {
+		r := s.dialRaw(t, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
+		r.until(func(f http2.Frame) bool { sf, ok := f.(*http2.SettingsFrame); return ok && sf.IsAck() })
+		r.request(1, true)
+		// The handler waits for a window; then the client opens one.
+		waiting := func() bool {
+			s.srv.mu.Lock()
+			defer s.srv.mu.Unlock()
+			for c := range s.srv.conns {
+				c.mu.Lock()
+				n := c.flowWaiters
+				c.mu.Unlock()
+				if n > 0 {
+					return true
+				}
+			}
+			return false
+		}
+		for deadline := time.Now().Add(10 * time.Second); !waiting(); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the handler never waited for a window")
+			}
+		}
+		if err := r.fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1}); err != nil {
+			t.Fatal(err)
+		}
+		acked := false
+		f := r.until(func(f http2.Frame) bool {
+			if sf, ok := f.(*http2.SettingsFrame); ok && sf.IsAck() {
+				acked = true
+			}
+			_, ok := f.(*http2.DataFrame)
+			return ok
+		})
+		if f == nil {
+			t.Fatalf("connection %d: no DATA", i)
+		}
+		if !acked {
+			t.Fatalf("connection %d: DATA in the new window before the SETTINGS ACK", i)
+		}
+		if n := len(f.(*http2.DataFrame).Data()); n != 1 {
+			t.Fatalf("connection %d: DATA of %d bytes in a window of 1", i, n)
+		}
+		r.nc.Close()
+	}
+}
+
 // TestWindowTimeout: a client that never opens its window does not hold
 // the handler past WriteTimeout; the stream is reset.
 func TestWindowTimeout(t *testing.T) {
