@@ -24,8 +24,8 @@ import (
 // sleeps; it backs off to its 10 ms period once it finds nothing to do,
 // as in any program that always has a goroutine running, and woke 100
 // times a second under the same load. An idle daemon makes about 50
-// more context switches a second for it (188 against 141; its CPU, 0.6
-// % of one, did not move). docs/benchmarks.md, "The Go runtime's
+// more context switches a second for it (188 against 141); its CPU, about
+// half a percent of one, did not move (14 against 18 ticks in 30 s). docs/benchmarks.md, "The Go runtime's
 // sysmon", has the runs.
 //
 // The period is the largest the runtime takes (2^31-1 ms, 24.8 days),
