@@ -62,9 +62,8 @@ func (c *conn) process(f http2.Frame) error {
 }
 
 // testHookSettingsApplied, when set by a test, runs after a SETTINGS
-// frame is applied and before its ACK is written; woke tells whether
-// handlers waiting for a window were woken.
-var testHookSettingsApplied func(c *conn, woke bool)
+// frame is applied and before its ACK is written.
+var testHookSettingsApplied func(c *conn)
 
 func (c *conn) processSettings(f *http2.SettingsFrame) error {
 	if f.IsAck() {
@@ -77,7 +76,6 @@ func (c *conn) processSettings(f *http2.SettingsFrame) error {
 	// at once). A client that waits for the ACK and then for the DATA
 	// (h2spec 6.9.2) would otherwise miss the DATA now and then.
 	c.lockWrite()
-	woke := false
 	if err := f.ForeachSetting(func(s http2.Setting) error {
 		if err := s.Valid(); err != nil {
 			return err
@@ -98,7 +96,6 @@ func (c *conn) processSettings(f *http2.SettingsFrame) error {
 					return http2.ConnectionError(http2.ErrCodeFlowControl)
 				}
 			}
-			woke = woke || c.flowWaiters > 0
 			c.wakeFlowLocked()
 			c.mu.Unlock()
 		}
@@ -108,7 +105,7 @@ func (c *conn) processSettings(f *http2.SettingsFrame) error {
 		return err
 	}
 	if testHookSettingsApplied != nil {
-		testHookSettingsApplied(c, woke)
+		testHookSettingsApplied(c)
 	}
 	c.writeFrame(http2.FrameSettings, http2.FlagSettingsAck, 0, nil)
 	c.unlockReader()

@@ -232,3 +232,39 @@ func echo(st *Stream) {
 	}
 	_ = st.End(trailers)
 }
+
+// poll reports whether cond came to hold within timeout, checked every
+// millisecond; a handler's goroutine, which cannot fail the test, uses
+// it as it is.
+func poll(timeout time.Duration, cond func() bool) bool {
+	for deadline := time.Now().Add(timeout); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+	return true
+}
+
+// waitFor polls cond for up to 10 s and fails the test if it never holds.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	if !poll(10*time.Second, cond) {
+		t.Fatalf("timed out waiting for %s", what)
+	}
+}
+
+// anyConn reports whether f holds for one of s's connections, each
+// looked at under its mutex.
+func (s *server) anyConn(f func(c *conn) bool) bool {
+	s.srv.mu.Lock()
+	defer s.srv.mu.Unlock()
+	for c := range s.srv.conns {
+		c.mu.Lock()
+		ok := f(c)
+		c.mu.Unlock()
+		if ok {
+			return true
+		}
+	}
+	return false
+}

@@ -151,15 +151,16 @@ func TestSendWindow(t *testing.T) {
 
 // TestSettingsAckBeforeWindowData: a SETTINGS frame that opens the
 // stream windows is acknowledged before any DATA a handler it woke sends
-// in them. The hook holds the reader between applying the frame and
-// writing its ACK until the woken handler is at the write lock, or for
-// a second; with the ACK written after the lock is let go (as before the
+// in them. The hook holds the reader between applying the frame that
+// opens the window and writing its ACK until the woken handler is at the
+// write lock, or for a second; with the ACK written after the lock is let go (as before the
 // fix) the handler's DATA went first, which h2spec 6.9.2 caught now and
 // then.
 func TestSettingsAckBeforeWindowData(t *testing.T) {
-	testHookSettingsApplied = func(c *conn, woke bool) {
-		for deadline := time.Now().Add(time.Second); woke && c.waiting.Load() == 0 && time.Now().Before(deadline); {
-			time.Sleep(time.Millisecond)
+	var opening atomic.Bool // the SETTINGS that opens the window is on its way
+	testHookSettingsApplied = func(c *conn) {
+		if opening.Swap(false) {
+			poll(time.Second, func() bool { return c.waiting.Load() > 0 })
 		}
 	}
 	t.Cleanup(func() { testHookSettingsApplied = nil })
@@ -173,24 +174,10 @@ func TestSettingsAckBeforeWindowData(t *testing.T) {
 		r.until(func(f http2.Frame) bool { sf, ok := f.(*http2.SettingsFrame); return ok && sf.IsAck() })
 		r.request(1, true)
 		// The handler waits for a window; then the client opens one.
-		waiting := func() bool {
-			s.srv.mu.Lock()
-			defer s.srv.mu.Unlock()
-			for c := range s.srv.conns {
-				c.mu.Lock()
-				n := c.flowWaiters
-				c.mu.Unlock()
-				if n > 0 {
-					return true
-				}
-			}
-			return false
-		}
-		for deadline := time.Now().Add(10 * time.Second); !waiting(); time.Sleep(time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatal("the handler never waited for a window")
-			}
-		}
+		waitFor(t, "the handler to wait for a window", func() bool {
+			return s.anyConn(func(c *conn) bool { return c.flowWaiters > 0 })
+		})
+		opening.Store(true)
 		if err := r.fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1}); err != nil {
 			t.Fatal(err)
 		}
@@ -698,16 +685,11 @@ func TestInlineAfterTakeOver(t *testing.T) {
 				if st.Path == "/first" && tc.inline {
 					// Held until the reading was taken over. (With a
 					// window of 10 the answer itself waits for it.)
-					deadline := time.Now().Add(10 * time.Second)
-					for {
+					poll(10*time.Second, func() bool {
 						st.c.mu.Lock()
-						taken := st.taken
-						st.c.mu.Unlock()
-						if taken || time.Now().After(deadline) {
-							break
-						}
-						time.Sleep(time.Millisecond)
-					}
+						defer st.c.mu.Unlock()
+						return st.taken
+					})
 				}
 				_ = st.WriteHead(200, nil)
 				_, _ = st.WriteString(strings.Repeat("x", 100))
@@ -734,24 +716,9 @@ func TestInlineAfterTakeOver(t *testing.T) {
 			}
 			// The first stream's end reaches the client before its
 			// handler returns; the next request is sent after that.
-			idle := func() bool {
-				s.srv.mu.Lock()
-				defer s.srv.mu.Unlock()
-				for c := range s.srv.conns {
-					c.mu.Lock()
-					running := c.running
-					c.mu.Unlock()
-					if running > 0 {
-						return false
-					}
-				}
-				return true
-			}
-			for deadline := time.Now().Add(10 * time.Second); !idle(); time.Sleep(time.Millisecond) {
-				if time.Now().After(deadline) {
-					t.Fatal("the first stream's handler did not return")
-				}
-			}
+			waitFor(t, "the first stream's handler to return", func() bool {
+				return !s.anyConn(func(c *conn) bool { return c.running > 0 })
+			})
 			r.request(3, true, ":method", "GET", ":scheme", "http", ":authority", "h2.test", ":path", "/next")
 			if got := <-inline; got != tc.inline {
 				t.Fatalf("the next request ran inline: %v, want %v", got, tc.inline)
