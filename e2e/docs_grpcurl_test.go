@@ -3,26 +3,12 @@ package e2e
 import (
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-)
 
-// grpcurlBinary finds grpcurl on PATH or in GOPATH/bin.
-func grpcurlBinary(t *testing.T) string {
-	t.Helper()
-	if p, err := exec.LookPath("grpcurl"); err == nil {
-		return p
-	}
-	if home, err := os.UserHomeDir(); err == nil {
-		if p, err := exec.LookPath(filepath.Join(home, "go", "bin", "grpcurl")); err == nil {
-			return p
-		}
-	}
-	t.Skip("grpcurl is not installed (.ci/run installs it)")
-	return ""
-}
+	"github.com/ancm-dev/ancm/internal/testtool"
+)
 
 // docExamples returns the grpcurl command lines of docs/operations.md,
 // continuation lines joined.
@@ -83,7 +69,7 @@ func splitShell(s string) []string {
 // docs/operations.md against a daemon, as written but for the socket path
 // (the TCP one needs a daemon with mutual TLS, which ctl_test covers).
 func TestOperationsGrpcurlExamples(t *testing.T) {
-	grpcurl := grpcurlBinary(t)
+	grpcurl := testtool.Find(t, "grpcurl")
 	d := newDaemon(t, `app "hello" {
   command = "TESTAPP"
   args    = ["serve"]

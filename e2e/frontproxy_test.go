@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ancm-dev/ancm/internal/testtool"
 )
 
 // frontProxy is nginx or HAProxy in front of ancmd, as in an HTTPS
@@ -86,12 +88,7 @@ backend be
 // startFrontProxy runs p in front of upstream and returns its address.
 func startFrontProxy(t *testing.T, p frontProxy, upstream string) string {
 	t.Helper()
-	binary, err := exec.LookPath(p.name)
-	if err != nil {
-		if binary, err = exec.LookPath("/usr/sbin/" + p.name); err != nil {
-			t.Skipf("%s is not installed (.ci/run installs it)", p.name)
-		}
-	}
+	binary := testtool.Find(t, p.name)
 	dir := t.TempDir()
 	listen := freeAddr(t)
 	conf := filepath.Join(dir, p.name+".conf")

@@ -21,6 +21,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/ancm-dev/ancm/internal/testtool"
 )
 
 // httpsDaemon is an ancmd with an https block: shop.test and grpc.test
@@ -241,13 +243,8 @@ func TestGRPCAppBehindAncmd(t *testing.T) {
 		t.Fatalf("Watch through ancmd: %v %v", m, err)
 	}
 
-	grpcurl, err := exec.LookPath("grpcurl")
-	if err != nil {
-		if home, herr := os.UserHomeDir(); herr == nil {
-			grpcurl, err = exec.LookPath(filepath.Join(home, "go", "bin", "grpcurl"))
-		}
-	}
-	if err != nil {
+	grpcurl := testtool.Path(t, "grpcurl")
+	if grpcurl == "" {
 		t.Log("grpcurl is not installed (.ci/run installs it); the grpc-go calls above ran")
 		return
 	}

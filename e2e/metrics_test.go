@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ancm-dev/ancm/internal/testtool"
 )
 
 // scrape returns the metrics at addr's /metrics, by series ("name{labels}"
@@ -155,7 +157,7 @@ app "sick" {
 			t.Errorf("metrics lack %q", want)
 		}
 	}
-	if path, err := exec.LookPath("promtool"); err != nil {
+	if path := testtool.Path(t, "promtool"); path == "" {
 		t.Log("promtool not installed (Debian package prometheus): output not checked with it")
 	} else {
 		cmd := exec.Command(path, "check", "metrics")

@@ -8,16 +8,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ancm-dev/ancm/internal/testtool"
 )
 
 // TestAlertsAndDashboardParse: promtool accepts the example alerts of
 // docs/operations.md and every query of contrib/grafana-ancm.json (as
 // recording rules, with Grafana's variables filled in).
 func TestAlertsAndDashboardParse(t *testing.T) {
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		t.Skip("promtool not installed (Debian package prometheus)")
-	}
+	promtool := testtool.Find(t, "promtool")
 	doc, err := os.ReadFile("../docs/operations.md")
 	if err != nil {
 		t.Fatal(err)

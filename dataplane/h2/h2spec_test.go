@@ -1,7 +1,6 @@
 package h2
 
 import (
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -9,32 +8,15 @@ import (
 	"testing"
 
 	"golang.org/x/net/http2/hpack"
-)
 
-// h2specBinary finds h2spec on PATH or in GOPATH/bin (.ci/run installs
-// it with go install).
-func h2specBinary(t *testing.T) string {
-	t.Helper()
-	if p, err := exec.LookPath("h2spec"); err == nil {
-		return p
-	}
-	if home, err := os.UserHomeDir(); err == nil {
-		if p, err := exec.LookPath(filepath.Join(home, "go", "bin", "h2spec")); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("h2spec is not installed; .ci/run installs it")
-	}
-	t.Skip("h2spec is not installed (.ci/run installs it)")
-	return ""
-}
+	"github.com/ancm-dev/ancm/internal/testtool"
+)
 
 // TestH2spec runs h2spec, the conformance suite for RFC 7540 and RFC
 // 7541 servers, over TLS and over h2c: every one of its 145 cases must
 // pass.
 func TestH2spec(t *testing.T) {
-	bin := h2specBinary(t)
+	bin := testtool.Find(t, "h2spec")
 	if testing.Short() {
 		t.Skip("h2spec runs a few hundred connections")
 	}
