@@ -78,7 +78,7 @@ func (c *conn) runInline(r *reader, st *Stream) bool {
 	// The reader's goroutine never becomes a worker: ServeConn returns
 	// with its connection.
 	if next := c.finish(st); next != nil {
-		go c.srv.worker(next)
+		c.srv.run(next)
 	}
 	return !taken
 }

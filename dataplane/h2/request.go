@@ -6,6 +6,7 @@ package h2
 import (
 	"errors"
 	"strconv"
+	"strings"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -97,7 +98,7 @@ func (st *Stream) setRequest(pseudo, fields []hpack.HeaderField) bool {
 		}
 		seen |= bit
 	}
-	if !http1.ValidToken(st.Method) || !validAuthority(st.Authority) {
+	if !http1.ValidToken(st.Method) || !http1.ValidHost(st.Authority) {
 		return false
 	}
 	if st.Method == "CONNECT" {
@@ -123,7 +124,7 @@ func (st *Stream) setRequest(pseudo, fields []hpack.HeaderField) bool {
 			}
 			st.ContentLength = int64(n)
 		case "expect":
-			if asciiEqualFold(hf.Value, "100-continue") {
+			if strings.EqualFold(hf.Value, "100-continue") {
 				st.expectContinue = true
 				continue
 			}
@@ -134,49 +135,13 @@ func (st *Stream) setRequest(pseudo, fields []hpack.HeaderField) bool {
 	return true
 }
 
-// validPath: an origin-form target, or "*" for OPTIONS; no whitespace or
-// control character.
+// validPath: an origin-form target, or "*" for OPTIONS, with the
+// characters an HTTP/1.1 request target may have (http1.ValidTarget).
 func validPath(p, method string) bool {
 	if p == "*" {
 		return method == "OPTIONS"
 	}
-	if p == "" || p[0] != '/' {
-		return false
-	}
-	for i := 0; i < len(p); i++ {
-		if b := p[i]; b <= ' ' || b >= 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-// validAuthority: host[:port], no whitespace, control character or
-// userinfo (RFC 9113 §8.3.1).
-func validAuthority(a string) bool {
-	for i := 0; i < len(a); i++ {
-		switch b := a[i]; {
-		case b <= ' ' || b >= 0x7f, b == '@', b == '/', b == '?', b == '#', b == '\\':
-			return false
-		}
-	}
-	return true
-}
-
-func asciiEqualFold(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
+	return p != "" && p[0] == '/' && http1.ValidTarget(p)
 }
 
 // dispatchLocked runs st's handler, or queues st while
@@ -189,11 +154,7 @@ func (c *conn) dispatchLocked(st *Stream) error {
 	}
 	if c.running < int(c.cfg.MaxConcurrentStreams) {
 		c.running++
-		select {
-		case c.srv.work <- st: // an idle worker takes it
-		default:
-			go c.srv.worker(st)
-		}
+		c.srv.run(st)
 		return nil
 	}
 	c.queue = append(c.queue, st)
@@ -208,6 +169,15 @@ func (c *conn) dispatchLocked(st *Stream) error {
 // grows its stack anew each time, and copying stacks cost more than the
 // hand-off; parked workers' stacks shrink back at GC.
 const maxIdleWorkers = 256
+
+// run hands st to an idle worker, or to a new one.
+func (s *Server) run(st *Stream) {
+	select {
+	case s.work <- st:
+	default:
+		go s.worker(st)
+	}
+}
 
 // worker runs st's handler, then those of the streams its connection
 // queued meanwhile, then waits for a next stream of any connection,

@@ -82,7 +82,8 @@ type Config struct {
 	// WriteTimeout bounds a write to the client, and a handler's wait for
 	// the client to open a flow-control window.
 	WriteTimeout time.Duration
-	// Logger gets what goes wrong with a connection, at debug.
+	// Logger gets what goes wrong with a connection, at debug; a handler
+	// that panicked, at error.
 	Logger hclog.Logger
 }
 
@@ -171,7 +172,7 @@ func (s *Server) Shutdown() {
 	}
 	s.mu.Unlock()
 	for _, c := range conns {
-		c.goAway(http2.ErrCodeNo, false)
+		go c.goAway(http2.ErrCodeNo, false) // its write may wait for a client that does not read
 	}
 }
 
@@ -188,6 +189,7 @@ var (
 	// ErrReadTimeout: no body bytes came before the read deadline.
 	ErrReadTimeout = errors.New("http2: request body read timed out")
 	errNoHead      = errors.New("http2: body written before the response head")
+	errWriteClosed = errors.New("http2: connection closing after GOAWAY")
 	errEnded       = errors.New("http2: write after the end of the stream")
 )
 
@@ -280,13 +282,27 @@ func (c *conn) refuse() {
 // closeSoon ends the writing half of the connection after a final GOAWAY
 // and gives the client goAwayLinger to close its own: the reader drains
 // what still comes meanwhile, so that closing with unread bytes does not
-// reset the connection before the client read the GOAWAY. Any goroutine
-// may call it.
+// reset the connection before the client read the GOAWAY. It flushes
+// first, under the write lock: a flush that the GOAWAY's writer left to
+// a writer waiting behind it would otherwise meet a closed half and be
+// lost, GOAWAY and all. Later writes are dropped (errWriteClosed). Any
+// goroutine may call it, but not under mu (the flush may wait for the
+// client).
 func (c *conn) closeSoon() {
 	c.lingering.Store(true)
-	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
-		_ = cw.CloseWrite()
+	c.lockWrite()
+	if c.werr == nil {
+		if err := c.bw.Flush(); err != nil {
+			c.writeFailed(err)
+		} else {
+			c.werr = errWriteClosed
+			if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+				_ = cw.CloseWrite()
+			}
+		}
 	}
+	c.flushWanted = false
+	c.wmu.Unlock()
 	_ = c.nc.SetReadDeadline(time.Now().Add(goAwayLinger))
 }
 
@@ -353,7 +369,7 @@ func (c *conn) readLoop(f http2.Frame) {
 				c.streamError(se)
 			}
 		}
-		if c.br.Buffered() < frameHeaderLen && c.flushDue.Load() {
+		if !c.frameBuffered() && c.flushDue.Load() {
 			c.lockWrite()
 			c.unlockWrite(true)
 		}

@@ -53,8 +53,9 @@ type Stream struct {
 	cancel      context.CancelFunc
 
 	// Under c.wmu.
-	wclosed bool // END_STREAM or RST_STREAM sent: no more frames
-	rstSent bool
+	wclosed  bool // END_STREAM or RST_STREAM sent: no more frames
+	rstSent  bool
+	headSent bool // the final head is written: no 100 Continue after it
 
 	// The handler's.
 	status       int
@@ -62,7 +63,6 @@ type Stream struct {
 	headPending  bool // set by WriteHead, sent with what follows
 	final        bool // a final (non-1xx) head was given
 	ended        bool
-	sentContinue bool
 	readDeadline time.Time
 	wbuf         []byte
 	wbufp        *[]byte // wbuf's pool entry
@@ -76,7 +76,8 @@ const (
 )
 
 // Gone reports, without blocking, whether the stream ended under its
-// handler: reset by the client, or the connection gone.
+// handler: reset by the client or by the server (a bad body, a window
+// kept shut past WriteTimeout), or the connection gone.
 func (st *Stream) Gone() bool { return st.why.Load() != 0 }
 
 // Context ends when the stream does: reset, connection closed, or its
@@ -108,10 +109,13 @@ func (st *Stream) failure() error {
 // error a cut one. After io.EOF, Trailers has the request's trailers.
 func (st *Stream) Read(p []byte) (int, error) {
 	c := st.c
-	if st.expectContinue && !st.sentContinue && !st.final {
-		st.sentContinue = true
+	if st.expectContinue {
+		// The reader of the body may not be the handler (an h2c app's
+		// transport reads on its own goroutine): whether the final head
+		// went already is known under wmu only.
+		st.expectContinue = false
 		c.lockWrite()
-		if c.writableLocked(st) == nil {
+		if !st.headSent && c.writableLocked(st) == nil {
 			c.writeHeaders(st.id, 100, nil, false)
 		}
 		c.unlockWrite(true)
@@ -334,7 +338,7 @@ func (st *Stream) push(data []byte, end bool, trailers []hpack.HeaderField, flus
 		}
 		closed := false
 		if st.headPending {
-			st.headPending = false
+			st.headPending, st.headSent = false, true
 			closed = endNow && k == 0 && trailers == nil
 			c.writeHeaders(st.id, st.status, st.head, closed)
 		}
@@ -436,6 +440,7 @@ func (st *Stream) giveBack(k int) {
 	c.mu.Lock()
 	c.sendWin += int64(k)
 	st.sendWin += int64(k)
+	c.wakeFlowLocked() // another stream may wait for the connection's window
 	c.mu.Unlock()
 }
 

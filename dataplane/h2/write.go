@@ -41,10 +41,10 @@ func (c *conn) unlockWrite(flush bool) {
 	c.wmu.Unlock()
 }
 
-// unlockReader is the reader's unlockWrite: while more frames are
+// unlockReader is the reader's unlockWrite: while more whole frames are
 // buffered it answers them first and flushes once, before it waits.
 func (c *conn) unlockReader() {
-	if c.br.Buffered() >= frameHeaderLen {
+	if c.frameBuffered() {
 		c.flushDue.Store(true)
 		c.unlockWrite(false)
 		return
@@ -64,6 +64,17 @@ func (c *conn) writeFailed(err error) {
 }
 
 const frameHeaderLen = 9
+
+// frameBuffered reports whether a whole frame is buffered, which the
+// reader takes without waiting for the socket; the reader's only.
+func (c *conn) frameBuffered() bool {
+	n := c.br.Buffered()
+	if n < frameHeaderLen {
+		return false
+	}
+	h, _ := c.br.Peek(frameHeaderLen)
+	return n >= frameHeaderLen+(int(h[0])<<16|int(h[1])<<8|int(h[2]))
+}
 
 // writeFrame writes one frame; under wmu.
 func (c *conn) writeFrame(t http2.FrameType, flags http2.Flags, id uint32, payload []byte) {

@@ -43,7 +43,7 @@ package http1
 //     later: putConn would close a connection with bytes already
 //     buffered, but an instance may as well send them after the reuse.
 //   - net/http's server also checks the Host header's characters
-//     (httpguts.ValidHostHeader); validHost refuses a superset of what
+//     (httpguts.ValidHostHeader); ValidHost refuses a superset of what
 //     that refuses, so the check is left out here.
 //
 // What these tests found in the data plane, fixed, each kept as a

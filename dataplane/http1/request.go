@@ -177,7 +177,7 @@ func ParseRequest(head string, r *Request) error {
 	line, s := CutLine(s)
 	method, rest, ok1 := strings.Cut(line, " ")
 	target, proto, ok2 := strings.Cut(rest, " ")
-	if !ok1 || !ok2 || !ValidToken(method) || target == "" || !validTarget(target) {
+	if !ok1 || !ok2 || !ValidToken(method) || target == "" || !ValidTarget(target) {
 		return ErrMalformed
 	}
 	r.Method, r.Target = method, target
@@ -294,7 +294,7 @@ func (r *Request) HopByName(name string) bool {
 func (r *Request) ResolveTarget() error {
 	// RFC 9112 3.2: one Host on HTTP/1.1, and not an empty one (an empty
 	// Host is for a target without authority, which no app has).
-	if r.hosts > 1 || (r.hosts == 0 || r.Host == "") && !r.HTTP10 || !validHost(r.Host) {
+	if r.hosts > 1 || (r.hosts == 0 || r.Host == "") && !r.HTTP10 || !ValidHost(r.Host) {
 		return ErrMissingHost
 	}
 	t := r.Target
@@ -328,7 +328,7 @@ func (r *Request) ResolveTarget() error {
 		// The authority as net/http reads it, or 400: a numeric port,
 		// brackets around an IPv6 address, and no percent-encoding
 		// (net/http would decode it, and read another host name).
-		if !validHost(r.Host) || strings.IndexByte(r.Host, '%') >= 0 {
+		if !ValidHost(r.Host) || strings.IndexByte(r.Host, '%') >= 0 {
 			return ErrMalformed
 		}
 		if _, err := url.ParseRequestURI(r.Target); err != nil {
@@ -434,8 +434,9 @@ func ValidValue[T string | []byte](s T) bool {
 	return true
 }
 
-// validTarget refuses control characters and spaces in a request target.
-func validTarget(s string) bool {
+// ValidTarget refuses control characters and spaces in a request target
+// (HTTP/2's :path too, in dataplane/h2).
+func ValidTarget(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c <= ' ' || c == 0x7f {
 			return false
@@ -444,9 +445,9 @@ func validTarget(s string) bool {
 	return true
 }
 
-// validHost accepts what may appear in a Host header: host, optional
-// port, IPv6 literal.
-func validHost(s string) bool {
+// ValidHost accepts what may appear in a Host header (or HTTP/2's
+// :authority, in dataplane/h2): host, optional port, IPv6 literal.
+func ValidHost(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c <= ' ' || c >= 0x7f || strings.IndexByte("\"#/<>?@\\^`{|}", c) >= 0 {
