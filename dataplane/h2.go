@@ -35,11 +35,11 @@ import (
 )
 
 // maxConcurrentStreams bounds the streams of one HTTP/2 connection.
-const maxConcurrentStreams = 250
+const maxConcurrentStreams = h2.DefaultMaxConcurrentStreams
 
 // newH2 makes the HTTP/2 server of a Proxy. What it says of a connection
 // (a client's protocol error, a rapid-reset flood cut off) goes to hclog
-// at debug.
+// at debug; a handler's panic at error.
 func newH2(p *Proxy) *h2.Server {
 	return h2.NewServer(h2.Config{
 		MaxConcurrentStreams: maxConcurrentStreams,
@@ -289,7 +289,8 @@ func (st *h2stream) writeBody(ex *exchange, bc *http1.Conn) error {
 	_, _ = bc.BW.WriteString("0\r\n")
 	for _, f := range st.s.Trailers() {
 		if trailerAllowed(f.Name) && http1.ValidToken(f.Name) && http1.ValidValue(f.Value) {
-			_, _ = bc.BW.WriteString(f.Name + ": " + f.Value + "\r\n")
+			hdr = http1.AppendField(hdr[:0], f.Name, f.Value)
+			_, _ = bc.BW.Write(hdr)
 		}
 	}
 	_, _ = bc.BW.WriteString("\r\n")

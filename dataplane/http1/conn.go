@@ -114,8 +114,13 @@ func NewConn(nc net.Conn) *Conn {
 // its prepare), and FlushOnRead defers it only when no byte of the
 // request has reached the socket since the connection was handed out (a
 // request that fits BW); otherwise, or on a connection that is not a
-// socket, it flushes at once. A server that closed the connection in the
-// meantime answers the request with a reset, which the wait sees.
+// socket, it flushes at once. What the server sent between Pool.Get's
+// probe and the wait is the one thing the wait can miss: its end, if it
+// closed the idle connection just then. A server that closed it whole
+// answers the request with a reset, which the wait sees; one that only
+// shut its writing half sends nothing more, and the wait lasts until the
+// read deadline (the proxy's 250 ms client check), after which the next
+// read finds the end.
 //
 // The flush's error, if any, is what the read returns, as Flush would
 // have; Sent tells, after the read, whether the request left.
