@@ -835,3 +835,57 @@ func TestContinueFromAnotherGoroutine(t *testing.T) {
 		}
 	}
 }
+
+// TestShutdownDoesNotWait: Shutdown returns while a connection's writer
+// is stuck (here the test holds its write lock, as a flush to a client
+// that does not read would), and the other connections get their GOAWAY.
+func TestShutdownDoesNotWait(t *testing.T) {
+	s := serve(t, Config{}, false, echo)
+	stuck := s.dialRaw(t)
+	var c *conn
+	waitFor(t, "the first connection", func() bool { return s.anyConn(func(cc *conn) bool { c = cc; return true }) })
+	other := s.dialRaw(t)
+	waitFor(t, "the second connection", func() bool {
+		s.srv.mu.Lock()
+		defer s.srv.mu.Unlock()
+		return len(s.srv.conns) == 2
+	})
+	c.lockWrite()
+	returned := make(chan struct{})
+	go func() { s.srv.Shutdown(); close(returned) }()
+	select {
+	case <-returned:
+	case <-time.After(5 * time.Second):
+		t.Error("Shutdown waited for a stuck connection")
+	}
+	if f := other.until(func(f http2.Frame) bool { _, ok := f.(*http2.GoAwayFrame); return ok }); f == nil {
+		t.Error("the other connection got no GOAWAY")
+	}
+	c.unlockWrite(true)
+	<-returned
+	if f := stuck.until(func(f http2.Frame) bool { _, ok := f.(*http2.GoAwayFrame); return ok }); f == nil {
+		t.Error("the stuck connection got no GOAWAY once it could write")
+	}
+}
+
+// TestPartialFrameDoesNotHoldFlush: the reader answers what it read (a
+// PING) before it waits for the rest of a frame whose header alone came;
+// a frame header in the buffer is not a frame it can take without the
+// socket.
+func TestPartialFrameDoesNotHoldFlush(t *testing.T) {
+	s := serve(t, Config{}, false, echo)
+	r := s.dialRaw(t)
+	var b bytes.Buffer
+	fr := http2.NewFramer(&b, nil)
+	_ = fr.WritePing(false, [8]byte{'p', 'a', 'r', 't', 'i', 'a', 'l', '!'})
+	_ = fr.WritePing(false, [8]byte{'r', 'e', 's', 't'})
+	whole := b.Bytes()
+	if _, err := r.nc.Write(whole[:len(whole)-4]); err != nil { // the second PING cut short
+		t.Fatal(err)
+	}
+	_ = r.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	f := r.until(func(f http2.Frame) bool { pf, ok := f.(*http2.PingFrame); return ok && pf.IsAck() })
+	if f == nil || string(f.(*http2.PingFrame).Data[:]) != "partial!" {
+		t.Fatalf("got %v, want the first PING's ACK while the second is incomplete", f)
+	}
+}
