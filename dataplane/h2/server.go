@@ -369,7 +369,7 @@ func (c *conn) readLoop(f http2.Frame) {
 				c.streamError(se)
 			}
 		}
-		if !c.frameBuffered() && c.flushDue.Load() {
+		if c.flushDue.Load() && !c.frameBuffered() {
 			c.lockWrite()
 			c.unlockWrite(true)
 		}
